@@ -1,0 +1,81 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "rapidflow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rapidflow", targets: ["rapidflow"]),
+        .library(name: "RapidFlowServer", targets: ["RapidFlowServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Domain types, config parsing, validation and errors: no I/O.
+        .target(
+            name: "RapidFlowCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The store protocol and its SQL implementation.
+        .target(
+            name: "RapidFlowStore",
+            dependencies: [
+                "RapidFlowCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // posix_spawn with a new session and a chdir, which Glibc's Swift overlay does not expose.
+        .target(name: "CRapidFlowProcess"),
+        // Workspaces, executors, process control and log capture.
+        .target(
+            name: "RapidFlowRunner",
+            dependencies: [
+                "RapidFlowCore", "CRapidFlowProcess",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // HTTP, WebSocket, scheduling, dispatch and recovery.
+        .target(
+            name: "RapidFlowServer",
+            dependencies: [
+                "RapidFlowCore", "RapidFlowStore", "RapidFlowRunner",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "rapidflow",
+            dependencies: [
+                "RapidFlowServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(name: "RapidFlowCoreTests", dependencies: ["RapidFlowCore"]),
+        .testTarget(name: "RapidFlowStoreTests", dependencies: ["RapidFlowStore"]),
+        .testTarget(name: "RapidFlowRunnerTests", dependencies: ["RapidFlowRunner"]),
+        .testTarget(
+            name: "RapidFlowServerTests",
+            dependencies: [
+                "RapidFlowServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]
+        ),
+    ]
+)

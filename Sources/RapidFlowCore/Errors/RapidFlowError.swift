@@ -1,0 +1,54 @@
+/// An error the domain reports to callers: a stable code and a sentence a person can act on.
+///
+/// The code is a struct rather than an enum so that new codes never break callers
+/// that switch over the ones they know. The server maps codes to HTTP statuses in one place.
+public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidRequest = Code(rawValue: "invalid_request")
+        public static let invalidConfig = Code(rawValue: "invalid_config")
+        public static let invalidJSON = Code(rawValue: "invalid_json")
+        public static let invalidID = Code(rawValue: "invalid_id")
+        public static let jobNotFound = Code(rawValue: "job_not_found")
+        public static let stepNotFound = Code(rawValue: "step_not_found")
+        public static let pipelineNotFound = Code(rawValue: "pipeline_not_found")
+        public static let routeNotFound = Code(rawValue: "route_not_found")
+        public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
+        public static let jobNotCancellable = Code(rawValue: "job_not_cancellable")
+        public static let jobNotRetryable = Code(rawValue: "job_not_retryable")
+        public static let jobNotFinished = Code(rawValue: "job_not_finished")
+        public static let bodyTooLarge = Code(rawValue: "body_too_large")
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        public static let notReady = Code(rawValue: "not_ready")
+        public static let internalError = Code(rawValue: "internal_error")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public static func invalidConfig(_ message: String) -> RapidFlowError {
+        RapidFlowError(.invalidConfig, message)
+    }
+
+    public static func jobNotFound(_ id: Int) -> RapidFlowError {
+        RapidFlowError(.jobNotFound, "job \(id) does not exist")
+    }
+
+    public static func stepNotFound(_ id: Int) -> RapidFlowError {
+        RapidFlowError(.stepNotFound, "step \(id) does not exist")
+    }
+
+    public static func pipelineNotFound(_ id: Int) -> RapidFlowError {
+        RapidFlowError(.pipelineNotFound, "pipeline \(id) does not exist")
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import Yams
+
+/// A pipeline config, parsed from its YAML and checked key by key.
+///
+/// Parsing walks the YAML node tree instead of decoding into a struct so that every
+/// refusal names the exact key at fault (unknown keys, wrong types, a non-string env value).
+public struct PipelineConfig: Sendable, Equatable {
+    public struct StepConfig: Sendable, Equatable {
+        public var type: String
+        public var name: String?
+        public var content: String
+        public var phase: Phase
+    }
+
+    public var name: String?
+    public var language: String?
+    public var version: String?
+    public var image: String?
+    public var repo: String?
+    public var branch: String?
+    public var folder: String?
+    public var exposePorts: Bool
+    public var env: [(key: String, value: String)]
+    public var steps: [StepConfig]
+    public var killTimeoutSeconds: Double?
+    public var timeoutSeconds: Double?
+
+    public static let knownKeys: Set<String> = [
+        "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "steps",
+        "kill_timeout_seconds", "timeout_seconds",
+    ]
+    public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
+    public static let stepTypes: Set<String> = ["bash"]
+
+    public static func == (lhs: PipelineConfig, rhs: PipelineConfig) -> Bool {
+        lhs.name == rhs.name && lhs.language == rhs.language && lhs.version == rhs.version && lhs.image == rhs.image
+            && lhs.repo == rhs.repo && lhs.branch == rhs.branch && lhs.folder == rhs.folder
+            && lhs.exposePorts == rhs.exposePorts && lhs.steps == rhs.steps
+            && lhs.env.map(\.key) == rhs.env.map(\.key) && lhs.env.map(\.value) == rhs.env.map(\.value)
+            && lhs.killTimeoutSeconds == rhs.killTimeoutSeconds && lhs.timeoutSeconds == rhs.timeoutSeconds
+    }
+
+    /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
+    public init(yaml: String, limits: Limits = .default) throws(RapidFlowError) {
+        guard !yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw .invalidConfig("config is empty: it must be a YAML mapping with at least a 'steps' list")
+        }
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw RapidFlowError.invalidConfig("config is empty: it must be a YAML mapping with at least a 'steps' list")
+            }
+            root = node
+        } catch let error as RapidFlowError {
+            throw error
+        } catch {
+            throw .invalidConfig("config is not valid YAML: \(Self.describe(error))")
+        }
+        guard case .mapping(let mapping) = root else {
+            throw .invalidConfig("config must be a YAML mapping of keys (name, steps, env, ...)")
+        }
+
+        var name: String?, language: String?, version: String?, image: String?
+        var repo: String?, branch: String?, folder: String?
+        var exposePorts = false
+        var env: [(key: String, value: String)] = []
+        var steps: [StepConfig]?
+        var killTimeout: Double?, timeout: Double?
+        var seen = Set<String>()
+
+        for (keyNode, value) in mapping {
+            guard let key = Self.scalarString(keyNode) else {
+                throw .invalidConfig("config keys must be strings")
+            }
+            guard Self.knownKeys.contains(key) else {
+                throw .invalidConfig(
+                    "unknown config key '\(key)'; known keys: \(Self.knownKeys.sorted().joined(separator: ", "))")
+            }
+            guard seen.insert(key).inserted else {
+                throw .invalidConfig("config key '\(key)' appears twice")
+            }
+            switch key {
+            case "name": name = try Self.text(value, key: key)
+            case "language": language = try Self.text(value, key: key)
+            case "version": version = try Self.text(value, key: key)
+            case "image": image = try Self.text(value, key: key)
+            case "repo": repo = try Self.text(value, key: key)
+            case "branch": branch = try Self.text(value, key: key)
+            case "folder": folder = try Self.text(value, key: key)
+            case "expose_ports":
+                guard case .scalar = value, let flag = value.bool else {
+                    throw .invalidConfig("'expose_ports' must be true or false")
+                }
+                exposePorts = flag
+            case "env": env = try Self.environment(value, limits: limits)
+            case "steps": steps = try Self.steps(value, limits: limits)
+            case "kill_timeout_seconds": killTimeout = try Self.seconds(value, key: key)
+            case "timeout_seconds": timeout = try Self.seconds(value, key: key)
+            default: break
+            }
+        }
+        guard let steps else {
+            throw .invalidConfig("config has no 'steps': give a list of at least one bash step")
+        }
+        if let folder { try Self.checkRelativePath(folder, key: "folder") }
+        if let branch { try RefValidation.checkRef(branch, field: "branch") }
+
+        self.name = name
+        self.language = language
+        self.version = version
+        self.image = image
+        self.repo = repo
+        self.branch = branch
+        self.folder = folder
+        self.exposePorts = exposePorts
+        self.env = env
+        self.steps = steps
+        self.killTimeoutSeconds = killTimeout
+        self.timeoutSeconds = timeout
+    }
+
+    // MARK: - Pieces
+
+    private static func steps(_ node: Node, limits: Limits) throws(RapidFlowError) -> [StepConfig] {
+        guard case .sequence(let sequence) = node else {
+            throw .invalidConfig("'steps' must be a list of steps")
+        }
+        guard !sequence.isEmpty else {
+            throw .invalidConfig("'steps' is empty: a pipeline needs at least one step")
+        }
+        guard sequence.count <= limits.maxSteps else {
+            throw .invalidConfig("'steps' has \(sequence.count) steps; at most \(limits.maxSteps) are allowed")
+        }
+        var result: [StepConfig] = []
+        for (index, item) in sequence.enumerated() {
+            let label = "steps[\(index)]"
+            var step: StepConfig
+            switch item {
+            case .scalar:
+                guard let content = scalarString(item) else {
+                    throw .invalidConfig("\(label) must be a string or a mapping with 'type' and 'content'")
+                }
+                step = StepConfig(type: "bash", name: nil, content: content, phase: .build)
+            case .mapping(let mapping):
+                var type = "bash", name: String?, content: String?, phase = Phase.build
+                for (keyNode, value) in mapping {
+                    guard let key = scalarString(keyNode) else {
+                        throw .invalidConfig("\(label) keys must be strings")
+                    }
+                    switch key {
+                    case "type": type = try text(value, key: "\(label).type")
+                    case "name": name = try text(value, key: "\(label).name")
+                    case "content": content = try text(value, key: "\(label).content")
+                    case "phase":
+                        let raw = try text(value, key: "\(label).phase")
+                        guard let parsed = Phase(rawValue: raw) else {
+                            throw .invalidConfig("\(label).phase '\(raw)' is not one of build, test, publish")
+                        }
+                        phase = parsed
+                    default:
+                        throw .invalidConfig(
+                            "unknown key '\(key)' in \(label); known keys: \(knownStepKeys.sorted().joined(separator: ", "))")
+                    }
+                }
+                guard stepTypes.contains(type) else {
+                    throw .invalidConfig("\(label) has unknown type '\(type)'; supported types: \(stepTypes.sorted().joined(separator: ", "))")
+                }
+                guard let content else {
+                    throw .invalidConfig("\(label) has no 'content': give the bash script to run")
+                }
+                step = StepConfig(type: type, name: name, content: content, phase: phase)
+            default:
+                throw .invalidConfig("\(label) must be a string or a mapping with 'type' and 'content'")
+            }
+            guard !step.content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw .invalidConfig("\(label) has an empty script")
+            }
+            guard step.content.utf8.count <= limits.maxScriptBytes else {
+                throw .invalidConfig("\(label) script is \(step.content.utf8.count) bytes; at most \(limits.maxScriptBytes) are allowed")
+            }
+            result.append(step)
+        }
+        return result
+    }
+
+    private static func environment(_ node: Node, limits: Limits) throws(RapidFlowError) -> [(key: String, value: String)] {
+        guard case .mapping(let mapping) = node else {
+            throw .invalidConfig("'env' must be a mapping of NAME: \"value\"")
+        }
+        var result: [(key: String, value: String)] = []
+        for (keyNode, value) in mapping {
+            guard let key = scalarString(keyNode) else {
+                throw .invalidConfig("'env' keys must be strings")
+            }
+            try EnvironmentValidation.checkName(key, field: "env")
+            guard case .scalar = value, value.tag.description == Tag.Name.str.rawValue, let text = value.string else {
+                throw .invalidConfig("env value of '\(key)' must be a string; quote it, e.g. \(key): \"value\"")
+            }
+            result.append((key, text))
+        }
+        try EnvironmentValidation.checkCount(result.count, limits: limits)
+        return result
+    }
+
+    private static func text(_ node: Node, key: String) throws(RapidFlowError) -> String {
+        guard case .scalar = node, let value = scalarString(node) else {
+            throw .invalidConfig("'\(key)' must be a string")
+        }
+        return value
+    }
+
+    private static func seconds(_ node: Node, key: String) throws(RapidFlowError) -> Double {
+        guard case .scalar = node, let value = node.float, value > 0, value.isFinite else {
+            throw .invalidConfig("'\(key)' must be a positive number of seconds")
+        }
+        return value
+    }
+
+    /// A scalar's text as written, whatever type YAML would resolve it to (`version: 1.21` is "1.21").
+    private static func scalarString(_ node: Node) -> String? {
+        guard case .scalar(let scalar) = node else { return nil }
+        if scalar.tag.description == Tag.Name.null.rawValue { return nil }
+        return scalar.string
+    }
+
+    static func checkRelativePath(_ path: String, key: String) throws(RapidFlowError) {
+        if path.hasPrefix("/") || path.split(separator: "/").contains("..") || path.contains("\0") {
+            throw .invalidConfig("'\(key)' must be a path inside the workspace (no leading '/', no '..')")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let yaml = error as? YamlError {
+            return String(describing: yaml).split(separator: "\n").first.map(String.init) ?? "parse error"
+        }
+        return "parse error"
+    }
+}
+
+extension PipelineConfig {
+    /// The steps and snapshot a job of this config runs; the clone of `repo` is its first step.
+    public func plan(configText: String, branchOverride: String?) -> (snapshot: JobSnapshot, steps: [StepPlan]) {
+        let branch = branchOverride ?? self.branch
+        let snapshot = JobSnapshot(
+            language: language, version: version, image: image, repo: repo, branch: branch, folder: folder,
+            exposePorts: exposePorts, config: configText, killTimeoutSeconds: killTimeoutSeconds,
+            timeoutSeconds: timeoutSeconds)
+        var steps: [StepPlan] = []
+        if let repo {
+            steps.append(StepPlan(type: "git", name: "clone", content: GitClonePlan(url: repo, ref: branch).description, phase: .build))
+        }
+        steps += self.steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) }
+        return (snapshot, steps)
+    }
+}

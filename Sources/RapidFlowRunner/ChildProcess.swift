@@ -1,0 +1,172 @@
+import CRapidFlowProcess
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// How a child process ended.
+public enum Termination: Sendable, Equatable {
+    case exited(Int32)
+    case signalled(Int32)
+
+    /// The shell's convention: a signal `n` reads as exit code `128 + n`.
+    public var exitCode: Int {
+        switch self {
+        case .exited(let code): Int(code)
+        case .signalled(let signal): 128 + Int(signal)
+        }
+    }
+}
+
+/// What to start: the program, its arguments, its whole environment and where it runs.
+public struct ProcessSpec: Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var workingDirectory: String?
+
+    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String?) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
+}
+
+/// Runs child processes in their own session, with stdout and stderr on one pipe so the
+/// output keeps the order it was printed in.
+///
+/// Reading is event-driven (a NIO pipe channel); waiting for the exit blocks one thread of a
+/// dedicated pool, sized for the number of steps that may run at once.
+public struct ProcessLauncher: Sendable {
+    private let waiters: NIOThreadPool
+    /// How long to keep reading after the child exits, for output still in the pipe
+    /// from processes that escaped its group.
+    public var drainTimeout: Duration = .seconds(2)
+
+    public init(waiters: NIOThreadPool) {
+        self.waiters = waiters
+    }
+
+    /// Starts `spec`, hands its pid (which is also its process group and session id) to
+    /// `started`, passes every chunk of output to `output` in order, and returns how it ended.
+    /// When the child exits, whatever is left of its process group is killed.
+    public func run(
+        _ spec: ProcessSpec,
+        started: @Sendable (pid_t) async -> Void,
+        output: @escaping @Sendable (ByteBuffer) async throws -> Void
+    ) async throws -> Termination {
+        var fds: [Int32] = [-1, -1]
+        let pipeStatus = fds.withUnsafeMutableBufferPointer { rapidflow_pipe_cloexec($0.baseAddress!) }
+        guard pipeStatus == 0 else { throw ProcessError.spawnFailed(spec.executable, errno: pipeStatus) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+
+        let pid: pid_t
+        do {
+            pid = try Self.spawn(spec, outputFD: writeEnd)
+        } catch {
+            close(readEnd)
+            close(writeEnd)
+            throw error
+        }
+        close(writeEnd)
+
+        let channel: NIOAsyncChannel<ByteBuffer, Never>
+        do {
+            channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .takingOwnershipOfDescriptor(input: readEnd) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            close(readEnd)
+            kill(-pid, SIGKILL)
+            _ = try? await waitForExit(pid)
+            throw error
+        }
+        await started(pid)
+
+        let drainTimeout = self.drainTimeout
+        return try await withThrowingTaskGroup(of: Termination?.self) { group in
+            group.addTask {
+                try await channel.executeThenClose { inbound, _ in
+                    for try await chunk in inbound {
+                        try await output(chunk)
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                let termination = try await waitForExit(pid)
+                // Background processes the step left behind die with it.
+                kill(-pid, SIGKILL)
+                return termination
+            }
+            var termination: Termination?
+            var readerDone = false
+            while let result = try await group.next() {
+                if let result {
+                    termination = result
+                    if !readerDone {
+                        group.addTask {
+                            try? await Task.sleep(for: drainTimeout)
+                            channel.channel.close(promise: nil)
+                            return nil
+                        }
+                    }
+                } else if !readerDone {
+                    readerDone = true
+                }
+                if termination != nil && readerDone {
+                    group.cancelAll()
+                    break
+                }
+            }
+            return termination!
+        }
+    }
+
+    private func waitForExit(_ pid: pid_t) async throws -> Termination {
+        try await waiters.runIfActive {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 {
+                guard errno == EINTR else { throw ProcessError.waitFailed(pid, errno: errno) }
+            }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG as the C macros compute them.
+            if status & 0x7f == 0 { return .exited((status >> 8) & 0xff) }
+            return .signalled(status & 0x7f)
+        }
+    }
+
+    private static func spawn(_ spec: ProcessSpec, outputFD: Int32) throws -> pid_t {
+        let argv = ([spec.executable] + spec.arguments).map { strdup($0) }
+        let envp = spec.environment.map { strdup("\($0.key)=\($0.value)") }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
+            (envp + [nil]).withUnsafeBufferPointer { envpPointer in
+                if let directory = spec.workingDirectory {
+                    return rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
+                }
+                return rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, nil, outputFD, &pid)
+            }
+        }
+        guard status == 0 else { throw ProcessError.spawnFailed(spec.executable, errno: status) }
+        return pid
+    }
+}
+
+public enum ProcessError: Error, CustomStringConvertible {
+    case spawnFailed(String, errno: Int32)
+    case waitFailed(pid_t, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .spawnFailed(let path, let code): "could not start \(path): \(String(cString: strerror(code)))"
+        case .waitFailed(let pid, let code): "could not wait for process \(pid): \(String(cString: strerror(code)))"
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import NIOCore
+import RapidFlowCore
+
+/// Runs each step as `bash -eo pipefail -c <content>` on this machine, in its own session.
+public struct ShellExecutor: StepExecutor {
+    public let name = "shell"
+    private let launcher: ProcessLauncher
+    private let baseEnvironment: [String: String]
+
+    public init(launcher: ProcessLauncher, baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment()) {
+        self.launcher = launcher
+        self.baseEnvironment = baseEnvironment
+    }
+
+    /// A clean environment: the service's own variables (its token among them) never reach a step.
+    public static func defaultEnvironment() -> [String: String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var environment: [String: String] = [
+            "PATH": inherited["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "CI": "true",
+            "RAPIDFLOW": "true",
+        ]
+        for key in ["HOME", "USER", "TZ"] {
+            if let value = inherited[key] { environment[key] = value }
+        }
+        return environment
+    }
+
+    public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        let spec = ProcessSpec(
+            executable: "/bin/bash",
+            arguments: Self.arguments(for: step),
+            environment: environment(for: step),
+            workingDirectory: step.type == "git" ? step.workspace : step.workingDirectory)
+        let termination = try await launcher.run(
+            spec,
+            started: { pid in
+                step.control.attach(processGroup: pid)
+                await events.started(processGroup: pid)
+            },
+            output: { try await events.output($0) })
+        // Whatever escaped the group (a setsid grandchild) goes when the step ends.
+        ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL)
+        return termination.exitCode
+    }
+
+    func environment(for step: StepInvocation) -> [String: String] {
+        var environment = baseEnvironment
+        environment["RAPIDFLOW_JOB_ID"] = String(step.jobID)
+        environment["RAPIDFLOW_STEP_ID"] = String(step.stepID)
+        environment["RAPIDFLOW_WORKSPACE"] = step.workspace
+        for (key, value) in step.environment { environment[key] = value }
+        environment[ProcessSweeper.markerVariable] = step.control.marker
+        return environment
+    }
+
+    static func arguments(for step: StepInvocation) -> [String] {
+        switch step.type {
+        case "git":
+            // Values reach git as positional arguments, never spliced into the script.
+            return ["-eo", "pipefail", "-c", GitCheckout.script, "rapidflow-git", step.snapshot.repo ?? "", step.snapshot.branch ?? ""]
+        default:
+            return ["-eo", "pipefail", "-c", step.content]
+        }
+    }
+}
+
+/// The clone of a pipeline's `repo` into the workspace: only what the ref needs.
+enum GitCheckout {
+    static let script = """
+        url="$1"; ref="$2"
+        echo "Cloning $url${ref:+ at $ref}"
+        git init -q .
+        git remote add origin -- "$url"
+        if [ -n "$ref" ]; then
+          git fetch -q --depth 1 origin -- "$ref" || git fetch -q origin
+          git checkout -q FETCH_HEAD 2>/dev/null || git checkout -q "$ref"
+        else
+          git fetch -q --depth 1 origin HEAD
+          git checkout -q FETCH_HEAD
+        fi
+        git log -1 --format='Checked out %H (%s)'
+        """
+}

@@ -1,0 +1,49 @@
+import Foundation
+import NIOCore
+import RapidFlowCore
+
+/// Everything an executor needs to run one step.
+public struct StepInvocation: Sendable {
+    public var jobID: Int
+    public var stepID: Int
+    public var type: String
+    public var content: String
+    /// The job's workspace root.
+    public var workspace: String
+    /// Where the step's script runs: the workspace, or the config's `folder` inside it.
+    public var workingDirectory: String
+    /// The config's env, in order; it wins over the service's defaults.
+    public var environment: [(key: String, value: String)]
+    public var snapshot: JobSnapshot
+    public var control: StepControl
+
+    public init(
+        jobID: Int, stepID: Int, type: String, content: String, workspace: String, workingDirectory: String,
+        environment: [(key: String, value: String)], snapshot: JobSnapshot, control: StepControl
+    ) {
+        self.jobID = jobID
+        self.stepID = stepID
+        self.type = type
+        self.content = content
+        self.workspace = workspace
+        self.workingDirectory = workingDirectory
+        self.environment = environment
+        self.snapshot = snapshot
+        self.control = control
+    }
+}
+
+/// Where a step's output and start go while it runs.
+public protocol StepEvents: Sendable {
+    /// The step's process (group) started.
+    func started(processGroup: pid_t?) async
+    /// A chunk of output, in the order printed.
+    func output(_ chunk: ByteBuffer) async throws
+}
+
+/// Runs steps: locally (shell), in containers (docker), or elsewhere.
+public protocol StepExecutor: Sendable {
+    var name: String { get }
+    /// Runs one step to its end and returns its exit code.
+    func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+import RapidFlowCore
+import RapidFlowRunner
+import RapidFlowStore
+import ServiceLifecycle
+
+/// The running service's parts, for callers (tests, the CLI) that need more than the app.
+public struct RapidFlowService: Sendable {
+    public let store: any JobStore
+    public let scheduler: JobScheduler
+}
+
+/// Builds the whole service: store, executor, scheduler and HTTP server, as one `Service`.
+///
+/// The store opens and migrates before anything serves; the scheduler starts before the
+/// HTTP server and, on shutdown, the server stops first.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> (some ApplicationProtocol, RapidFlowService) {
+    var logger = Logger(label: "rapidflow")
+    logger.logLevel = configuration.logLevel
+
+    let dataDirectory = configuration.absoluteDataDirectory
+    let workspaces = "\(dataDirectory)/workspaces"
+    try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
+    let instanceID = try InstanceIdentity.load(dataDirectory: dataDirectory)
+
+    let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
+    try await store.migrate()
+
+    let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
+    waiters.start()
+    let executor: any StepExecutor = ShellExecutor(launcher: ProcessLauncher(waiters: waiters))
+
+    let broadcaster = LogBroadcaster()
+    let scheduler = JobScheduler(
+        store: store, executor: executor, broadcaster: broadcaster,
+        settings: .init(
+            maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
+            workspacesDirectory: workspaces, instanceID: instanceID),
+        logger: logger)
+
+    let router = buildRouter(
+        configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
+        executorName: executor.name, workspaces: workspaces)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger)
+    app.addServices(scheduler, ResourceCloser(store: store, waiters: waiters))
+    return (app, RapidFlowService(store: store, scheduler: scheduler))
+}
+
+func buildRouter(
+    configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
+    executorName: String, workspaces: String
+) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ErrorEnvelopeMiddleware())
+    HealthController(store: store, executorName: executorName).addRoutes(to: router)
+    PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
+    JobController(store: store, scheduler: scheduler, workspacesDirectory: workspaces).addRoutes(to: router)
+    return router
+}
+
+private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> any JobStore {
+    let database = configuration.database ?? ""
+    if database.isEmpty {
+        return try await SQLJobStore.openSQLite(path: "\(dataDirectory)/rapidflow.sqlite", logger: logger)
+    }
+    if database.hasPrefix("sqlite://") {
+        return try await SQLJobStore.openSQLite(path: String(database.dropFirst("sqlite://".count)), logger: logger)
+    }
+    throw RapidFlowError(.invalidRequest, "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path")
+}
+
+/// Closes the store and the waiter threads after everything else has stopped.
+struct ResourceCloser: Service {
+    let store: any JobStore
+    let waiters: NIOThreadPool
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await store.close()
+        try? await waiters.shutdownGracefully()
+    }
+}
+
+/// A random id kept in the data directory: it marks this service's step processes so a
+/// restart can find the orphans of the previous run, and only those.
+enum InstanceIdentity {
+    static func load(dataDirectory: String) throws -> String {
+        let path = "\(dataDirectory)/instance-id"
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            !existing.isEmpty
+        {
+            return existing
+        }
+        let id = UUID().uuidString.lowercased()
+        try id.write(toFile: path, atomically: true, encoding: .utf8)
+        return id
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Hummingbird
+import RapidFlowCore
+import RapidFlowStore
+
+/// `/jobs` and `/steps`: reading jobs, their steps and output, and stopping or retrying them.
+struct JobController<Context: RequestContext> {
+    let store: any JobStore
+    let scheduler: JobScheduler
+    let workspacesDirectory: String
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("jobs", use: list)
+        router.get("jobs/:id", use: show)
+        router.get("jobs/:id/details", use: details)
+        router.get("jobs/:id/status", use: status)
+        router.get("jobs/:id/logs", use: logs)
+        router.get("steps/:id/logs", use: stepLogs)
+        router.post("jobs/:id/cancel", use: cancel)
+        router.post("jobs/:id/kill", use: kill)
+        router.post("jobs/:id/retry", use: retry)
+        router.post("jobs/:id/cleanup", use: cleanup)
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> APIResponse {
+        var filter = JobFilter()
+        filter.limit = try RequestParsing.queryInt(request, "limit", range: 1...500) ?? 50
+        filter.before = try RequestParsing.queryInt(request, "before", range: 1...Int.max)
+        filter.pipelineID = try RequestParsing.queryInt(request, "pipeline_id", range: 1...Int.max)
+        if let raw = request.uri.queryParameters.get("status") {
+            guard let status = JobStatus(rawValue: String(raw)) else {
+                throw RapidFlowError(
+                    .invalidRequest,
+                    "query parameter 'status' must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.status = status
+        }
+        return APIResponse(.array(try await store.jobs(filter).map(Payloads.job)))
+    }
+
+    @Sendable func show(_ request: Request, context: Context) async throws -> APIResponse {
+        APIResponse(Payloads.job(try await store.requireJob(id: try RequestParsing.id(context, what: "job"))))
+    }
+
+    @Sendable func details(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        let steps = try await store.steps(jobID: job.id)
+        let outputs = try await store.outputs(jobID: job.id)
+        let environment = try await store.environment(jobID: job.id)
+        let pipeline: JSONValue =
+            if let pipelineID = job.pipelineID {
+                .object([
+                    ("id", .int(pipelineID)), ("name", .optional(job.pipelineName)),
+                    ("config", .optional(job.snapshot.config)),
+                ])
+            } else { .null }
+        return APIResponse(
+            .object([
+                ("job", Payloads.job(job)),
+                ("pipeline", pipeline),
+                ("steps", .array(steps.map { Payloads.step($0, output: outputs[$0.id], idKey: "id") })),
+                ("environments", .array(environment.map(Payloads.environment))),
+            ]))
+    }
+
+    @Sendable func status(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        let steps = try await store.steps(jobID: job.id)
+        return APIResponse(Payloads.status(job: job, steps: steps, concurrentJobs: await scheduler.runningCount))
+    }
+
+    @Sendable func logs(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        let steps = try await store.steps(jobID: job.id)
+        let outputs = try await store.outputs(jobID: job.id)
+        return APIResponse(Payloads.logs(job: job, steps: steps, outputs: outputs))
+    }
+
+    @Sendable func stepLogs(_ request: Request, context: Context) async throws -> APIResponse {
+        let id = try RequestParsing.id(context, what: "step")
+        guard let step = try await store.step(id: id) else { throw RapidFlowError.stepNotFound(id) }
+        return APIResponse(Payloads.step(step, output: try await store.output(stepID: id)))
+    }
+
+    /// Document 002's cancel: answers once the job has stopped.
+    @Sendable func cancel(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
+        return APIResponse(
+            .object([("message", "job cancelled successfully"), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
+    }
+
+    /// Document 000's kill: the same action as cancel.
+    @Sendable func kill(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
+        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
+    }
+
+    @Sendable func retry(_ request: Request, context: Context) async throws -> APIResponse {
+        let original = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        guard original.status.isFinal else {
+            throw RapidFlowError(
+                .jobNotRetryable,
+                "job \(original.id) is \(original.status.rawValue); wait for it to finish or cancel it before retrying")
+        }
+        let steps = try await store.steps(jobID: original.id)
+        let environment = try await store.environment(jobID: original.id)
+        let job = try await store.createJob(
+            NewJob(
+                kind: original.kind, pipelineID: original.pipelineID, pipelineName: original.pipelineName,
+                snapshot: original.snapshot,
+                steps: steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) },
+                environment: environment.map { (key: $0.key, value: $0.value) }, retryOf: original.id))
+        scheduler.wake()
+        return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
+    }
+
+    /// Document 000's cleanup: removes what a finished job left behind.
+    @Sendable func cleanup(_ request: Request, context: Context) async throws -> APIResponse {
+        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        guard job.status.isFinal else {
+            throw RapidFlowError(
+                .jobNotFinished, "job \(job.id) is \(job.status.rawValue); cancel it before cleaning up")
+        }
+        let workspace = "\(workspacesDirectory)/job-\(job.id)"
+        var removed: [JSONValue] = []
+        if FileManager.default.fileExists(atPath: workspace) {
+            try FileManager.default.removeItem(atPath: workspace)
+            removed.append(.string("workspace"))
+        }
+        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("removed", .array(removed))]))
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import RapidFlowCore
+
+/// A JSON value with ordered object keys and explicit nulls, as the payloads are documented.
+///
+/// Payloads are built as values rather than `Encodable` structs so `null` fields are always
+/// present (document 002 shows `"container_id": null`) and key order reads as documented.
+public indirect enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.int(let a), .int(let b)): a == b
+        case (.double(let a), .double(let b)): a == b
+        case (.string(let a), .string(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)): a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
+        default: false
+        }
+    }
+
+    public static func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    public static func optional(_ value: Int?) -> JSONValue { value.map(JSONValue.int) ?? .null }
+    public static func optional(_ value: Double?) -> JSONValue { value.map(JSONValue.double) ?? .null }
+    public static func time(_ value: Date?) -> JSONValue { value.map { .string(Timestamp.format($0)) } ?? .null }
+
+    /// Writes the serialized value into `buffer`.
+    public func write(into buffer: inout ByteBuffer) {
+        switch self {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let value): value ? buffer.writeStaticString("true") : buffer.writeStaticString("false")
+        case .int(let value): buffer.writeString(String(value))
+        case .double(let value):
+            if value.isFinite {
+                buffer.writeString(value == value.rounded() && abs(value) < 1e15 ? String(format: "%.1f", value) : String(value))
+            } else {
+                buffer.writeStaticString("null")
+            }
+        case .string(let value): Self.writeString(value, into: &buffer)
+        case .array(let values):
+            buffer.writeStaticString("[")
+            for (index, value) in values.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                value.write(into: &buffer)
+            }
+            buffer.writeStaticString("]")
+        case .object(let members):
+            buffer.writeStaticString("{")
+            for (index, (key, value)) in members.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                Self.writeString(key, into: &buffer)
+                buffer.writeStaticString(":")
+                value.write(into: &buffer)
+            }
+            buffer.writeStaticString("}")
+        }
+    }
+
+    public var serialized: String {
+        var buffer = ByteBuffer()
+        write(into: &buffer)
+        return String(buffer: buffer)
+    }
+
+    private static func writeString(_ string: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("\"")
+        var pending = string.utf8.startIndex
+        let utf8 = string.utf8
+        var index = pending
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            let escape: String?
+            switch byte {
+            case UInt8(ascii: "\""): escape = "\\\""
+            case UInt8(ascii: "\\"): escape = "\\\\"
+            case 0x0A: escape = "\\n"
+            case 0x0D: escape = "\\r"
+            case 0x09: escape = "\\t"
+            case 0..<0x20, 0x7F: escape = String(format: "\\u%04x", Int(byte))
+            default: escape = nil
+            }
+            if let escape {
+                buffer.writeBytes(utf8[pending..<index])
+                buffer.writeString(escape)
+                pending = utf8.index(after: index)
+            }
+            index = utf8.index(after: index)
+        }
+        buffer.writeBytes(utf8[pending..<utf8.endIndex])
+        buffer.writeStaticString("\"")
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(nilLiteral: ()) { self = .null }
+}

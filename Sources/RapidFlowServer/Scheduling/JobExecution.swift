@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import RapidFlowCore
+import RapidFlowRunner
+import RapidFlowStore
+
+/// Runs one claimed job's steps in order in its workspace and records every state change.
+struct JobExecution {
+    let jobID: Int
+    let run: JobRun
+    let store: any JobStore
+    let executor: any StepExecutor
+    let broadcaster: LogBroadcaster
+    let settings: JobScheduler.Settings
+    let logger: Logger
+
+    /// Returns the job's final status.
+    func run() async throws -> JobStatus {
+        let job = try await store.requireJob(id: jobID)
+        let steps = try await store.steps(jobID: jobID)
+        let environment = try await store.environment(jobID: jobID).map { (key: $0.key, value: $0.value) }
+        let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let workingDirectory = job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace
+
+        var status = JobStatus.success
+        for step in steps where step.status == .pending {
+            if let reason = run.stopReason {
+                status = reason == .cancelled ? .cancelled : .failed
+                break
+            }
+            let stepStatus = try await runStep(step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment)
+            if stepStatus != .success {
+                status = stepStatus == .cancelled ? .cancelled : .failed
+                break
+            }
+        }
+        if let reason = run.stopReason, status == .success {
+            status = reason == .cancelled ? .cancelled : .failed
+        }
+        try await store.skipPendingSteps(jobID: jobID, at: Date())
+        _ = try await store.finishJob(id: jobID, status: status, cancelled: status == .cancelled, at: Date())
+        return status
+    }
+
+    private func runStep(
+        _ step: Step, job: Job, workspace: String, workingDirectory: String, environment: [(key: String, value: String)]
+    ) async throws -> StepStatus {
+        let started = Date()
+        try await store.startStep(id: step.id, at: started, processGroup: nil)
+        var running = step
+        running.status = .running
+        running.startedAt = started
+        await broadcaster.publish(jobID: jobID, event: .stepStarted(running))
+
+        let control = StepControl(marker: "\(settings.instanceID):\(step.id)")
+        run.begin(control)
+        let recorder = StepOutputRecorder(store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id)
+        let invocation = StepInvocation(
+            jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: workspace,
+            workingDirectory: step.type == "git" ? workspace : workingDirectory, environment: environment,
+            snapshot: job.snapshot, control: control)
+
+        var exitCode: Int?
+        do {
+            if step.type != "git", !FileManager.default.fileExists(atPath: workingDirectory) {
+                await recorder.note("working directory '\(job.snapshot.folder ?? ".")' does not exist in the workspace")
+            } else {
+                exitCode = try await executor.run(invocation, events: recorder)
+            }
+        } catch {
+            await recorder.note("the step could not run: \(error)")
+        }
+
+        let status: StepStatus
+        switch exitCode == 0 ? nil : run.stopReason {
+        case .cancelled?:
+            status = .cancelled
+            await recorder.note("step cancelled")
+        case .shutdown?:
+            status = .failed
+            await recorder.note("the service was shut down while this step ran")
+        case nil:
+            status = exitCode == 0 ? .success : .failed
+            if let exitCode, exitCode != 0 { await recorder.note("step failed with exit code \(exitCode)") }
+        }
+        try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: Date())
+        await broadcaster.publish(jobID: jobID, event: .stepFinished(stepID: step.id, status: status, exitCode: exitCode))
+        return status
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import RapidFlowCore
+
+/// What live followers of a job receive, in order.
+enum JobEvent: Sendable {
+    case stepStarted(Step)
+    case log(stepID: Int, offset: Int, data: Data)
+    case stepFinished(stepID: Int, status: StepStatus, exitCode: Int?)
+    case jobFinished(JobStatus)
+}
+
+/// Hands a job's events to its live followers from memory, as they happen.
+///
+/// Each follower has its own bounded buffer: a follower that falls behind is told so
+/// (`overflowed`) and catches up from the store, and never slows the step or the others.
+actor LogBroadcaster {
+    struct Subscription: Sendable {
+        let id: UUID
+        let events: AsyncStream<JobEvent>
+    }
+
+    private var followers: [Int: [UUID: AsyncStream<JobEvent>.Continuation]] = [:]
+    private let bufferLimit: Int
+
+    init(bufferLimit: Int = 4096) {
+        self.bufferLimit = bufferLimit
+    }
+
+    /// Starts following `jobID`; events published from now on are delivered.
+    func subscribe(jobID: Int) -> Subscription {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<JobEvent>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
+        followers[jobID, default: [:]][id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(jobID: jobID, id: id) }
+        }
+        return Subscription(id: id, events: stream)
+    }
+
+    func unsubscribe(jobID: Int, id: UUID) {
+        followers[jobID]?[id]?.finish()
+        followers[jobID]?[id] = nil
+        if followers[jobID]?.isEmpty == true { followers[jobID] = nil }
+    }
+
+    func publish(jobID: Int, event: JobEvent) {
+        guard let subscribers = followers[jobID] else { return }
+        for (id, continuation) in subscribers {
+            if case .dropped = continuation.yield(event) {
+                // Too far behind: end its stream; the follower resumes from the store.
+                continuation.finish()
+                followers[jobID]?[id] = nil
+            }
+        }
+        if case .jobFinished = event {
+            for continuation in followers[jobID]?.values ?? [:].values { continuation.finish() }
+            followers[jobID] = nil
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+import RapidFlowCore
+
+/// Everything `rapidflow serve` can be told, with the embedded defaults.
+public struct ServerConfiguration: Sendable {
+    public enum ExecutorKind: String, Sendable, CaseIterable {
+        case auto, shell, docker, nomad
+    }
+
+    public var host = "127.0.0.1"
+    public var port = 3000
+    public var dataDirectory = ".rapidflow"
+    /// `sqlite:///path` or empty for `<data-dir>/rapidflow.sqlite`.
+    public var database: String?
+    public var executor = ExecutorKind.auto
+    public var maxConcurrentJobs = 4
+    public var secretsDirectory: String?
+    public var apiToken: String?
+    public var killGracePeriod: Duration = .seconds(10)
+    public var limits = Limits.default
+    public var logLevel = Logger.Level.info
+
+    public init() {}
+
+    var absoluteDataDirectory: String {
+        URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+    }
+}

@@ -1,0 +1,45 @@
+/// The versioned schema. Each migration is applied once, in order, inside a transaction,
+/// and recorded in `schema_migrations`. Never edit a released migration: add a new one.
+enum Migrations {
+    /// `{ID}` and `{BLOB}` are filled in per dialect, so one list serves SQLite and PostgreSQL.
+    static let all: [(version: Int, statements: [String])] = [
+        (
+            1,
+            [
+                """
+                CREATE TABLE pipelines (
+                    id {ID}, name TEXT NOT NULL, config TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE jobs (
+                    id {ID}, kind TEXT NOT NULL, pipeline_id BIGINT, pipeline_name TEXT,
+                    status TEXT NOT NULL, snapshot TEXT NOT NULL, cancelled INTEGER NOT NULL DEFAULT 0,
+                    container_id TEXT, retry_of BIGINT,
+                    created_at BIGINT NOT NULL, started_at BIGINT, finished_at BIGINT)
+                """,
+                "CREATE INDEX jobs_by_status ON jobs (status, id)",
+                "CREATE INDEX jobs_by_pipeline ON jobs (pipeline_id, id)",
+                """
+                CREATE TABLE steps (
+                    id {ID}, job_id BIGINT NOT NULL, order_num INTEGER NOT NULL, type TEXT NOT NULL,
+                    name TEXT, content TEXT NOT NULL, phase TEXT NOT NULL, status TEXT NOT NULL,
+                    exit_code INTEGER, process_group INTEGER,
+                    created_at BIGINT NOT NULL, started_at BIGINT, finished_at BIGINT)
+                """,
+                "CREATE INDEX steps_by_job ON steps (job_id, order_num)",
+                """
+                CREATE TABLE step_output (
+                    step_id BIGINT NOT NULL, byte_offset BIGINT NOT NULL, data {BLOB} NOT NULL,
+                    PRIMARY KEY (step_id, byte_offset))
+                """,
+                """
+                CREATE TABLE job_environment (
+                    id {ID}, job_id BIGINT NOT NULL, position INTEGER NOT NULL,
+                    key TEXT NOT NULL, value TEXT NOT NULL)
+                """,
+                "CREATE INDEX job_environment_by_job ON job_environment (job_id, position)",
+            ]
+        )
+    ]
+}

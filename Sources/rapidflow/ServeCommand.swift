@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import RapidFlowServer
+
+/// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` (flag wins).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the RapidFlow service (SQLite in the data directory by default).")
+
+    @Option(help: "Address to listen on (RAPIDFLOW_HOST).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (RAPIDFLOW_PORT).") var port: Int?
+    @Option(name: .customLong("data-dir"), help: "Where the database and workspaces live (RAPIDFLOW_DATA_DIR).")
+    var dataDir: String?
+    @Option(help: "Store URL: sqlite:///path (RAPIDFLOW_DATABASE). Default: <data-dir>/rapidflow.sqlite.")
+    var database: String?
+    @Option(help: "Where steps run: auto, shell, docker or nomad (RAPIDFLOW_EXECUTOR).") var executor: String?
+    @Option(name: .customLong("max-concurrent-jobs"), help: "Jobs run at once; the rest wait in FIFO order (RAPIDFLOW_MAX_CONCURRENT_JOBS).")
+    var maxConcurrentJobs: Int?
+    @Option(name: .customLong("secrets-dir"), help: "Directory that credential paths are resolved in (RAPIDFLOW_SECRETS_DIR).")
+    var secretsDir: String?
+    @Option(name: .customLong("api-token"), help: "Bearer token required on every route but /health and /ready (RAPIDFLOW_API_TOKEN).")
+    var apiToken: String?
+    @Option(name: .customLong("kill-grace-seconds"), help: "Seconds between SIGTERM and SIGKILL when a job is stopped (RAPIDFLOW_KILL_GRACE_SECONDS).")
+    var killGraceSeconds: Double?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
+        let (app, _) = try await buildApplication(configuration: configuration) { port in
+            print("rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory))")
+        }
+        try await app.runService()
+    }
+
+    func resolve(environment: [String: String]) throws -> ServerConfiguration {
+        func value(_ flag: String?, _ name: String) -> String? {
+            flag ?? environment["RAPIDFLOW_\(name)"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func number<T: LosslessStringConvertible>(_ flag: T?, _ name: String) throws -> T? {
+            if let flag { return flag }
+            guard let raw = value(nil, name) else { return nil }
+            guard let parsed = T(raw) else { throw ValidationError("RAPIDFLOW_\(name) must be a number, got '\(raw)'") }
+            return parsed
+        }
+        var configuration = ServerConfiguration()
+        configuration.host = value(host, "HOST") ?? configuration.host
+        configuration.port = try number(port, "PORT") ?? configuration.port
+        configuration.dataDirectory = value(dataDir, "DATA_DIR") ?? configuration.dataDirectory
+        configuration.database = value(database, "DATABASE")
+        if let raw = value(executor, "EXECUTOR") {
+            guard let kind = ServerConfiguration.ExecutorKind(rawValue: raw) else {
+                throw ValidationError("--executor must be one of auto, shell, docker, nomad")
+            }
+            configuration.executor = kind
+        }
+        configuration.maxConcurrentJobs = try number(maxConcurrentJobs, "MAX_CONCURRENT_JOBS") ?? configuration.maxConcurrentJobs
+        guard (1...10_000).contains(configuration.maxConcurrentJobs) else {
+            throw ValidationError("--max-concurrent-jobs must be from 1 to 10000")
+        }
+        guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be from 0 to 65535") }
+        configuration.secretsDirectory = value(secretsDir, "SECRETS_DIR")
+        configuration.apiToken = value(apiToken, "API_TOKEN")
+        if let grace = try number(killGraceSeconds, "KILL_GRACE_SECONDS") {
+            guard grace >= 0 else { throw ValidationError("--kill-grace-seconds must not be negative") }
+            configuration.killGracePeriod = .milliseconds(Int(grace * 1000))
+        }
+        if let raw = value(logLevel, "LOG_LEVEL") {
+            guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }
+            configuration.logLevel = level
+        }
+        return configuration
+    }
+}
