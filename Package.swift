@@ -75,6 +75,7 @@ let package = Package(
                 "RapidFlowServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ]

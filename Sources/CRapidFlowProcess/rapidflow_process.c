@@ -23,6 +23,8 @@ int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], co
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, output_fd, 2);
     if (rc == 0 && cwd != NULL) rc = posix_spawn_file_actions_addchdir_np(&actions, cwd);
+    /* No descriptor of the service (its sockets, its other pipes) reaches the child. */
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
     sigset_t all, none;
     sigfillset(&all);

@@ -44,6 +44,9 @@ public func buildApplication(
             workspacesDirectory: workspaces, instanceID: instanceID),
         logger: logger)
 
+    // Before anything serves: no job stays `running` across a crash or restart.
+    try await scheduler.recoverInterruptedJobs()
+
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces)
@@ -52,7 +55,8 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
-    app.addServices(scheduler, ResourceCloser(store: store, waiters: waiters))
+    // Services stop in reverse order: the closer is listed first so it runs last.
+    app.addServices(ResourceCloser(store: store, waiters: waiters), scheduler)
     return (app, RapidFlowService(store: store, scheduler: scheduler))
 }
 

@@ -383,7 +383,7 @@ public final class SQLJobStore: JobStore {
                         stepID: try $0.decode(column: "id", as: Int.self), jobID: try $0.decode(column: "job_id", as: Int.self),
                         processGroup: try $0.decode(column: "process_group", as: Int?.self).map(Int32.init))
                 }
-                let note = Data(("\n[rapidflow] " + reason + "\n").utf8)
+                let note = Data(("[rapidflow] " + reason + "\n").utf8)
                 for step in running {
                     let size = try await database.raw(
                         "SELECT COALESCE(SUM(LENGTH(data)), 0) AS size FROM step_output WHERE step_id = \(bind: step.stepID)"

@@ -32,6 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
         let (app, _) = try await buildApplication(configuration: configuration) { port in
             print("rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory))")
+            fflush(nil)
         }
         try await app.runService()
     }

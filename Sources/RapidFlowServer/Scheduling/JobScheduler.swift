@@ -53,7 +53,6 @@ public actor JobScheduler: Service {
     }
 
     public func run() async throws {
-        try await recoverInterruptedJobs()
         wake()
         await withDiscardingTaskGroup { group in
             for await _ in wakeups.cancelOnGracefulShutdown() {
@@ -154,7 +153,7 @@ public actor JobScheduler: Service {
 
     /// No job stays `running` across a crash or restart: what the previous process left
     /// running is settled `failed`, and its orphaned processes are killed.
-    private func recoverInterruptedJobs() async throws {
+    func recoverInterruptedJobs() async throws {
         let interrupted = try await store.settleInterruptedJobs(
             reason: "the service stopped while this step was running (crash or restart); the job was settled as failed",
             at: Date())
