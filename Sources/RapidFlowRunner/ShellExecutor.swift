@@ -74,13 +74,19 @@ enum GitCheckout {
         echo "Cloning $url${ref:+ at $ref}"
         git init -q .
         git remote add origin -- "$url"
-        if [ -n "$ref" ]; then
-          git fetch -q --depth 1 origin -- "$ref" || git fetch -q origin
-          git checkout -q FETCH_HEAD 2>/dev/null || git checkout -q "$ref"
-        else
+        if [ -z "$ref" ]; then
           git fetch -q --depth 1 origin HEAD
-          git checkout -q FETCH_HEAD
+        elif ! git fetch -q --depth 1 origin -- "$ref"; then
+          # Servers that refuse a bare commit id in a shallow fetch: fetch all, then the commit.
+          case "$ref" in
+            *[!0-9a-f]*) exit 1 ;;
+          esac
+          echo "Fetching full history to find commit $ref"
+          git fetch -q origin
+          git rev-parse -q --verify "$ref^{commit}" >/dev/null || { echo "commit $ref not found in $url"; exit 1; }
+          git update-ref FETCH_HEAD "$ref" 2>/dev/null || echo "$ref" > .git/FETCH_HEAD
         fi
+        git checkout -q FETCH_HEAD
         git log -1 --format='Checked out %H (%s)'
         """
 }

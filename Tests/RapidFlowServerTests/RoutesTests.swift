@@ -28,7 +28,7 @@ struct RoutesTests {
 
     @Test func readyAnswers503WhenTheStoreIsUnusable() async throws {
         try await TestServer.with { server in
-            await server.service.store.close()
+            await server.service!.store.close()
             let ready = try await server.get("/ready")
             #expect(ready.status == 503)
             #expect(ready.errorCode == "not_ready")

@@ -11,7 +11,8 @@ import Testing
 struct TestServer {
     let port: Int
     let dataDirectory: String
-    let service: RapidFlowService
+    /// The in-process service, when the test started one (nil for a separate `rapidflow` process).
+    let service: RapidFlowService?
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
