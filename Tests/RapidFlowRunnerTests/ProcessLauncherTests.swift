@@ -1,0 +1,93 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import RapidFlowRunner
+
+@Suite("Child processes")
+struct ProcessLauncherTests {
+    static let waiters: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
+
+    final class Collected: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+        var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+    }
+
+    func run(_ script: String, environment: [String: String] = [:], directory: String? = nil) async throws -> (Termination, String) {
+        let collected = Collected()
+        let termination = try await ProcessLauncher(waiters: Self.waiters).run(
+            ProcessSpec(executable: "/bin/bash", arguments: ["-c", script], environment: environment, workingDirectory: directory),
+            started: { _ in },
+            output: { chunk in collected.bytes.withLock { $0 += chunk.readableBytesView } })
+        return (termination, collected.text)
+    }
+
+    @Test func stdoutAndStderrArriveInThePrintedOrder() async throws {
+        let (termination, output) = try await run("for i in 1 2 3; do echo out$i; echo err$i >&2; done")
+        #expect(termination == .exited(0))
+        #expect(output == "out1\nerr1\nout2\nerr2\nout3\nerr3\n")
+    }
+
+    @Test func exitCodesAndSignalsAreReported() async throws {
+        #expect(try await run("exit 7").0.exitCode == 7)
+        let (signalled, _) = try await run("kill -TERM $$")
+        #expect(signalled == .signalled(SIGTERM))
+        #expect(signalled.exitCode == 143)
+    }
+
+    @Test func environmentAndWorkingDirectoryAreTheSpecsOnly() async throws {
+        let directory = FileManager.default.temporaryDirectory.path
+        let (_, output) = try await run("echo \"$ONLY:$HOME:$(pwd)\"", environment: ["ONLY": "yes"], directory: directory)
+        #expect(output == "yes::\(URL(fileURLWithPath: directory).resolvingSymlinksInPath().path)\n")
+    }
+
+    @Test func noDescriptorOfTheParentLeaksIntoTheChild() async throws {
+        let (_, output) = try await run("ls /proc/self/fd | sort -n | tr '\\n' ' '")
+        // 0, 1, 2 and the one ls opens to read the directory.
+        #expect(output.split(separator: " ").count <= 4, "descriptors: \(output)")
+    }
+
+    @Test func largeOutputArrivesWhole() async throws {
+        let (termination, output) = try await run("head -c 5000000 /dev/zero | tr '\\0' 'x'")
+        #expect(termination == .exited(0))
+        #expect(output.utf8.count == 5_000_000)
+    }
+
+    @Test func backgroundProcessesDieWithTheStep() async throws {
+        let token = "rf-bg-\(UUID().uuidString.prefix(8))"
+        let (termination, output) = try await run("(exec -a \(token) sleep 300) & echo left")
+        #expect(termination == .exited(0))
+        #expect(output == "left\n")
+        try await Task.sleep(for: .milliseconds(100))
+        let survivors = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self).contains(token)
+        }
+        #expect(survivors.isEmpty, "the background process survived its step")
+    }
+
+    @Test func markedProcessesAreFoundEvenAfterLeavingTheSession() async throws {
+        let marker = "test-\(UUID().uuidString.prefix(8))"
+        let collected = Collected()
+        let launcher = ProcessLauncher(waiters: Self.waiters)
+        async let result = launcher.run(
+            ProcessSpec(
+                executable: "/bin/bash", arguments: ["-c", "setsid sleep 300 & echo up; wait"],
+                environment: [ProcessSweeper.markerVariable: marker], workingDirectory: nil),
+            started: { _ in }, output: { chunk in collected.bytes.withLock { $0 += chunk.readableBytesView } })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ProcessSweeper.signalProcesses(markedWith: marker, signal: 0) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(ProcessSweeper.signalProcesses(markedWith: marker, signal: 0) == 2)
+        #expect(ProcessSweeper.signalProcesses(markedWith: marker, signal: SIGKILL) == 2)
+        _ = try await result
+        #expect(!ProcessSweeper.hasProcesses(markedWith: marker))
+    }
+}
