@@ -29,6 +29,12 @@ public func buildApplication(
     try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
     let instanceID = try InstanceIdentity.load(dataDirectory: dataDirectory)
 
+    switch configuration.executor {
+    case .auto, .shell: break
+    case .docker, .nomad:
+        throw RapidFlowError(
+            .invalidRequest, "--executor \(configuration.executor.rawValue) is not available in this build; use shell or auto")
+    }
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     try await store.migrate()
 
@@ -66,6 +72,9 @@ func buildRouter(
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorEnvelopeMiddleware())
+    if let token = configuration.apiToken, !token.isEmpty {
+        router.add(middleware: BearerTokenMiddleware(token: token))
+    }
     HealthController(store: store, executorName: executorName).addRoutes(to: router)
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
     JobController(store: store, scheduler: scheduler, workspacesDirectory: workspaces).addRoutes(to: router)

@@ -104,3 +104,26 @@ struct RoutesTests {
         }
     }
 }
+
+@Suite("Bearer token")
+struct BearerTokenTests {
+    @Test func aConfiguredTokenGuardsEveryRouteButHealthAndReady() async throws {
+        try await TestServer.with(configure: { $0.apiToken = "s3cret-token" }) { server in
+            #expect(try await server.get("/health").status == 200)
+            #expect(try await server.get("/ready").status == 200)
+            for headers in [[], [("Authorization", "Bearer wrong")], [("Authorization", "s3cret-token")], [("Authorization", "Bearer s3cret-toke")]] {
+                let reply = try await server.request(.GET, "/jobs", headers: headers)
+                #expect(reply.status == 401)
+                #expect(reply.errorCode == "unauthorized")
+                #expect(!reply.text.contains("s3cret"), "the token never appears in a response")
+            }
+            let refused = try await server.request(.POST, "/pipelines", body: #"{"name":"p","config":"steps: [x]"}"#)
+            #expect(refused.status == 401)
+            let ok = try await server.request(.GET, "/jobs", headers: [("Authorization", "Bearer s3cret-token")])
+            #expect(ok.status == 200)
+            #expect(ok.array.isEmpty, "the refused create stored nothing")
+            let missing = try await server.request(.GET, "/nowhere")
+            #expect(missing.status == 401, "unknown routes are guarded too")
+        }
+    }
+}
