@@ -1,5 +1,6 @@
 import CRapidFlowProcess
 import Foundation
+import Synchronization
 import NIOCore
 import NIOPosix
 
@@ -39,9 +40,9 @@ public struct ProcessSpec: Sendable {
 /// dedicated pool, sized for the number of steps that may run at once.
 public struct ProcessLauncher: Sendable {
     private let waiters: NIOThreadPool
-    /// How long to keep reading after the child exits, for output still in the pipe
-    /// from processes that escaped its group.
-    public var drainTimeout: Duration = .seconds(2)
+    /// After the child exits, how long the pipe may stay silent before it is closed: a
+    /// process that escaped both the group and the marker sweep may hold it open forever.
+    public var drainIdleTimeout: Duration = .seconds(10)
 
     public init(waiters: NIOThreadPool) {
         self.waiters = waiters
@@ -53,7 +54,8 @@ public struct ProcessLauncher: Sendable {
     public func run(
         _ spec: ProcessSpec,
         started: @Sendable (pid_t) async -> Void,
-        output: @escaping @Sendable (ByteBuffer) async throws -> Void
+        output: @escaping @Sendable (ByteBuffer) async throws -> Void,
+        exited: @escaping @Sendable () -> Void = {}
     ) async throws -> Termination {
         var fds: [Int32] = [-1, -1]
         let pipeStatus = fds.withUnsafeMutableBufferPointer { rapidflow_pipe_cloexec($0.baseAddress!) }
@@ -86,20 +88,24 @@ public struct ProcessLauncher: Sendable {
         }
         await started(pid)
 
-        let drainTimeout = self.drainTimeout
+        let idleTimeout = self.drainIdleTimeout
+        let lastRead = LastRead()
         return try await withThrowingTaskGroup(of: Termination?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, _ in
                     for try await chunk in inbound {
+                        lastRead.touch()
                         try await output(chunk)
+                        lastRead.touch()
                     }
                 }
                 return nil
             }
             group.addTask {
                 let termination = try await waitForExit(pid)
-                // Background processes the step left behind die with it.
+                // Background processes the step left behind die with it, so the pipe reaches its end.
                 kill(-pid, SIGKILL)
+                exited()
                 return termination
             }
             var termination: Termination?
@@ -109,8 +115,14 @@ public struct ProcessLauncher: Sendable {
                     termination = result
                     if !readerDone {
                         group.addTask {
-                            try? await Task.sleep(for: drainTimeout)
-                            channel.channel.close(promise: nil)
+                            // Read to the end; close only a pipe that stays silent (held by an escapee).
+                            while !Task.isCancelled {
+                                try? await Task.sleep(for: .milliseconds(250))
+                                if ContinuousClock.now - lastRead.instant > idleTimeout {
+                                    channel.channel.close(promise: nil)
+                                    break
+                                }
+                            }
                             return nil
                         }
                     }
@@ -169,4 +181,11 @@ public enum ProcessError: Error, CustomStringConvertible {
         case .waitFailed(let pid, let code): "could not wait for process \(pid): \(String(cString: strerror(code)))"
         }
     }
+}
+
+/// When the pipe last delivered (or finished handing over) output.
+private final class LastRead: Sendable {
+    private let value = Mutex(ContinuousClock.now)
+    func touch() { value.withLock { $0 = .now } }
+    var instant: ContinuousClock.Instant { value.withLock { $0 } }
 }

@@ -40,9 +40,11 @@ public struct ShellExecutor: StepExecutor {
                 step.control.attach(processGroup: pid)
                 await events.started(processGroup: pid)
             },
-            output: { try await events.output($0) })
-        // Whatever escaped the group (a setsid grandchild) goes when the step ends.
-        ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL)
+            output: { try await events.output($0) },
+            exited: {
+                // Whatever escaped the group (a setsid grandchild) goes when the step ends.
+                ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL)
+            })
         return termination.exitCode
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOPosix
 import RapidFlowCore
@@ -47,7 +48,7 @@ public func buildApplication(
         store: store, executor: executor, broadcaster: broadcaster,
         settings: .init(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
-            workspacesDirectory: workspaces, instanceID: instanceID),
+            workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap),
         logger: logger)
 
     // Before anything serves: no job stays `running` across a crash or restart.
@@ -56,8 +57,14 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces)
+    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    if let token = configuration.apiToken, !token.isEmpty {
+        webSocketRouter.add(middleware: BearerTokenMiddleware(token: token))
+    }
+    LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
@@ -78,6 +85,7 @@ func buildRouter(
     HealthController(store: store, executorName: executorName).addRoutes(to: router)
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
     JobController(store: store, scheduler: scheduler, workspacesDirectory: workspaces).addRoutes(to: router)
+    LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     return router
 }
 

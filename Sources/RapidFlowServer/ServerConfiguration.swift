@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var apiToken: String?
     public var killGracePeriod: Duration = .seconds(10)
     public var limits = Limits.default
+    /// Output kept per step (head and tail); the middle of a longer output is cut.
+    public var stepOutputCap = 64 << 20
     public var logLevel = Logger.Level.info
 
     public init() {}

@@ -25,6 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
     var apiToken: String?
     @Option(name: .customLong("kill-grace-seconds"), help: "Seconds between SIGTERM and SIGKILL when a job is stopped (RAPIDFLOW_KILL_GRACE_SECONDS).")
     var killGraceSeconds: Double?
+    @Option(name: .customLong("step-output-cap-mb"), help: "MiB of output kept per step, head and tail (RAPIDFLOW_STEP_OUTPUT_CAP_MB).")
+    var stepOutputCapMB: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -68,6 +70,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let grace = try number(killGraceSeconds, "KILL_GRACE_SECONDS") {
             guard grace >= 0 else { throw ValidationError("--kill-grace-seconds must not be negative") }
             configuration.killGracePeriod = .milliseconds(Int(grace * 1000))
+        }
+        if let cap = try number(stepOutputCapMB, "STEP_OUTPUT_CAP_MB") {
+            guard cap > 0 else { throw ValidationError("--step-output-cap-mb must be positive") }
+            configuration.stepOutputCap = Int(cap * 1_048_576)
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

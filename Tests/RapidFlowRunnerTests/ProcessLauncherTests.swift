@@ -59,6 +59,21 @@ struct ProcessLauncherTests {
         #expect(output.utf8.count == 5_000_000)
     }
 
+    @Test func aSlowConsumerStillReceivesEverythingAfterTheChildExits() async throws {
+        let collected = Collected()
+        let first = Mutex(true)
+        let termination = try await ProcessLauncher(waiters: Self.waiters).run(
+            ProcessSpec(executable: "/bin/bash", arguments: ["-c", "seq 1 20000"], environment: [:], workingDirectory: nil),
+            started: { _ in },
+            output: { chunk in
+                // The child exits long before this consumer catches up.
+                if first.withLock({ let was = $0; $0 = false; return was }) { try await Task.sleep(for: .seconds(3)) }
+                collected.bytes.withLock { $0 += chunk.readableBytesView }
+            })
+        #expect(termination == .exited(0))
+        #expect(collected.text == (1...20000).map { "\($0)\n" }.joined())
+    }
+
     @Test func backgroundProcessesDieWithTheStep() async throws {
         let token = "rf-bg-\(UUID().uuidString.prefix(8))"
         let (termination, output) = try await run("(exec -a \(token) sleep 300) & echo left")

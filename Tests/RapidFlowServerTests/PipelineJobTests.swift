@@ -182,7 +182,7 @@ struct PipelineJobTests {
 
     @Test func jobsWaitInFifoOrderForAFreeSlot() async throws {
         try await TestServer.with(configure: { $0.maxConcurrentJobs = 2 }) { server in
-            let pipelineID = try await server.createPipeline(config: "steps:\n  - sleep 0.3; date +%s%N\n")
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - sleep 1; date +%s%N\n")
             var ids: [Int] = []
             for _ in 0..<5 { ids.append(try await server.trigger(pipelineID)) }
             // While two run, the rest wait and the status reports two running.

@@ -53,9 +53,10 @@ struct JobExecution {
         running.startedAt = started
         await broadcaster.publish(jobID: jobID, event: .stepStarted(running))
 
-        let control = StepControl(marker: "\(settings.instanceID):\(step.id)")
+        let control = StepControl(marker: "\(settings.instanceID):\(step.id):")
         run.begin(control)
-        let recorder = StepOutputRecorder(store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id)
+        let recorder = StepOutputRecorder(
+            store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap)
         let invocation = StepInvocation(
             jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: workspace,
             workingDirectory: step.type == "git" ? workspace : workingDirectory, environment: environment,
@@ -71,6 +72,7 @@ struct JobExecution {
         } catch {
             await recorder.note("the step could not run: \(error)")
         }
+        await recorder.finish()
 
         let status: StepStatus
         switch exitCode == 0 ? nil : run.stopReason {

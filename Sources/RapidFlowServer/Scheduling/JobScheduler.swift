@@ -17,8 +17,14 @@ public actor JobScheduler: Service {
         public var workspacesDirectory: String
         /// Identifies this service's processes across restarts (see `ProcessSweeper`).
         public var instanceID: String
+        /// Bytes of output kept per step: the head and the tail, with a marker where the middle was cut.
+        public var stepOutputCap: Int
 
-        public init(maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String) {
+        public init(
+            maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
+            stepOutputCap: Int = 64 << 20
+        ) {
+            self.stepOutputCap = stepOutputCap
             self.maxConcurrentJobs = maxConcurrentJobs
             self.killGracePeriod = killGracePeriod
             self.workspacesDirectory = workspacesDirectory

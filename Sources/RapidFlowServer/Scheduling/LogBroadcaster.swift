@@ -21,13 +21,16 @@ actor LogBroadcaster {
 
     private var followers: [Int: [UUID: AsyncStream<JobEvent>.Continuation]] = [:]
     private let bufferLimit: Int
+    /// Set on graceful shutdown: streams end and no new follower is taken.
+    private(set) var isClosed = false
 
-    init(bufferLimit: Int = 4096) {
+    init(bufferLimit: Int = 512) {
         self.bufferLimit = bufferLimit
     }
 
-    /// Starts following `jobID`; events published from now on are delivered.
-    func subscribe(jobID: Int) -> Subscription {
+    /// Starts following `jobID`; events published from now on are delivered. Nil once closed.
+    func subscribe(jobID: Int) -> Subscription? {
+        guard !isClosed else { return nil }
         let id = UUID()
         let (stream, continuation) = AsyncStream<JobEvent>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
         followers[jobID, default: [:]][id] = continuation
@@ -35,6 +38,13 @@ actor LogBroadcaster {
             Task { await self?.unsubscribe(jobID: jobID, id: id) }
         }
         return Subscription(id: id, events: stream)
+    }
+
+    /// Ends every follower's stream: the service is shutting down.
+    func close() {
+        isClosed = true
+        for continuation in followers.values.flatMap(\.values) { continuation.finish() }
+        followers = [:]
     }
 
     func unsubscribe(jobID: Int, id: UUID) {

@@ -1,0 +1,234 @@
+import AsyncHTTPClient
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// Live logs over WebSocket and plain text: complete, in order, the same for every follower.
+@Suite("Live logs")
+struct LogStreamTests {
+    /// Everything one WebSocket follower received.
+    struct WebSocketTranscript: @unchecked Sendable {
+        var events: [[String: Any]] = []
+        var closeCode: String?
+
+        /// Each step's output as the follower assembled it, by step id, checking offsets are contiguous.
+        func outputs() throws -> [Int: Data] {
+            var outputs: [Int: Data] = [:]
+            for event in events where event["event"] as? String == "log" {
+                let stepID = try #require(event["step_id"] as? Int)
+                let offset = try #require(event["offset"] as? Int)
+                let data = Data((event["data"] as? String ?? "").utf8)
+                #expect(offset == outputs[stepID, default: Data()].count, "no gap and no duplicate at offset \(offset)")
+                outputs[stepID, default: Data()].append(data)
+            }
+            return outputs
+        }
+
+        var kinds: [String] { events.compactMap { $0["event"] as? String } }
+    }
+
+    static func followWebSocket(_ server: TestServer, jobID: Int, query: String = "") async throws -> WebSocketTranscript {
+        let transcript = Mutex(WebSocketTranscript())
+        let close = try await WebSocketClient.connect(
+            url: "ws://127.0.0.1:\(server.port)/jobs/\(jobID)/logs/stream\(query)", logger: Logger(label: "ws-test")
+        ) { inbound, _, _ in
+            for try await message in inbound.messages(maxSize: 64 << 20) {
+                guard case .text(let text) = message,
+                    let event = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                else { continue }
+                transcript.withLock { $0.events.append(event) }
+            }
+        }
+        var result = transcript.withLock { $0 }
+        result.closeCode = close.map { "\($0.closeCode)" }
+        return result
+    }
+
+    static func followText(_ server: TestServer, jobID: Int, query: String = "?follow=true") async throws -> (String, String?) {
+        let reply = try await server.get("/jobs/\(jobID)/logs/stream\(query)")
+        #expect(reply.status == 200)
+        return (reply.text, reply.header("Content-Type"))
+    }
+
+    /// What document 002's format says the stream of a finished job must be, from the stored logs.
+    static func expectedText(_ server: TestServer, jobID: Int, since: Int? = nil) async throws -> String {
+        let logs = try await server.get("/jobs/\(jobID)/logs").object
+        var text = ""
+        for step in logs["logs"] as? [[String: Any]] ?? [] {
+            guard step["started_at"] is String, (step["step_id"] as? Int ?? 0) > (since ?? 0) else { continue }
+            text += "=== Step \(step["order_num"] as? Int ?? 0) (\(step["type"] as? String ?? "")) ===\n"
+            let output = step["output"] as? String ?? ""
+            text += output
+            if !output.isEmpty && !output.hasSuffix("\n") { text += "\n" }
+            text += "\n"
+        }
+        let word = ["success": "completed", "failed": "failed", "cancelled": "cancelled"][logs["status"] as? String ?? ""] ?? "?"
+        return text + "=== Build \(word) ===\n"
+    }
+
+    static let burstThenTrickle = """
+        steps:
+          - for i in $(seq 1 5000); do echo "fast line $i"; done
+          - for i in $(seq 1 20); do echo "slow line $i"; sleep 0.02; done; echo "to stderr" >&2
+          - printf 'no newline at the end'
+        """
+
+    @Test func fastThenSlowOutputArrivesCompleteAndInOrderOverBothTransports() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: Self.burstThenTrickle)
+            let jobID = try await server.trigger(pipelineID)
+            async let socket = Self.followWebSocket(server, jobID: jobID)
+            async let plain = Self.followText(server, jobID: jobID)
+            let (transcript, (text, contentType)) = try await (socket, plain)
+
+            #expect(contentType == "text/plain; charset=utf-8")
+            let expected = try await Self.expectedText(server, jobID: jobID)
+            #expect(text == expected)
+            let fast = (1...5000).map { "fast line \($0)\n" }.joined()
+            #expect(text.hasPrefix("=== Step 1 (bash) ===\n" + fast + "\n=== Step 2 (bash) ===\n"))
+            #expect(text.hasSuffix("no newline at the end\n\n=== Build completed ===\n"))
+
+            let logs = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            let outputs = try transcript.outputs()
+            for step in logs {
+                let id = step["step_id"] as? Int ?? 0
+                #expect(outputs[id] == Data((step["output"] as? String ?? "").utf8), "step \(id) over WebSocket equals the stored output")
+            }
+            #expect(transcript.kinds.filter { $0 == "step_started" }.count == 3)
+            #expect(transcript.kinds.filter { $0 == "step_finished" }.count == 3)
+            #expect(transcript.kinds.last == "job_finished")
+            #expect(transcript.events.last?["status"] as? String == "success")
+            #expect(transcript.closeCode == "normalClosure")
+        }
+    }
+
+    @Test func aLateClientGetsTheSameBytesAsAnEarlyOne() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: Self.burstThenTrickle)
+            let jobID = try await server.trigger(pipelineID)
+            async let early = Self.followText(server, jobID: jobID)
+            async let earlySocket = Self.followWebSocket(server, jobID: jobID)
+            try await server.waitForOutput(jobID, containing: "slow line 5")
+            async let midway = Self.followText(server, jobID: jobID)
+            async let midwaySocket = Self.followWebSocket(server, jobID: jobID)
+            let (earlyText, midwayText) = try await (early.0, midway.0)
+            let (first, second) = try await (earlySocket, midwaySocket)
+            _ = try await server.waitForJob(jobID)
+            let (lateText, _) = try await Self.followText(server, jobID: jobID)
+            let late = try await Self.followWebSocket(server, jobID: jobID)
+            #expect(earlyText == midwayText)
+            #expect(earlyText == lateText)
+            #expect(try first.outputs() == second.outputs())
+            #expect(try first.outputs() == late.outputs())
+            #expect(first.events.last?["status"] as? String == late.events.last?["status"] as? String)
+            #expect(late.closeCode == "normalClosure")
+        }
+    }
+
+    @Test func sinceStartsAfterTheGivenStepAndNoFollowReturnsWhatExistsNow() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - echo one\n  - echo two\n  - echo three; sleep 300\n")
+            let jobID = try await server.trigger(pipelineID)
+            try await server.waitForOutput(jobID, containing: "three")
+            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            let first = try #require(steps.first?["step_id"] as? Int)
+
+            // Without follow: what exists now, and the stream ends although the job runs.
+            let (now, _) = try await Self.followText(server, jobID: jobID, query: "?since=\(first)")
+            #expect(now == "=== Step 2 (bash) ===\ntwo\n\n=== Step 3 (bash) ===\nthree\n")
+
+            async let followed = Self.followText(server, jobID: jobID, query: "?follow=true&since=\(first + 1)")
+            async let socket = Self.followWebSocket(server, jobID: jobID, query: "?since=\(first + 1)")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
+            let (text, _) = try await followed
+            #expect(text.hasPrefix("=== Step 3 (bash) ===\nthree\n"))
+            #expect(text.hasSuffix("\n=== Build cancelled ===\n"), "a cancelled job's stream ends with its status")
+            let transcript = try await socket
+            #expect(transcript.events.compactMap { $0["step_id"] as? Int }.allSatisfy { $0 > first + 1 })
+            #expect(transcript.events.last?["event"] as? String == "job_finished")
+            #expect(transcript.events.last?["status"] as? String == "cancelled")
+            #expect(transcript.closeCode == "normalClosure")
+        }
+    }
+
+    @Test func twentyMegabytesStreamByteForByteEqualToTheStoredOutput() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(
+                config: "steps:\n  - head -c 15000000 /dev/urandom | base64 -w 100\n")
+            let jobID = try await server.trigger(pipelineID)
+            async let socket = Self.followWebSocket(server, jobID: jobID)
+            async let plain = Self.followText(server, jobID: jobID)
+            let (transcript, (text, _)) = try await (socket, plain)
+            let stepID = try #require((try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]])?.first?["step_id"] as? Int)
+            let stored = try await server.get("/steps/\(stepID)/logs").object["output"] as? String ?? ""
+            #expect(stored.utf8.count > 20_000_000)
+            #expect(text == "=== Step 1 (bash) ===\n" + stored + "\n=== Build completed ===\n")
+            #expect(try transcript.outputs()[stepID] == Data(stored.utf8))
+        }
+    }
+
+    @Test func twoHundredWebSocketFollowersEachReceiveEverything() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(
+                config: "steps:\n  - sleep 0.5; for i in $(seq 1 2000); do echo \"line $i\"; done; for i in $(seq 1 10); do echo tick $i; sleep 0.05; done\n")
+            let jobID = try await server.trigger(pipelineID)
+            let transcripts = try await withThrowingTaskGroup(of: WebSocketTranscript.self) { group in
+                for _ in 0..<200 { group.addTask { try await Self.followWebSocket(server, jobID: jobID) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let stepID = try #require((try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]])?.first?["step_id"] as? Int)
+            let stored = Data((try await server.get("/steps/\(stepID)/logs").object["output"] as? String ?? "").utf8)
+            let job = try await server.job(jobID)
+            #expect(stored.count > 15_000, "job \(job["status"] ?? "?"): \(String(decoding: stored.suffix(300), as: UTF8.self)) | last events \(transcripts[0].events.suffix(3))")
+            #expect(transcripts.count == 200)
+            for transcript in transcripts {
+                #expect(try transcript.outputs()[stepID] == stored)
+                #expect(transcript.events.last?["event"] as? String == "job_finished")
+            }
+        }
+    }
+
+    @Test func outputOverTheCapKeepsHeadAndTailWithAMarker() async throws {
+        try await TestServer.with(configure: { $0.stepOutputCap = 100_000 }) { server in
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - for i in $(seq 1 100000); do echo \"line $i\"; done\n  - echo next\n")
+            let jobID = try await server.trigger(pipelineID)
+            async let plain = Self.followText(server, jobID: jobID)
+            let job = try await server.waitForJob(jobID)
+            #expect(job["status"] as? String == "success", "the cap does not fail the step")
+            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            let output = steps.first?["output"] as? String ?? ""
+            #expect(output.utf8.count < 101_000)
+            #expect(output.hasPrefix("line 1\nline 2\n"))
+            #expect(output.hasSuffix("line 99999\nline 100000\n"), "the tail is kept")
+            #expect(output.contains("100000-byte cap"))
+            #expect(output.contains("bytes of output were cut here"))
+            #expect(steps.last?["output"] as? String == "next\n")
+            let (text, _) = try await plain
+            #expect(text == (try await Self.expectedText(server, jobID: jobID)), "the live stream shows what was stored")
+        }
+    }
+
+    @Test func streamOfAnUnknownJobIsA404OnBothTransports() async throws {
+        try await TestServer.with { server in
+            let reply = try await server.get("/jobs/999/logs/stream?follow=true")
+            #expect(reply.status == 404)
+            #expect(reply.errorCode == "job_not_found")
+            let refused = try await Self.followWebSocket(server, jobID: 999)
+            #expect(refused.events.first?["event"] as? String == "error")
+            #expect(refused.events.first?["code"] as? String == "job_not_found")
+            #expect(refused.closeCode == "policyViolation")
+            #expect(try await server.get("/jobs/abc/logs/stream").status == 400)
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - echo hi\n")
+            let jobID = try await server.trigger(pipelineID)
+            let badSince = try await server.get("/jobs/\(jobID)/logs/stream?since=x")
+            #expect(badSince.status == 400)
+            #expect(badSince.errorMessage.contains("since"))
+            #expect(try await server.get("/jobs/\(jobID)/logs/stream?follow=maybe").status == 400)
+        }
+    }
+}
