@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rapidflow", targets: ["rapidflow"]),
+        .executable(name: "rapidflow-bench", targets: ["rapidflow-bench"]),
         .library(name: "RapidFlowServer", targets: ["RapidFlowServer"]),
     ],
     dependencies: [
@@ -64,6 +65,17 @@ let package = Package(
                 "RapidFlowServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // Benchmarks with in-run baselines: `swift run -c release rapidflow-bench`.
+        .executableTarget(
+            name: "rapidflow-bench",
+            dependencies: [
+                "RapidFlowServer", "RapidFlowRunner",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "RapidFlowCoreTests", dependencies: ["RapidFlowCore"]),

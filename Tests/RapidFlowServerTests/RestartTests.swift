@@ -35,13 +35,20 @@ struct RestartTests {
         #expect(try await service.client.get("/jobs?status=running").array.isEmpty)
     }
 
-    @Test func gracefulShutdownSettlesRunningJobsAndKeepsTheirOutput() async throws {
+    @Test func gracefulShutdownSettlesRunningJobsAndEndsLiveStreams() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
         var service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--kill-grace-seconds", "1"])
         let pipeline = try await service.client.createPipeline(config: "steps:\n  - echo working; sleep 300\n")
         let jobID = try await service.client.trigger(pipeline)
         try await service.client.waitForOutput(jobID, containing: "working")
+        let client = service.client
+        async let followed = client.get("/jobs/\(jobID)/logs/stream?follow=true")
+        try await Task.sleep(for: .milliseconds(300))
         service.kill(signal: SIGTERM)
+        let stream = try await followed
+        #expect(stream.text.hasPrefix("=== Step 1 (bash) ===\nworking\n"))
+        #expect(stream.text.hasSuffix("===\n"), "the stream ends with a closing line: \(stream.text)")
+        #expect(stream.text.contains("shutting down") || stream.text.contains("=== Build failed ==="))
         #expect(service.waitForExit(timeout: 15), "the service stops within the grace period")
 
         service = try ServiceProcess.start(dataDirectory: dataDirectory)
