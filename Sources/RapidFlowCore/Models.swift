@@ -68,12 +68,15 @@ public struct JobSnapshot: Codable, Sendable, Equatable {
     public var config: String?
     public var killTimeoutSeconds: Double?
     public var timeoutSeconds: Double?
+    /// The request of an image job (`POST /jobs`).
+    public var imageJob: ImageJobRequest?
 
     public init(
         language: String? = nil, version: String? = nil, image: String? = nil, repo: String? = nil,
         branch: String? = nil, folder: String? = nil, exposePorts: Bool = false, config: String? = nil,
-        killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil
+        killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil, imageJob: ImageJobRequest? = nil
     ) {
+        self.imageJob = imageJob
         self.language = language
         self.version = version
         self.image = image

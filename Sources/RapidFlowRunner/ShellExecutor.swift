@@ -54,6 +54,10 @@ public struct ShellExecutor: StepExecutor {
         environment["RAPIDFLOW_STEP_ID"] = String(step.stepID)
         environment["RAPIDFLOW_WORKSPACE"] = step.workspace
         for (key, value) in step.environment { environment[key] = value }
+        if step.type == "git" {
+            for (key, value) in step.credentialEnvironment { environment[key] = value }
+            environment["GIT_TERMINAL_PROMPT"] = "0"
+        }
         environment[ProcessSweeper.markerVariable] = step.control.marker
         return environment
     }

@@ -6,7 +6,7 @@ import Synchronization
 public final class StepControl: Sendable {
     private struct State {
         var processGroup: pid_t?
-        var containerStop: (@Sendable (Bool) async -> Void)?
+        var stopHandler: (@Sendable (Int32) -> Void)?
         var stopSignal: Int32?
     }
 
@@ -28,6 +28,15 @@ public final class StepControl: Sendable {
         if let pending { kill(-processGroup, pending) }
     }
 
+    /// Also called with each stop signal (e.g. to signal a container); at once if a stop was already asked for.
+    public func onStop(_ handler: @escaping @Sendable (Int32) -> Void) {
+        let pending = state.withLock { state -> Int32? in
+            state.stopHandler = handler
+            return state.stopSignal
+        }
+        if let pending { handler(pending) }
+    }
+
     /// True once a stop was asked for.
     public var isStopRequested: Bool {
         state.withLock { $0.stopSignal != nil }
@@ -35,11 +44,12 @@ public final class StepControl: Sendable {
 
     /// Sends `signal` to the step's process group and to every process carrying its marker.
     public func signal(_ signal: Int32) {
-        let group = state.withLock { state -> pid_t? in
+        let (group, handler) = state.withLock { state -> (pid_t?, (@Sendable (Int32) -> Void)?) in
             state.stopSignal = signal
-            return state.processGroup
+            return (state.processGroup, state.stopHandler)
         }
         if let group { kill(-group, signal) }
+        handler?(signal)
         ProcessSweeper.signalProcesses(markedWith: marker, signal: signal)
     }
 }

@@ -16,6 +16,12 @@ public struct StepInvocation: Sendable {
     public var environment: [(key: String, value: String)]
     public var snapshot: JobSnapshot
     public var control: StepControl
+    /// The step's name (`entrypoint` marks the image's own entry point).
+    public var name: String? = nil
+    /// Where git and docker find this job's credentials.
+    public var credentialEnvironment: [String: String] = [:]
+    /// Ties containers and images to their job and service.
+    public var labels: [String: String] = [:]
 
     public init(
         jobID: Int, stepID: Int, type: String, content: String, workspace: String, workingDirectory: String,
@@ -39,6 +45,12 @@ public protocol StepEvents: Sendable {
     func started(processGroup: pid_t?) async
     /// A chunk of output, in the order printed.
     func output(_ chunk: ByteBuffer) async throws
+    /// The container that runs the step.
+    func container(_ id: String) async
+}
+
+extension StepEvents {
+    public func container(_ id: String) async {}
 }
 
 /// Runs steps: locally (shell), in containers (docker), or elsewhere.

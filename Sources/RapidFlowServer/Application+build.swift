@@ -41,14 +41,18 @@ public func buildApplication(
 
     let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
     waiters.start()
-    let executor: any StepExecutor = ShellExecutor(launcher: ProcessLauncher(waiters: waiters))
+    let launcher = ProcessLauncher(waiters: waiters)
+    let executor = RoutingExecutor(fallback: ShellExecutor(launcher: launcher), docker: DockerImageExecutor(launcher: launcher))
+    let docker = DockerEngine()
 
     let broadcaster = LogBroadcaster()
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
         settings: .init(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
-            workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap),
+            workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
+            credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
+            credentialsDirectory: "\(dataDirectory)/credentials"),
         logger: logger)
 
     // Before anything serves: no job stays `running` across a crash or restart.
@@ -56,7 +60,7 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces)
+        executorName: executor.name, workspaces: workspaces, docker: docker)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     if let token = configuration.apiToken, !token.isEmpty {
         webSocketRouter.add(middleware: BearerTokenMiddleware(token: token))
@@ -75,16 +79,20 @@ public func buildApplication(
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String
+    executorName: String, workspaces: String, docker: DockerEngine
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorEnvelopeMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
         router.add(middleware: BearerTokenMiddleware(token: token))
     }
-    HealthController(store: store, executorName: executorName).addRoutes(to: router)
+    HealthController(store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker)
+        .addRoutes(to: router)
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
-    JobController(store: store, scheduler: scheduler, workspacesDirectory: workspaces).addRoutes(to: router)
+    JobController(
+        store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
+        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory)
+    ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     return router
 }

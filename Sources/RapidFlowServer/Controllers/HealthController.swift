@@ -1,12 +1,17 @@
 import Foundation
 import Hummingbird
 import RapidFlowCore
+import RapidFlowRunner
 import RapidFlowStore
 
 /// `/health` (the process serves) and `/ready` (the store answers).
 struct HealthController<Context: RequestContext> {
     let store: any JobStore
     let executorName: String
+    let docker: DockerEngine
+    /// With `--executor docker` an unreachable engine makes the service not ready; otherwise
+    /// it is reported and only image jobs fail.
+    let requiresDocker: Bool
 
     func addRoutes(to router: Router<Context>) {
         router.get("health", use: health)
@@ -24,10 +29,15 @@ struct HealthController<Context: RequestContext> {
             context.logger.error("readiness check failed", metadata: ["error": "\(error)"])
             throw RapidFlowError(.notReady, "the store does not answer; see the service log")
         }
+        let dockerReachable = await docker.isReachable()
+        if requiresDocker && !dockerReachable {
+            throw RapidFlowError(.notReady, "the Docker engine does not answer at \(docker.socketPath)")
+        }
         return APIResponse(
             .object([
                 ("status", "ready"), ("timestamp", .string(Timestamp.format(Date()))),
                 ("store", "ok"), ("executor", .string(executorName)),
+                ("docker", .string(dockerReachable ? "ok" : "unreachable")),
             ]))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RapidFlowCore
+import RapidFlowRunner
 import RapidFlowStore
 
 /// `/jobs` and `/steps`: reading jobs, their steps and output, and stopping or retrying them.
@@ -8,8 +9,12 @@ struct JobController<Context: RequestContext> {
     let store: any JobStore
     let scheduler: JobScheduler
     let workspacesDirectory: String
+    let limits: Limits
+    let credentials: CredentialStore
+    let docker = DockerEngine()
 
     func addRoutes(to router: Router<Context>) {
+        router.post("jobs", use: submit)
         router.get("jobs", use: list)
         router.get("jobs/:id", use: show)
         router.get("jobs/:id/details", use: details)
@@ -20,6 +25,34 @@ struct JobController<Context: RequestContext> {
         router.post("jobs/:id/kill", use: kill)
         router.post("jobs/:id/retry", use: retry)
         router.post("jobs/:id/cleanup", use: cleanup)
+    }
+
+    /// Document 000's submitJob: an image job. Every field is checked before anything is stored.
+    @Sendable func submit(_ request: Request, context: Context) async throws -> APIResponse {
+        guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ImageJobRequest.fields) else {
+            throw RapidFlowError(.invalidRequest, "request body is empty: send the image job as JSON (owner, repo_url, ...)")
+        }
+        let job = ImageJobRequest(
+            owner: try RequestParsing.string(body, "owner", required: true)!,
+            repoURL: try RequestParsing.string(body, "repo_url", required: true)!,
+            gitRef: try RequestParsing.string(body, "git_ref", required: false).flatMap { $0.isEmpty ? nil : $0 },
+            gitCredentialsPath: try RequestParsing.string(body, "git_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
+            dockerfilePath: try RequestParsing.string(body, "dockerfile_path", required: false).flatMap { $0.isEmpty ? nil : $0 } ?? "Dockerfile",
+            imageTags: try RequestParsing.stringArray(body, "image_tags"),
+            registryURL: try RequestParsing.string(body, "registry_url", required: false).flatMap { $0.isEmpty ? nil : $0 },
+            registryCredentialsPath: try RequestParsing.string(body, "registry_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
+            testCommands: try RequestParsing.stringArray(body, "test_commands"),
+            testEntryPoint: try RequestParsing.bool(body, "test_entry_point") ?? false,
+            killTimeoutSeconds: try RequestParsing.number(body, "kill_timeout_seconds"),
+            timeoutSeconds: try RequestParsing.number(body, "timeout_seconds"))
+        try job.validate(limits: limits)
+        if let path = job.gitCredentialsPath { _ = try credentials.resolve(path, field: "git_credentials_path") }
+        if let path = job.registryCredentialsPath { _ = try credentials.resolve(path, field: "registry_credentials_path") }
+        let plan = job.plan()
+        let created = try await store.createJob(
+            NewJob(kind: .image, pipelineID: nil, pipelineName: nil, snapshot: plan.snapshot, steps: plan.steps, environment: []))
+        scheduler.wake()
+        return APIResponse(.object([("job_id", .string(String(created.id))), ("id", .int(created.id))]), headers: [.location: "/jobs/\(created.id)"])
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> APIResponse {
@@ -122,11 +155,20 @@ struct JobController<Context: RequestContext> {
                 .jobNotFinished, "job \(job.id) is \(job.status.rawValue); cancel it before cleaning up")
         }
         let workspace = "\(workspacesDirectory)/job-\(job.id)"
-        var removed: [JSONValue] = []
+        var removed: [(String, JSONValue)] = [("workspace", false)]
         if FileManager.default.fileExists(atPath: workspace) {
             try FileManager.default.removeItem(atPath: workspace)
-            removed.append(.string("workspace"))
+            removed[0].1 = true
         }
-        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("removed", .array(removed))]))
+        if await docker.isReachable() {
+            do {
+                let artifacts = try await docker.removeArtifacts(jobID: job.id)
+                removed += [("containers", .int(artifacts.containers)), ("images", .int(artifacts.images))]
+            } catch {
+                context.logger.error("cleanup could not remove docker artifacts", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                throw RapidFlowError(.internalError, "the Docker engine refused to remove job \(job.id)'s containers or images; see the service log")
+            }
+        }
+        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("removed", .object(removed))]))
     }
 }

@@ -74,6 +74,33 @@ enum RequestParsing {
         }
     }
 
+    static func stringArray(_ object: [String: Any], _ key: String) throws -> [String] {
+        guard let value = object[key], !(value is NSNull) else { return [] }
+        guard let array = value as? [Any] else { throw RapidFlowError(.invalidRequest, "field '\(key)' must be a list of strings") }
+        return try array.enumerated().map { index, item in
+            guard let text = item as? String, !Self.isBoolOrNumber(item) else {
+                throw RapidFlowError(.invalidRequest, "\(key)[\(index)] must be a string")
+            }
+            return text
+        }
+    }
+
+    static func bool(_ object: [String: Any], _ key: String) throws -> Bool? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !(value is String), String(cString: number.objCType) == "c" else {
+            throw RapidFlowError(.invalidRequest, "field '\(key)' must be true or false")
+        }
+        return number.boolValue
+    }
+
+    static func number(_ object: [String: Any], _ key: String) throws -> Double? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !(value is String), String(cString: number.objCType) != "c" else {
+            throw RapidFlowError(.invalidRequest, "field '\(key)' must be a number")
+        }
+        return number.doubleValue
+    }
+
     /// Foundation bridges JSON numbers and booleans to NSNumber, which can also cast to String on some platforms.
     private static func isBoolOrNumber(_ value: Any) -> Bool {
         value is NSNumber && !(value is String)

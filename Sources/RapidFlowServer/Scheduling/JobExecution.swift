@@ -22,6 +22,20 @@ struct JobExecution {
         let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         let workingDirectory = job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace
+        var credentials = JobCredentials()
+        if let request = job.snapshot.imageJob {
+            do {
+                credentials = try settings.credentials.prepare(
+                    for: request, registryHost: request.registryURL.flatMap { try? RegistryReference($0).host },
+                    directory: "\(settings.credentialsDirectory)/job-\(jobID)")
+            } catch {
+                credentials.remove()
+                return try await failBeforeSteps(steps, reason: "credentials could not be read: \(error)")
+            }
+        }
+        defer { credentials.remove() }
+        // Secret values never reach stored or streamed output.
+        let secrets = credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
 
         var status = JobStatus.success
         for step in steps where step.status == .pending {
@@ -29,7 +43,9 @@ struct JobExecution {
                 status = reason == .cancelled ? .cancelled : .failed
                 break
             }
-            let stepStatus = try await runStep(step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment)
+            let stepStatus = try await runStep(
+                step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment,
+                credentials: credentials, secrets: secrets)
             if stepStatus != .success {
                 status = stepStatus == .cancelled ? .cancelled : .failed
                 break
@@ -43,8 +59,22 @@ struct JobExecution {
         return status
     }
 
+    /// Fails the job at its first step with `reason` in that step's output.
+    private func failBeforeSteps(_ steps: [Step], reason: String) async throws -> JobStatus {
+        if let first = steps.first {
+            try await store.startStep(id: first.id, at: Date(), processGroup: nil)
+            let recorder = StepOutputRecorder(store: store, broadcaster: broadcaster, jobID: jobID, stepID: first.id, cap: settings.stepOutputCap)
+            await recorder.note(reason)
+            try await store.finishStep(id: first.id, status: .failed, exitCode: nil, at: Date())
+        }
+        try await store.skipPendingSteps(jobID: jobID, at: Date())
+        _ = try await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
+        return .failed
+    }
+
     private func runStep(
-        _ step: Step, job: Job, workspace: String, workingDirectory: String, environment: [(key: String, value: String)]
+        _ step: Step, job: Job, workspace: String, workingDirectory: String, environment: [(key: String, value: String)],
+        credentials: JobCredentials, secrets: [String]
     ) async throws -> StepStatus {
         let started = Date()
         try await store.startStep(id: step.id, at: started, processGroup: nil)
@@ -56,11 +86,15 @@ struct JobExecution {
         let control = StepControl(marker: "\(settings.instanceID):\(step.id):")
         run.begin(control)
         let recorder = StepOutputRecorder(
-            store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap)
-        let invocation = StepInvocation(
+            store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap,
+            secrets: secrets)
+        var invocation = StepInvocation(
             jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: workspace,
             workingDirectory: step.type == "git" ? workspace : workingDirectory, environment: environment,
             snapshot: job.snapshot, control: control)
+        invocation.name = step.name
+        invocation.credentialEnvironment = credentials.environment
+        invocation.labels = ["rapidflow.job": String(jobID), "rapidflow.instance": settings.instanceID]
 
         var exitCode: Int?
         do {

@@ -19,11 +19,18 @@ public actor JobScheduler: Service {
         public var instanceID: String
         /// Bytes of output kept per step: the head and the tail, with a marker where the middle was cut.
         public var stepOutputCap: Int
+        /// Resolves credential paths in the secrets directory.
+        public var credentials = CredentialStore(secretsDirectory: nil)
+        /// Where per-job credential files live while a job runs.
+        public var credentialsDirectory = "/tmp"
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
-            stepOutputCap: Int = 64 << 20
+            stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
+            credentialsDirectory: String = "/tmp"
         ) {
+            self.credentials = credentials
+            self.credentialsDirectory = credentialsDirectory
             self.stepOutputCap = stepOutputCap
             self.maxConcurrentJobs = maxConcurrentJobs
             self.killGracePeriod = killGracePeriod

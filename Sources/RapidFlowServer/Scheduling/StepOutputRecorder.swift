@@ -18,8 +18,10 @@ actor StepOutputRecorder: StepEvents {
     private var cutting = false
     private var tail = Data()
     private var omitted = 0
+    private var masker: SecretMasker
 
-    init(store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int) {
+    init(store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int, secrets: [String] = []) {
+        self.masker = SecretMasker(secrets: secrets)
         self.store = store
         self.broadcaster = broadcaster
         self.jobID = jobID
@@ -33,8 +35,17 @@ actor StepOutputRecorder: StepEvents {
         }
     }
 
+    func container(_ id: String) async {
+        try? await store.setContainer(jobID: jobID, containerID: id)
+    }
+
     func output(_ chunk: ByteBuffer) async throws {
-        let data = Data(chunk.readableBytesView)
+        try await capture(masker.feed(Data(chunk.readableBytesView)))
+    }
+
+    /// Stores masked output, keeping the head and the tail past the cap.
+    private func capture(_ data: Data) async throws {
+        guard !data.isEmpty else { return }
         let headLimit = cap / 2
         if cutting {
             keepTail(data)
@@ -65,6 +76,7 @@ actor StepOutputRecorder: StepEvents {
 
     /// Stores the held tail of a step that passed the cap; call once the step's output ended.
     func finish() async {
+        try? await capture(masker.flush())
         guard cutting else { return }
         let tailLimit = cap - cap / 2
         if tail.count > tailLimit {

@@ -1,0 +1,113 @@
+import Foundation
+import RapidFlowCore
+
+/// Credentials handed to one job's git and docker commands, through files in a per-job
+/// directory outside the workspace: never in a URL, the workspace's git config or a log.
+public struct JobCredentials: Sendable {
+    /// Variables that point git and docker at the credential files.
+    public var environment: [String: String] = [:]
+    /// Values to mask in output.
+    public var secrets: [String] = []
+    /// The per-job directory, removed when the job ends.
+    public var directory: String?
+
+    public init() {}
+
+    public func remove() {
+        if let directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+/// Resolves credential paths inside the secrets directory and prepares them for one job.
+public struct CredentialStore: Sendable {
+    public let secretsDirectory: String?
+
+    public init(secretsDirectory: String?) {
+        self.secretsDirectory = secretsDirectory
+    }
+
+    /// The real path of `relative` inside the secrets directory, refusing anything that leaves it
+    /// (an absolute path elsewhere, `..`, a symlink pointing out).
+    public func resolve(_ path: String, field: String) throws(RapidFlowError) -> String {
+        guard let secretsDirectory else {
+            throw RapidFlowError(.invalidRequest, "'\(field)' needs the service to run with --secrets-dir")
+        }
+        let root = URL(fileURLWithPath: secretsDirectory).resolvingSymlinksInPath().path
+        let candidate = path.hasPrefix("/") ? path : "\(root)/\(path)"
+        let resolved = URL(fileURLWithPath: candidate).resolvingSymlinksInPath().standardizedFileURL.path
+        guard resolved.hasPrefix(root + "/") else {
+            throw RapidFlowError(.invalidRequest, "'\(field)' must name a file inside the secrets directory")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw RapidFlowError(.invalidRequest, "'\(field)' names no file in the secrets directory")
+        }
+        return resolved
+    }
+
+    /// Writes the job's credential files into `directory` and returns how to use them.
+    public func prepare(for request: ImageJobRequest, registryHost: String?, directory: String) throws -> JobCredentials {
+        var credentials = JobCredentials()
+        guard request.gitCredentialsPath != nil || request.registryCredentialsPath != nil else { return credentials }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        credentials.directory = directory
+
+        if let path = request.gitCredentialsPath {
+            let text = try String(contentsOfFile: try resolve(path, field: "git_credentials_path"), encoding: .utf8)
+            if text.contains("PRIVATE KEY-----") {
+                let keyPath = "\(directory)/ssh-key"
+                try Self.writePrivate(text.hasSuffix("\n") ? text : text + "\n", to: keyPath)
+                credentials.environment["GIT_SSH_COMMAND"] =
+                    "ssh -i \(keyPath) -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+                credentials.secrets += text.split(separator: "\n").filter { !$0.hasPrefix("-----") && $0.count >= 16 }.map(String.init)
+            } else {
+                let line = text.split(separator: "\n").first.map(String.init) ?? ""
+                guard let url = URLComponents(string: line), let password = url.password, !password.isEmpty else {
+                    throw RapidFlowError(.invalidRequest, "git credentials must be a line like https://user:token@host, or an SSH private key")
+                }
+                let storePath = "\(directory)/git-credentials"
+                try Self.writePrivate(line + "\n", to: storePath)
+                credentials.environment["GIT_CONFIG_COUNT"] = "1"
+                credentials.environment["GIT_CONFIG_KEY_0"] = "credential.helper"
+                credentials.environment["GIT_CONFIG_VALUE_0"] = "store --file=\(storePath)"
+                credentials.secrets.append(password)
+                if let decoded = password.removingPercentEncoding, decoded != password { credentials.secrets.append(decoded) }
+            }
+        }
+        if let path = request.registryCredentialsPath {
+            let data = try Data(contentsOf: URL(fileURLWithPath: try resolve(path, field: "registry_credentials_path")))
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw RapidFlowError(.invalidRequest, "registry credentials must be a Docker config.json or {\"username\", \"password\"}")
+            }
+            var config: [String: Any]
+            if let username = object["username"] as? String, let password = object["password"] as? String {
+                let auth = Data("\(username):\(password)".utf8).base64EncodedString()
+                config = ["auths": [registryHost ?? "": ["auth": auth]]]
+                credentials.secrets += [password, auth]
+            } else if let auths = object["auths"] as? [String: Any] {
+                config = ["auths": auths]
+                for case let entry as [String: Any] in auths.values {
+                    for key in ["auth", "password", "identitytoken"] {
+                        if let value = entry[key] as? String { credentials.secrets.append(value) }
+                    }
+                    if let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth),
+                        let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
+                    {
+                        credentials.secrets.append(String(pair[pair.index(after: colon)...]))
+                    }
+                }
+            } else {
+                throw RapidFlowError(.invalidRequest, "registry credentials must be a Docker config.json with 'auths' or {\"username\", \"password\"}")
+            }
+            let dockerConfig = "\(directory)/docker"
+            try FileManager.default.createDirectory(atPath: dockerConfig, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try Self.writePrivate(String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self), to: "\(dockerConfig)/config.json")
+            credentials.environment["DOCKER_CONFIG"] = dockerConfig
+        }
+        return credentials
+    }
+
+    private static func writePrivate(_ text: String, to path: String) throws {
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    }
+}

@@ -1,0 +1,74 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The local Docker engine, reached through its API on the unix socket.
+public struct DockerEngine: Sendable {
+    public let socketPath: String
+
+    public init(socketPath: String = "/var/run/docker.sock") {
+        self.socketPath = socketPath
+    }
+
+    /// True when the engine answers `/_ping` within `timeout`.
+    public func isReachable(timeout: TimeAmount = .seconds(2)) async -> Bool {
+        guard FileManager.default.fileExists(atPath: socketPath),
+            let encoded = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
+        else { return false }
+        let request = HTTPClientRequest(url: "http+unix://\(encoded)/_ping")
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            _ = try await response.body.collect(upTo: 1024)
+            return response.status == .ok
+        } catch {
+            return false
+        }
+    }
+}
+
+extension DockerEngine {
+    /// Removes every container and image labelled with `rapidflow.job=<jobID>`; returns how many of each.
+    public func removeArtifacts(jobID: Int) async throws -> (containers: Int, images: Int) {
+        let filter = #"{"label":["rapidflow.job=\#(jobID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let containers = try await list("/containers/json?all=1&filters=\(filter)")
+        for id in containers { try await send(.DELETE, "/containers/\(id)?force=1&v=1") }
+        let images = try await list("/images/json?filters=\(filter)")
+        for id in images { try await send(.DELETE, "/images/\(id)?force=1") }
+        return (containers.count, images.count)
+    }
+
+    /// Ids of the running containers labelled for `jobID`.
+    public func runningContainers(jobID: Int) async throws -> [String] {
+        let filter = #"{"label":["rapidflow.job=\#(jobID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        return try await list("/containers/json?filters=\(filter)")
+    }
+
+    private var base: String {
+        "http+unix://\(socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+    }
+
+    private func list(_ path: String) async throws -> [String] {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        guard response.status == .ok,
+            let items = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]]
+        else { throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to \(path.split(separator: "?")[0])") }
+        return items.compactMap { $0["Id"] as? String }
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String) async throws {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard (200..<300).contains(Int(response.status.code)) || response.status == .notFound else {
+            throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to \(method) \(path.split(separator: "?")[0])")
+        }
+    }
+}
+
+public struct DockerEngineError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import NIOCore
+import RapidFlowCore
+
+/// Runs the docker steps of an image job through the Docker CLI: `docker-build`,
+/// `docker-run` (a test command or the image's entry point) and `docker-push`.
+///
+/// The CLI (rather than the engine's HTTP API) because it tars the build context, reads
+/// `.dockerignore`, and authenticates pushes from a per-job `DOCKER_CONFIG`; running it as
+/// a child process also gives these steps the same output capture and stop path as any step.
+public struct DockerImageExecutor: StepExecutor {
+    public let name = "docker"
+    public static let types: Set<String> = ["docker-build", "docker-run", "docker-push"]
+    private let launcher: ProcessLauncher
+    private let baseEnvironment: [String: String]
+
+    public init(launcher: ProcessLauncher, baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment()) {
+        self.launcher = launcher
+        self.baseEnvironment = baseEnvironment
+    }
+
+    /// The local tag of a job's built image.
+    public static func buildTag(jobID: Int) -> String { "rapidflow-job-\(jobID):build" }
+
+    public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        guard let request = step.snapshot.imageJob else {
+            throw RapidFlowError(.internalError, "a docker step needs an image job")
+        }
+        switch step.type {
+        case "docker-build":
+            return try await build(step, request: request, events: events)
+        case "docker-run":
+            return try await test(step, events: events)
+        case "docker-push":
+            return try await script(
+                step, events: events,
+                #"echo "Pushing $2"; docker tag "$1" "$2"; docker push "$2"; docker rmi "$2" >/dev/null"#,
+                [Self.buildTag(jobID: step.jobID), step.content])
+        default:
+            throw RapidFlowError(.internalError, "unknown docker step type \(step.type)")
+        }
+    }
+
+    private func build(_ step: StepInvocation, request: ImageJobRequest, events: any StepEvents) async throws -> Int {
+        // The Dockerfile must stay inside the repository, also through symlinks.
+        let root = URL(fileURLWithPath: step.workspace).resolvingSymlinksInPath().path
+        let dockerfile = URL(fileURLWithPath: "\(root)/\(request.dockerfilePath)").resolvingSymlinksInPath().path
+        guard dockerfile.hasPrefix(root + "/") else {
+            try await events.output(ByteBuffer(string: "[rapidflow] dockerfile_path '\(request.dockerfilePath)' leaves the repository\n"))
+            return 1
+        }
+        guard FileManager.default.fileExists(atPath: dockerfile) else {
+            try await events.output(ByteBuffer(string: "[rapidflow] no Dockerfile at '\(request.dockerfilePath)' in the repository\n"))
+            return 1
+        }
+        var arguments = ["build", "--force-rm", "-f", dockerfile, "-t", Self.buildTag(jobID: step.jobID)]
+        for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
+        arguments.append(root)
+        return try await docker(arguments, step, events: events)
+    }
+
+    /// Each test runs in a fresh container: created first so its id is known (and stoppable),
+    /// then started attached so its output is captured, then removed.
+    private func test(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        var create = ["create"]
+        for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { create += ["--label", "\(key)=\(value)"] }
+        if step.name == "entrypoint" {
+            create.append(Self.buildTag(jobID: step.jobID))
+        } else {
+            create += ["--entrypoint", "/bin/sh", Self.buildTag(jobID: step.jobID), "-c", step.content]
+        }
+        let (status, output) = try await collect(create, step)
+        let containerID = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init) ?? ""
+        guard status == 0, !containerID.isEmpty else {
+            try await events.output(ByteBuffer(string: output))
+            return status == 0 ? 1 : status
+        }
+        await events.container(containerID)
+        let launcher = self.launcher
+        let environment = dockerEnvironment(step)
+        step.control.onStop { signal in
+            // The attached CLI forwards signals, but a SIGKILL of the CLI would leave the container.
+            Task {
+                _ = try? await launcher.run(
+                    ProcessSpec(executable: "/usr/bin/env", arguments: ["docker", "kill", "--signal", signal == SIGKILL ? "KILL" : "TERM", containerID],
+                        environment: environment, workingDirectory: nil),
+                    started: { _ in }, output: { _ in })
+            }
+        }
+        let exitCode = try await docker(["start", "--attach", containerID], step, events: events)
+        _ = try? await collect(["rm", "--force", containerID], step)
+        return exitCode
+    }
+
+    private func script(_ step: StepInvocation, events: any StepEvents, _ body: String, _ arguments: [String]) async throws -> Int {
+        let spec = ProcessSpec(
+            executable: "/bin/bash", arguments: ["-eo", "pipefail", "-c", body, "rapidflow"] + arguments,
+            environment: dockerEnvironment(step), workingDirectory: step.workspace)
+        return try await launch(spec, step, events: events)
+    }
+
+    private func docker(_ arguments: [String], _ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        let spec = ProcessSpec(
+            executable: "/usr/bin/env", arguments: ["docker"] + arguments, environment: dockerEnvironment(step),
+            workingDirectory: step.workspace)
+        return try await launch(spec, step, events: events)
+    }
+
+    private func launch(_ spec: ProcessSpec, _ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        let termination = try await launcher.run(
+            spec,
+            started: { pid in
+                step.control.attach(processGroup: pid)
+                await events.started(processGroup: pid)
+            },
+            output: { try await events.output($0) },
+            exited: { ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL) })
+        return termination.exitCode
+    }
+
+    private func collect(_ arguments: [String], _ step: StepInvocation) async throws -> (Int, String) {
+        let output = OutputBuffer()
+        let termination = try await launcher.run(
+            ProcessSpec(executable: "/usr/bin/env", arguments: ["docker"] + arguments, environment: dockerEnvironment(step), workingDirectory: nil),
+            started: { _ in }, output: { await output.append($0) })
+        return (termination.exitCode, await output.text)
+    }
+
+    private func dockerEnvironment(_ step: StepInvocation) -> [String: String] {
+        var environment = baseEnvironment
+        // The legacy builder: no buildx plugin is needed, and a stopped client cancels the build.
+        environment["DOCKER_BUILDKIT"] = "0"
+        environment["DOCKER_CLI_HINTS"] = "false"
+        if let config = step.credentialEnvironment["DOCKER_CONFIG"] {
+            environment["DOCKER_CONFIG"] = config
+        } else {
+            // An empty per-job config: the service user's own logins are never used by a job.
+            environment["DOCKER_CONFIG"] = "\(step.workspace)/../.docker-empty"
+        }
+        environment[ProcessSweeper.markerVariable] = step.control.marker
+        return environment
+    }
+}
+
+/// Collects a short command's output.
+actor OutputBuffer {
+    private var bytes: [UInt8] = []
+    func append(_ chunk: ByteBuffer) { bytes += chunk.readableBytesView }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// Sends each step to the executor for its type: docker steps to Docker, the rest to `fallback`.
+public struct RoutingExecutor: StepExecutor {
+    public let fallback: any StepExecutor
+    public let docker: any StepExecutor
+    public var name: String { fallback.name }
+
+    public init(fallback: any StepExecutor, docker: any StepExecutor) {
+        self.fallback = fallback
+        self.docker = docker
+    }
+
+    public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        try await (DockerImageExecutor.types.contains(step.type) ? docker : fallback).run(step, events: events)
+    }
+}
