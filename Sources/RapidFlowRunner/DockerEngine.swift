@@ -13,17 +13,14 @@ public struct DockerEngine: Sendable {
 
     /// True when the engine answers `/_ping` within `timeout`.
     public func isReachable(timeout: TimeAmount = .seconds(2)) async -> Bool {
-        guard FileManager.default.fileExists(atPath: socketPath),
-            let encoded = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
-        else { return false }
-        let request = HTTPClientRequest(url: "http+unix://\(encoded)/_ping")
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
-            _ = try await response.body.collect(upTo: 1024)
-            return response.status == .ok
-        } catch {
-            return false
-        }
+        (try? await ping(timeout: timeout)) != nil
+    }
+
+    /// Throws unless the engine answers `/_ping`.
+    public func ping(timeout: TimeAmount = .seconds(2)) async throws {
+        let response = try await HTTPClient.shared.execute(request(.GET, "/_ping"), timeout: timeout)
+        _ = try await response.body.collect(upTo: 1024)
+        guard response.status == .ok else { throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to /_ping") }
     }
 }
 
@@ -44,12 +41,20 @@ extension DockerEngine {
         return try await list("/containers/json?filters=\(filter)")
     }
 
+    /// The engine refuses the percent-encoded socket path as a Host header, so name a plain one.
+    private func request(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.replaceOrAdd(name: "Host", value: "docker")
+        return request
+    }
+
     private var base: String {
         "http+unix://\(socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
     }
 
     private func list(_ path: String) async throws -> [String] {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request(.GET, path), timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
         guard response.status == .ok,
             let items = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]]
@@ -58,9 +63,7 @@ extension DockerEngine {
     }
 
     private func send(_ method: HTTPMethod, _ path: String) async throws {
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await HTTPClient.shared.execute(request(method, path), timeout: .seconds(60))
         _ = try await response.body.collect(upTo: 1 << 20)
         guard (200..<300).contains(Int(response.status.code)) || response.status == .notFound else {
             throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to \(method) \(path.split(separator: "?")[0])")
