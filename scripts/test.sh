@@ -4,15 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for tool in git bash curl; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "Installing: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
+# Docker engine, base image, registry and sshd on loopback (see the script).
+eval "$(scripts/test-services.sh)"
 
 swift build --build-tests
 swift test --skip-build "$@"

@@ -25,9 +25,9 @@ public struct DockerEngine: Sendable {
 }
 
 extension DockerEngine {
-    /// Removes every container and image labelled with `rapidflow.job=<jobID>`; returns how many of each.
-    public func removeArtifacts(jobID: Int) async throws -> (containers: Int, images: Int) {
-        let filter = #"{"label":["rapidflow.job=\#(jobID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    /// Removes every container and image labelled with this job and service instance; returns how many of each.
+    public func removeArtifacts(jobID: Int, instanceID: String) async throws -> (containers: Int, images: Int) {
+        let filter = #"{"label":["rapidflow.job=\#(jobID)","rapidflow.instance=\#(instanceID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let containers = try await list("/containers/json?all=1&filters=\(filter)")
         for id in containers { try await send(.DELETE, "/containers/\(id)?force=1&v=1") }
         let images = try await list("/images/json?filters=\(filter)")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOCore
 import RapidFlowCore
 
@@ -19,8 +20,11 @@ public struct DockerImageExecutor: StepExecutor {
         self.baseEnvironment = baseEnvironment
     }
 
-    /// The local tag of a job's built image.
-    public static func buildTag(jobID: Int) -> String { "rapidflow-job-\(jobID):build" }
+    /// The local tag of a job's built image; the service's instance id keeps two services
+    /// on one engine (or one data directory reset) from sharing tags.
+    public static func buildTag(_ step: StepInvocation) -> String {
+        "rapidflow-\(step.labels["rapidflow.instance"]?.prefix(8) ?? "local")-job-\(step.jobID):build"
+    }
 
     public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
         guard let request = step.snapshot.imageJob else {
@@ -35,7 +39,7 @@ public struct DockerImageExecutor: StepExecutor {
             return try await script(
                 step, events: events,
                 #"echo "Pushing $2"; docker tag "$1" "$2"; docker push "$2"; docker rmi "$2" >/dev/null"#,
-                [Self.buildTag(jobID: step.jobID), step.content])
+                [Self.buildTag(step), step.content])
         default:
             throw RapidFlowError(.internalError, "unknown docker step type \(step.type)")
         }
@@ -53,10 +57,30 @@ public struct DockerImageExecutor: StepExecutor {
             try await events.output(ByteBuffer(string: "[rapidflow] no Dockerfile at '\(request.dockerfilePath)' in the repository\n"))
             return 1
         }
-        var arguments = ["build", "--force-rm", "-f", dockerfile, "-t", Self.buildTag(jobID: step.jobID)]
+        var arguments = ["build", "--force-rm", "-f", dockerfile, "-t", Self.buildTag(step)]
         for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
         arguments.append(root)
-        return try await docker(arguments, step, events: events)
+        // The engine goes on with a build whose client went away, so a stop also kills the
+        // container the build is running (the builder names it: " ---> Running in <id>").
+        let watcher = BuildContainerWatcher(events: events)
+        stopContainer(step) { watcher.current }
+        return try await docker(arguments, step, events: watcher)
+    }
+
+    /// On each stop signal, signals the container `current()` names, if any.
+    private func stopContainer(_ step: StepInvocation, _ current: @escaping @Sendable () -> String?) {
+        let launcher = self.launcher
+        let environment = dockerEnvironment(step)
+        step.control.onStop { signal in
+            guard let containerID = current() else { return }
+            Task {
+                _ = try? await launcher.run(
+                    ProcessSpec(
+                        executable: "/usr/bin/env", arguments: ["docker", "kill", "--signal", signal == SIGKILL ? "KILL" : "TERM", containerID],
+                        environment: environment, workingDirectory: nil),
+                    started: { _ in }, output: { _ in })
+            }
+        }
     }
 
     /// Each test runs in a fresh container: created first so its id is known (and stoppable),
@@ -65,9 +89,9 @@ public struct DockerImageExecutor: StepExecutor {
         var create = ["create"]
         for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { create += ["--label", "\(key)=\(value)"] }
         if step.name == "entrypoint" {
-            create.append(Self.buildTag(jobID: step.jobID))
+            create.append(Self.buildTag(step))
         } else {
-            create += ["--entrypoint", "/bin/sh", Self.buildTag(jobID: step.jobID), "-c", step.content]
+            create += ["--entrypoint", "/bin/sh", Self.buildTag(step), "-c", step.content]
         }
         let (status, output) = try await collect(create, step)
         let containerID = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init) ?? ""
@@ -76,17 +100,8 @@ public struct DockerImageExecutor: StepExecutor {
             return status == 0 ? 1 : status
         }
         await events.container(containerID)
-        let launcher = self.launcher
-        let environment = dockerEnvironment(step)
-        step.control.onStop { signal in
-            // The attached CLI forwards signals, but a SIGKILL of the CLI would leave the container.
-            Task {
-                _ = try? await launcher.run(
-                    ProcessSpec(executable: "/usr/bin/env", arguments: ["docker", "kill", "--signal", signal == SIGKILL ? "KILL" : "TERM", containerID],
-                        environment: environment, workingDirectory: nil),
-                    started: { _ in }, output: { _ in })
-            }
-        }
+        // The attached CLI forwards signals, but a SIGKILL of the CLI would leave the container.
+        stopContainer(step) { containerID }
         let exitCode = try await docker(["start", "--attach", containerID], step, events: events)
         _ = try? await collect(["rm", "--force", containerID], step)
         return exitCode
@@ -139,6 +154,35 @@ public struct DockerImageExecutor: StepExecutor {
         }
         environment[ProcessSweeper.markerVariable] = step.control.marker
         return environment
+    }
+}
+
+/// Passes build output on and remembers the container the builder is running.
+final class BuildContainerWatcher: StepEvents {
+    private let events: any StepEvents
+    private let state = Mutex<(line: String, container: String?)>(("", nil))
+
+    init(events: any StepEvents) {
+        self.events = events
+    }
+
+    var current: String? { state.withLock { $0.container } }
+
+    func started(processGroup: pid_t?) async { await events.started(processGroup: processGroup) }
+    func container(_ id: String) async { await events.container(id) }
+
+    func output(_ chunk: ByteBuffer) async throws {
+        let text = String(buffer: chunk)
+        state.withLock { state in
+            let lines = (state.line + text).split(separator: "\n", omittingEmptySubsequences: false)
+            for line in lines.dropLast() {
+                if let range = line.range(of: "---> Running in ") {
+                    state.container = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+                }
+            }
+            state.line = String(lines.last?.suffix(200) ?? "")
+        }
+        try await events.output(chunk)
     }
 }
 

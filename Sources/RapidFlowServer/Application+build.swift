@@ -60,7 +60,7 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker)
+        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     if let token = configuration.apiToken, !token.isEmpty {
         webSocketRouter.add(middleware: BearerTokenMiddleware(token: token))
@@ -79,7 +79,7 @@ public func buildApplication(
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String, docker: DockerEngine
+    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorEnvelopeMiddleware())
@@ -91,7 +91,7 @@ func buildRouter(
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
-        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory)
+        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     return router

@@ -11,6 +11,7 @@ struct JobController<Context: RequestContext> {
     let workspacesDirectory: String
     let limits: Limits
     let credentials: CredentialStore
+    let instanceID: String
     let docker = DockerEngine()
 
     func addRoutes(to router: Router<Context>) {
@@ -162,7 +163,7 @@ struct JobController<Context: RequestContext> {
         }
         if await docker.isReachable() {
             do {
-                let artifacts = try await docker.removeArtifacts(jobID: job.id)
+                let artifacts = try await docker.removeArtifacts(jobID: job.id, instanceID: instanceID)
                 removed += [("containers", .int(artifacts.containers)), ("images", .int(artifacts.images))]
             } catch {
                 context.logger.error("cleanup could not remove docker artifacts", metadata: ["job": "\(job.id)", "error": "\(error)"])

@@ -1,0 +1,288 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Image jobs against the real Docker engine, a real registry with htpasswd auth, and git
+/// repositories over file and ssh URLs. `scripts/test-services.sh` starts all of them.
+@Suite("Image jobs on Docker")
+struct ImageJobTests {
+    static let environment = ProcessInfo.processInfo.environment
+    static let registry = environment["RAPIDFLOW_TEST_REGISTRY"] ?? "127.0.0.1:5055"
+    static let registryUser = environment["RAPIDFLOW_TEST_REGISTRY_USER"] ?? "rapidflow"
+    static let registryPassword = environment["RAPIDFLOW_TEST_REGISTRY_PASSWORD"] ?? "registry-test-pass-4711"
+
+    /// A repository whose image prints which ref it was built from.
+    struct Repository {
+        let url: String
+        let sha: String
+        let root: String
+    }
+
+    static func repository(dockerfile: String? = nil) throws -> Repository {
+        let root = TestFiles.temporaryDirectory()
+        let file = dockerfile ?? """
+            FROM rapidflow-test/busybox
+            COPY message.txt /message.txt
+            RUN echo built > /built.txt
+            CMD ["sh", "-c", "echo entry point says $(cat /message.txt)"]
+            """
+        try TestFiles.shell("""
+            cd \(root) && git init -q --bare --initial-branch=main repo.git && git init -q work && cd work
+            git config user.email t@example.com && git config user.name test
+            cat > Dockerfile <<'DOCKERFILE'
+            \(file)
+            DOCKERFILE
+            echo from-main > message.txt && git add . && git commit -qm main && git branch -M main
+            git tag v1.0 && echo from-tag-commit > message.txt && git commit -qam second
+            git push -q ../repo.git main v1.0
+            """)
+        let sha = try TestFiles.shell("git -C \(root)/work rev-parse HEAD~1").trimmingCharacters(in: .whitespacesAndNewlines)
+        return Repository(url: "file://\(root)/repo.git", sha: sha, root: root)
+    }
+
+    static func tags(_ repository: String) throws -> [String] {
+        let text = try TestFiles.shell("curl -s -u \(registryUser):\(registryPassword) http://\(registry)/v2/\(repository)/tags/list")
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        return (object?["tags"] as? [String] ?? []).sorted()
+    }
+
+    /// A server with a secrets directory holding the registry login.
+    static func withServer(_ body: (TestServer, String) async throws -> Void) async throws {
+        let secrets = TestFiles.temporaryDirectory()
+        try #"{"username": "\#(registryUser)", "password": "\#(registryPassword)"}"#.write(toFile: "\(secrets)/registry.json", atomically: true, encoding: .utf8)
+        try await TestServer.with(configure: { $0.secretsDirectory = secrets; $0.killGracePeriod = .seconds(2) }) { server in
+            try await body(server, secrets)
+        }
+    }
+
+    static func submit(_ server: TestServer, _ body: [String: Any]) async throws -> Int {
+        let reply = try await server.post("/jobs", json: body)
+        try #require(reply.status == 200, "submit: \(reply.text)")
+        let id = try #require(reply.object["job_id"] as? String)
+        #expect(reply.header("Location") == "/jobs/\(id)")
+        return try #require(Int(id))
+    }
+
+    /// The service instance id that labels a server's containers and images.
+    static func instance(_ server: TestServer) throws -> String {
+        try String(contentsOfFile: "\(server.dataDirectory)/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func steps(_ server: TestServer, _ jobID: Int) async throws -> [[String: Any]] {
+        try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+    }
+
+    @Test(arguments: ["main", "v1.0", "sha"])
+    func aJobAtARefBuildsTestsAndPushesTwoTags(ref: String) async throws {
+        try await Self.withServer { server, _ in
+            let repository = try Self.repository()
+            let gitRef = ref == "sha" ? repository.sha : ref
+            let path = "it/\(ref == "sha" ? "bysha" : ref.replacingOccurrences(of: ".", with: ""))-\(UUID().uuidString.prefix(6).lowercased())"
+            let jobID = try await Self.submit(server, [
+                "owner": "it", "repo_url": repository.url, "git_ref": gitRef, "dockerfile_path": "Dockerfile",
+                "image_tags": ["1.0", "latest"], "registry_url": "http://\(Self.registry)/\(path)",
+                "registry_credentials_path": "registry.json",
+                "test_commands": ["cat /built.txt", "half=registry-test-pass; echo password is ${half}-4711"],
+                "test_entry_point": true,
+            ])
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let steps = try await Self.steps(server, jobID)
+            #expect(job["status"] as? String == "success", "\(steps.map { ($0["type"] ?? "", $0["output"] ?? "") })")
+            #expect(job["kind"] as? String == "image")
+            #expect(steps.map { $0["type"] as? String } == ["git", "docker-build", "docker-run", "docker-run", "docker-run", "docker-push", "docker-push"])
+            #expect(steps.map { $0["phase"] as? String } == ["build", "build", "test", "test", "test", "publish", "publish"])
+            #expect(steps[2]["output"] as? String == "built\n")
+            #expect(steps[3]["output"] as? String == "password is ********\n", "credential values are masked")
+            let expectedMessage = ref == "main" ? "from-tag-commit" : "from-main"
+            #expect(steps[4]["output"] as? String == "entry point says \(expectedMessage)\n")
+            #expect((steps[5]["output"] as? String ?? "").contains("1.0: digest: sha256:"))
+            #expect((steps[6]["output"] as? String ?? "").contains("latest: digest: sha256:"))
+            #expect(try Self.tags(path) == ["1.0", "latest"])
+            #expect(job["container_id"] is String, "the container of the last test is recorded")
+
+            let status = try await server.get("/jobs/\(jobID)/status").object
+            let timestamps = status["phase_timestamps"] as? [String: Any] ?? [:]
+            let ordered = ["job_start", "build_start", "build_end", "test_start", "test_end", "publish_start", "publish_end", "job_end"]
+                .compactMap { timestamps[$0] as? String }
+            #expect(ordered.count == 8)
+            #expect(ordered == ordered.sorted())
+            let metrics = status["metrics"] as? [String: Any] ?? [:]
+            for phase in ["build", "test", "publish"] {
+                #expect((metrics["\(phase)_duration_seconds"] as? Double ?? 0) > 0)
+            }
+            let logs = try await server.get("/jobs/\(jobID)/logs").object
+            #expect((logs["publish"] as? String ?? "").contains("digest: sha256:"))
+            #expect(!(logs["test"] as? String ?? "").contains(Self.registryPassword))
+            #expect(!(try await server.get("/jobs/\(jobID)/details").text.contains(Self.registryPassword)))
+        }
+    }
+
+    @Test func aFailingTestFailsTheJobAndLeavesTheRegistryUntouched() async throws {
+        try await Self.withServer { server, _ in
+            let repository = try Self.repository()
+            let path = "it/failing-\(UUID().uuidString.prefix(6).lowercased())"
+            let jobID = try await Self.submit(server, [
+                "owner": "it", "repo_url": repository.url, "git_ref": "main", "image_tags": ["1.0"],
+                "registry_url": "\(Self.registry)/\(path)", "registry_credentials_path": "registry.json",
+                "test_commands": ["echo checking; exit 3", "echo never"],
+            ])
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            #expect(job["status"] as? String == "failed")
+            let steps = try await Self.steps(server, jobID)
+            #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed", "skipped", "skipped"])
+            #expect(steps[2]["exit_code"] as? Int == 3)
+            #expect(try Self.tags(path).isEmpty)
+            let status = try await server.get("/jobs/\(jobID)/status").object
+            #expect((status["metrics"] as? [String: Any])?["publish_duration_seconds"] is NSNull)
+        }
+    }
+
+    @Test func killMidBuildAndMidTestLeavesNoContainerRunning() async throws {
+        try await Self.withServer { server, _ in
+            let token = "rfbuild\(UUID().uuidString.prefix(8).lowercased())"
+            let slow = try Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN echo \(token) && sleep 120\n")
+            let building = try await Self.submit(server, ["owner": "it", "repo_url": slow.url, "git_ref": "main"])
+            try await server.waitForOutput(building, containing: token, timeout: .seconds(60))
+            let reply = try await server.post("/jobs/\(building)/kill")
+            #expect(reply.status == 200)
+            #expect(reply.object["success"] as? Bool == true)
+            #expect(try await server.job(building)["status"] as? String == "cancelled")
+            try await Task.sleep(for: .seconds(1))
+            let running = try TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
+            #expect(!running.contains(token), "the build's container was stopped")
+
+            let repository = try Self.repository()
+            let testing = try await Self.submit(server, [
+                "owner": "it", "repo_url": repository.url, "git_ref": "main", "test_commands": ["echo testing; sleep 120"],
+            ])
+            try await server.waitForOutput(testing, containing: "testing", timeout: .seconds(60))
+            #expect(try await server.post("/jobs/\(testing)/kill").status == 200)
+            #expect(try await server.job(testing)["status"] as? String == "cancelled")
+            let labelled = try TestFiles.shell("docker ps -q --filter label=rapidflow.job=\(testing) --filter label=rapidflow.instance=\(try Self.instance(server))")
+            #expect(labelled.isEmpty, "the test container was stopped")
+        }
+    }
+
+    @Test func cleanupRemovesTheWorkspaceContainersAndImages() async throws {
+        try await Self.withServer { server, _ in
+            let repository = try Self.repository()
+            let jobID = try await Self.submit(server, ["owner": "it", "repo_url": repository.url, "test_commands": ["true"]])
+            #expect(try await server.waitForJob(jobID, timeout: .seconds(120))["status"] as? String == "success")
+            let labels = "--filter label=rapidflow.job=\(jobID) --filter label=rapidflow.instance=\(try Self.instance(server))"
+            #expect(!(try TestFiles.shell("docker images -q \(labels)")).isEmpty)
+            let reply = try await server.post("/jobs/\(jobID)/cleanup")
+            #expect(reply.status == 200)
+            #expect(reply.object["success"] as? Bool == true)
+            #expect(try TestFiles.shell("docker images -q \(labels)").isEmpty)
+            #expect(try TestFiles.shell("docker ps -aq \(labels)").isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)"))
+        }
+    }
+
+    @Test func aPrivateRepositoryIsClonedOverSSHWithAKey() async throws {
+        let key = Self.environment["RAPIDFLOW_TEST_SSH_KEY"] ?? "/tmp/rapidflow-test-services/ssh/id_ed25519"
+        let otherKey = Self.environment["RAPIDFLOW_TEST_SSH_OTHER_KEY"] ?? "/tmp/rapidflow-test-services/ssh/other_key"
+        let port = Self.environment["RAPIDFLOW_TEST_SSH_PORT"] ?? "2222"
+        try await Self.withServer { server, secrets in
+            try FileManager.default.copyItem(atPath: key, toPath: "\(secrets)/deploy_key")
+            try FileManager.default.copyItem(atPath: otherKey, toPath: "\(secrets)/wrong_key")
+            let repository = try Self.repository()
+            let url = "ssh://root@127.0.0.1:\(port)\(repository.root)/repo.git"
+            let good = try await Self.submit(server, [
+                "owner": "it", "repo_url": url, "git_credentials_path": "deploy_key", "test_entry_point": true,
+            ])
+            let job = try await server.waitForJob(good, timeout: .seconds(120))
+            let steps = try await Self.steps(server, good)
+            #expect(job["status"] as? String == "success", "\(steps.first?["output"] ?? "")")
+            #expect(steps.last?["output"] as? String == "entry point says from-tag-commit\n")
+            let keyBody = try String(contentsOfFile: key, encoding: .utf8).split(separator: "\n")[1]
+            #expect(!(try await server.get("/jobs/\(good)/details").text.contains(keyBody)))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(server.dataDirectory)/workspaces/job-\(good)").contains(".git"))
+            let gitConfig = try String(contentsOfFile: "\(server.dataDirectory)/workspaces/job-\(good)/.git/config", encoding: .utf8)
+            #expect(!gitConfig.contains("deploy_key") && !gitConfig.contains("ssh-key"), "no credential in the workspace's git config")
+
+            let wrong = try await Self.submit(server, ["owner": "it", "repo_url": url, "git_credentials_path": "wrong_key"])
+            #expect(try await server.waitForJob(wrong, timeout: .seconds(120))["status"] as? String == "failed")
+            let failed = try await Self.steps(server, wrong)
+            #expect(failed.map { $0["status"] as? String } == ["failed", "skipped"])
+            #expect((failed[0]["output"] as? String ?? "").lowercased().contains("permission denied"))
+        }
+    }
+
+    @Test func faultsWhileRunningBecomeFailedJobsWithAClearMessage() async throws {
+        try await Self.withServer { server, secrets in
+            let repository = try Self.repository()
+            try #"{"username": "rapidflow", "password": "wrong-password-123"}"#.write(toFile: "\(secrets)/bad.json", atomically: true, encoding: .utf8)
+            let cases: [(body: [String: Any], failing: String, words: [String])] = [
+                (["owner": "it", "repo_url": "file:///nonexistent/repo.git"], "git", ["does not appear", "repo.git"]),
+                (["owner": "it", "repo_url": repository.url, "git_ref": "no-such-branch"], "git", ["no-such-branch"]),
+                (["owner": "it", "repo_url": repository.url, "dockerfile_path": "missing/Dockerfile"], "docker-build", ["no Dockerfile"]),
+                (["owner": "it", "repo_url": (try Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN exit 7\n")).url],
+                 "docker-build", ["returned a non-zero code: 7"]),
+                (["owner": "it", "repo_url": repository.url, "image_tags": ["x"], "registry_url": "\(Self.registry)/it/denied",
+                  "registry_credentials_path": "bad.json"], "docker-push", ["unauthorized", "authentication required"]),
+                (["owner": "it", "repo_url": repository.url, "image_tags": ["x"], "registry_url": "127.0.0.1:5999/it/down"],
+                 "docker-push", ["connection refused"]),
+            ]
+            var jobs: [Int] = []
+            for testCase in cases { jobs.append(try await Self.submit(server, testCase.body)) }
+            for (jobID, testCase) in zip(jobs, cases) {
+                let job = try await server.waitForJob(jobID, timeout: .seconds(180))
+                #expect(job["status"] as? String == "failed")
+                let steps = try await Self.steps(server, jobID)
+                let failing = steps.first { $0["status"] as? String == "failed" }
+                #expect(failing?["type"] as? String == testCase.failing)
+                let output = (failing?["output"] as? String ?? "").lowercased()
+                #expect(testCase.words.contains { output.contains($0.lowercased()) }, "\(testCase.failing): \(output)")
+                #expect(!output.contains("wrong-password-123"))
+            }
+        }
+    }
+
+    @Test func badImageJobRequestsAreRefusedBeforeAnythingRuns() async throws {
+        try await Self.withServer { server, secrets in
+            let outside = TestFiles.temporaryDirectory()
+            try "x".write(toFile: "\(outside)/creds.json", atomically: true, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: "\(secrets)/escape.json", withDestinationPath: "\(outside)/creds.json")
+            let base: [String: Any] = ["owner": "it", "repo_url": "file:///tmp/repo.git"]
+            func with(_ changes: [String: Any]) -> [String: Any] { base.merging(changes) { $1 } }
+            let cases: [([String: Any], String)] = [
+                (with(["git_ref": "-upload-pack=evil"]), "git_ref"),
+                (with(["git_ref": "bad..ref"]), "git_ref"),
+                (with(["git_ref": "has space"]), "git_ref"),
+                (with(["image_tags": ["-x"], "registry_url": "r.example/a"]), "-x"),
+                (with(["image_tags": ["a:b"], "registry_url": "r.example/a"]), "a:b"),
+                (with(["dockerfile_path": "../Dockerfile"]), "dockerfile_path"),
+                (with(["dockerfile_path": "/etc/Dockerfile"]), "dockerfile_path"),
+                (with(["git_credentials_path": "/etc/passwd"]), "git_credentials_path"),
+                (with(["git_credentials_path": "../../etc/passwd"]), "git_credentials_path"),
+                (with(["registry_credentials_path": "escape.json", "image_tags": ["1"], "registry_url": "r.example/a"]), "registry_credentials_path"),
+                (with(["registry_url": "not a url"]), "registry_url"),
+                (with(["registry_url": "ftp://r.example/a"]), "registry_url"),
+                (with(["registry_url": "r.example/UPPER"]), "registry_url"),
+                (with(["image_tags": ["1.0"]]), "registry_url"),
+                (["repo_url": "file:///tmp/repo.git"], "owner"),
+                (["owner": "it"], "repo_url"),
+                (with(["repo_url": "-oProxyCommand=evil"]), "repo_url"),
+                (with(["repo_url": "ftp://example.com/x"]), "repo_url"),
+                (with(["test_commands": "make test"]), "test_commands"),
+                (with(["test_commands": ["ok", 5]]), "test_commands[1]"),
+                (with(["test_entry_point": "yes"]), "test_entry_point"),
+                (with(["image_tags": "latest"]), "image_tags"),
+                (with(["owner": 5]), "owner"),
+                (with(["colour": "red"]), "colour"),
+            ]
+            for (body, word) in cases {
+                let before = try await server.counts()
+                let reply = try await server.post("/jobs", json: body)
+                #expect(reply.status == 400, "\(body): \(reply.text)")
+                #expect(reply.errorMessage.contains(word), "'\(reply.errorMessage)' should name \(word)")
+                #expect(try await server.counts() == before, "nothing was stored")
+            }
+            let malformed = try await server.request(.POST, "/jobs", body: "{not json")
+            #expect(malformed.status == 400)
+            #expect(malformed.errorCode == "invalid_json")
+        }
+    }
+}

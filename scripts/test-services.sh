@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs and starts the real components the tests use, on loopback only:
+# the Docker engine, a local base image, a registry with htpasswd auth, and sshd.
+# Prints the environment the tests read. Safe to run again.
+set -euo pipefail
+
+state=/tmp/rapidflow-test-services
+mkdir -p "$state"
+
+missing=()
+for pair in docker.io:dockerd docker-registry:docker-registry busybox-static:busybox apache2-utils:htpasswd \
+            openssh-server:sshd openssh-client:ssh git:git curl:curl; do
+  package=${pair%%:*}; tool=${pair##*:}
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# The Docker engine.
+if ! docker info >/dev/null 2>&1; then
+  setsid dockerd >"$state/dockerd.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see $state/dockerd.log" >&2; exit 1; }
+fi
+
+# A base image, built locally since nothing can be pulled: static busybox on scratch.
+if ! docker image inspect rapidflow-test/busybox >/dev/null 2>&1; then
+  build=$(mktemp -d)
+  cp "$(command -v busybox)" "$build/busybox"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","--install","-s","/bin"]\nENV PATH=/bin\nCMD ["sh"]\n' > "$build/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t rapidflow-test/busybox "$build" >&2
+  rm -rf "$build"
+fi
+
+# A registry with htpasswd auth on 127.0.0.1:5055.
+registry_user=rapidflow
+registry_password=registry-test-pass-4711
+if ! curl -sf -o /dev/null -u "$registry_user:$registry_password" http://127.0.0.1:5055/v2/; then
+  mkdir -p "$state/registry"
+  htpasswd -Bbn "$registry_user" "$registry_password" > "$state/htpasswd"
+  cat > "$state/registry.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $state/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5055
+auth:
+  htpasswd:
+    realm: rapidflow-test
+    path: $state/htpasswd
+YAML
+  setsid docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 30); do curl -sf -o /dev/null -u "$registry_user:$registry_password" http://127.0.0.1:5055/v2/ && break; sleep 0.5; done
+fi
+
+# sshd on 127.0.0.1:2222 that accepts one generated key, for cloning over ssh.
+if [ ! -f "$state/ssh/id_ed25519" ]; then
+  mkdir -p "$state/ssh"
+  ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/id_ed25519"
+  ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/host_key"
+  cp "$state/ssh/id_ed25519.pub" "$state/ssh/authorized_keys"
+  ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/other_key"
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/2222) 2>/dev/null; then
+  mkdir -p /run/sshd
+  cat > "$state/ssh/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port 2222
+HostKey $state/ssh/host_key
+AuthorizedKeysFile $state/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+PidFile $state/ssh/sshd.pid
+CONF
+  /usr/sbin/sshd -f "$state/ssh/sshd_config" -E "$state/ssh/sshd.log"
+fi
+
+cat <<ENV
+export RAPIDFLOW_TEST_REGISTRY=127.0.0.1:5055
+export RAPIDFLOW_TEST_REGISTRY_USER=$registry_user
+export RAPIDFLOW_TEST_REGISTRY_PASSWORD=$registry_password
+export RAPIDFLOW_TEST_SSH_KEY=$state/ssh/id_ed25519
+export RAPIDFLOW_TEST_SSH_OTHER_KEY=$state/ssh/other_key
+export RAPIDFLOW_TEST_SSH_PORT=2222
+ENV
