@@ -30,13 +30,15 @@ public struct Job: Sendable, Equatable {
     public var containerID: String?
     /// The job this one retries, if any.
     public var retryOf: Int?
+    /// Host ports published for its containers, as `docker port` lists them.
+    public var ports: [String]
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
 
     public init(
         id: Int, kind: JobKind, pipelineID: Int?, pipelineName: String?, status: JobStatus,
-        snapshot: JobSnapshot, cancelled: Bool, containerID: String?, retryOf: Int?,
+        snapshot: JobSnapshot, cancelled: Bool, containerID: String?, retryOf: Int?, ports: [String] = [],
         createdAt: Date, startedAt: Date?, finishedAt: Date?
     ) {
         self.id = id
@@ -48,6 +50,7 @@ public struct Job: Sendable, Equatable {
         self.cancelled = cancelled
         self.containerID = containerID
         self.retryOf = retryOf
+        self.ports = ports
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt

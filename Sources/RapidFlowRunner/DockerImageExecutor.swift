@@ -193,18 +193,29 @@ actor OutputBuffer {
     var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 
-/// Sends each step to the executor for its type: docker steps to Docker, the rest to `fallback`.
+/// Sends each step to the executor for its type: image-job steps to Docker, clones to the
+/// shell, pipeline steps to containers when configured (or when the config names an image
+/// and the engine is there, in `auto` mode), else to the shell.
 public struct RoutingExecutor: StepExecutor {
-    public let fallback: any StepExecutor
-    public let docker: any StepExecutor
-    public var name: String { fallback.name }
+    public let shell: ShellExecutor
+    public let image: DockerImageExecutor
+    public let containers: ContainerStepExecutor?
+    /// `--executor docker`: every pipeline step runs in a container.
+    public let containersRequired: Bool
+    public var name: String { containersRequired ? "docker" : containers == nil ? "shell" : "auto" }
 
-    public init(fallback: any StepExecutor, docker: any StepExecutor) {
-        self.fallback = fallback
-        self.docker = docker
+    public init(shell: ShellExecutor, image: DockerImageExecutor, containers: ContainerStepExecutor?, containersRequired: Bool) {
+        self.shell = shell
+        self.image = image
+        self.containers = containers
+        self.containersRequired = containersRequired
     }
 
     public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        try await (DockerImageExecutor.types.contains(step.type) ? docker : fallback).run(step, events: events)
+        if DockerImageExecutor.types.contains(step.type) { return try await image.run(step, events: events) }
+        if step.type != "git", let containers, containersRequired || containers.image(for: step.snapshot) != nil {
+            return try await containers.run(step, events: events)
+        }
+        return try await shell.run(step, events: events)
     }
 }

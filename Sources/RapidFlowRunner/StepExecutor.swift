@@ -47,10 +47,13 @@ public protocol StepEvents: Sendable {
     func output(_ chunk: ByteBuffer) async throws
     /// The container that runs the step.
     func container(_ id: String) async
+    /// Ports a step's container published, as `docker port` lists them.
+    func ports(_ mappings: [String]) async
 }
 
 extension StepEvents {
     public func container(_ id: String) async {}
+    public func ports(_ mappings: [String]) async {}
 }
 
 /// Runs steps: locally (shell), in containers (docker), or elsewhere.

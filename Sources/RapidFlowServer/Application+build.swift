@@ -30,11 +30,8 @@ public func buildApplication(
     try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
     let instanceID = try InstanceIdentity.load(dataDirectory: dataDirectory)
 
-    switch configuration.executor {
-    case .auto, .shell: break
-    case .docker, .nomad:
-        throw RapidFlowError(
-            .invalidRequest, "--executor \(configuration.executor.rawValue) is not available in this build; use shell or auto")
+    if configuration.executor == .nomad {
+        throw RapidFlowError(.invalidRequest, "--executor nomad is not available in this build; use auto, shell or docker")
     }
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     try await store.migrate()
@@ -42,8 +39,13 @@ public func buildApplication(
     let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
     waiters.start()
     let launcher = ProcessLauncher(waiters: waiters)
-    let executor = RoutingExecutor(fallback: ShellExecutor(launcher: launcher), docker: DockerImageExecutor(launcher: launcher))
     let docker = DockerEngine()
+    let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
+    let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
+    let executor = RoutingExecutor(
+        shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher),
+        containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
+        containersRequired: configuration.executor == .docker)
 
     let broadcaster = LogBroadcaster()
     let scheduler = JobScheduler(

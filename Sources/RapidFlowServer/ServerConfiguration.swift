@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RapidFlowCore
+import RapidFlowRunner
 
 /// Everything `rapidflow serve` can be told, with the embedded defaults.
 public struct ServerConfiguration: Sendable {
@@ -22,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// Output kept per step (head and tail); the middle of a longer output is cut.
     public var stepOutputCap = 64 << 20
     public var logLevel = Logger.Level.info
+    /// `language` → image template (`{version}` is replaced) for the docker executor.
+    public var languageImages = ContainerStepExecutor.defaultLanguageImages
 
     public init() {}
 

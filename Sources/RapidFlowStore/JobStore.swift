@@ -55,6 +55,8 @@ public protocol JobStore: Sendable {
     /// Sets a final status unless the job already has one; false when it had.
     func finishJob(id: Int, status: JobStatus, cancelled: Bool, at: Date) async throws -> Bool
     func setContainer(jobID: Int, containerID: String?) async throws
+    /// Host ports published for the job's containers (`expose_ports`).
+    func setPorts(jobID: Int, ports: [String]) async throws
     /// `pending` → `cancelled`; false when the job was no longer pending.
     func cancelPendingJob(id: Int, at: Date) async throws -> Bool
 

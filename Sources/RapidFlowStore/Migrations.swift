@@ -40,6 +40,7 @@ enum Migrations {
                 """,
                 "CREATE INDEX job_environment_by_job ON job_environment (job_id, position)",
             ]
-        )
+        ),
+        (2, ["ALTER TABLE jobs ADD COLUMN ports TEXT"]),
     ]
 }

@@ -279,6 +279,13 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func setPorts(jobID: Int, ports: [String]) async throws {
+        let text = String(decoding: try JSONEncoder().encode(ports), as: UTF8.self)
+        try await locked {
+            try await database.raw("UPDATE jobs SET ports = \(bind: text) WHERE id = \(bind: jobID)").run()
+        }
+    }
+
     public func setContainer(jobID: Int, containerID: String?) async throws {
         try await locked {
             try await database.raw("UPDATE jobs SET container_id = \(bind: containerID) WHERE id = \(bind: jobID)").run()
@@ -442,6 +449,7 @@ public final class SQLJobStore: JobStore {
             cancelled: try row.decode(column: "cancelled", as: Int.self) != 0,
             containerID: try row.decode(column: "container_id", as: String?.self),
             retryOf: try row.decode(column: "retry_of", as: Int?.self),
+            ports: try row.decode(column: "ports", as: String?.self).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? [],
             createdAt: try row.decode(column: "created_at", as: Millis.self).date,
             startedAt: try row.decode(column: "started_at", as: Millis?.self)?.date,
             finishedAt: try row.decode(column: "finished_at", as: Millis?.self)?.date)

@@ -27,6 +27,8 @@ struct ServeCommand: AsyncParsableCommand {
     var killGraceSeconds: Double?
     @Option(name: .customLong("step-output-cap-mb"), help: "MiB of output kept per step, head and tail (RAPIDFLOW_STEP_OUTPUT_CAP_MB).")
     var stepOutputCapMB: Double?
+    @Option(name: .customLong("language-images"), help: "JSON file mapping a config's language to an image template, e.g. {\"golang\": \"golang:{version}\"} (RAPIDFLOW_LANGUAGE_IMAGES).")
+    var languageImages: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -74,6 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let cap = try number(stepOutputCapMB, "STEP_OUTPUT_CAP_MB") {
             guard cap > 0 else { throw ValidationError("--step-output-cap-mb must be positive") }
             configuration.stepOutputCap = Int(cap * 1_048_576)
+        }
+        if let path = value(languageImages, "LANGUAGE_IMAGES") {
+            guard let data = FileManager.default.contents(atPath: path),
+                let map = try? JSONSerialization.jsonObject(with: data) as? [String: String]
+            else { throw ValidationError("--language-images must name a JSON file of {\"language\": \"image:{version}\"}") }
+            configuration.languageImages.merge(map) { $1 }
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

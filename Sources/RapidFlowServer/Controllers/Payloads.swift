@@ -24,6 +24,7 @@ enum Payloads {
             ("cancelled", .bool(job.cancelled)),
             ("container_id", .optional(job.containerID)),
             ("retry_of", .optional(job.retryOf)),
+            ("ports", .array(job.ports.map(JSONValue.string))),
             ("created_at", .time(job.createdAt)),
             ("started_at", .time(job.startedAt)),
             ("finished_at", .time(job.finishedAt)),

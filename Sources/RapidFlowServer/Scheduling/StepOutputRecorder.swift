@@ -35,6 +35,10 @@ actor StepOutputRecorder: StepEvents {
         }
     }
 
+    func ports(_ mappings: [String]) async {
+        try? await store.setPorts(jobID: jobID, ports: mappings)
+    }
+
     func container(_ id: String) async {
         try? await store.setContainer(jobID: jobID, containerID: id)
     }
