@@ -47,8 +47,14 @@ public struct ContainerStepExecutor: StepExecutor {
         create += ["-e", "CI=true", "-e", "RAPIDFLOW=true", "-e", "RAPIDFLOW_JOB_ID=\(step.jobID)", "-e", "RAPIDFLOW_STEP_ID=\(step.stepID)",
                    "-e", "RAPIDFLOW_WORKSPACE=/workspace"]
         for (key, value) in step.environment { create += ["-e", "\(key)=\(value)"] }
+        var published: [String] = []
         if step.snapshot.exposePorts {
-            for port in try await exposedPorts(of: image, step) { create += ["-p", "127.0.0.1::\(port)"] }
+            // Host ports are picked here (free loopback ports) so they are known before the step starts.
+            for port in try await exposedPorts(of: image, step) {
+                let hostPort = try Self.freeLoopbackPort()
+                create += ["-p", "127.0.0.1:\(hostPort):\(port)"]
+                published.append("\(port) -> 127.0.0.1:\(hostPort)")
+            }
         }
         create += ["--entrypoint", "/bin/sh", image, "-c", Self.wrapper, "rapidflow", step.content]
 
@@ -59,6 +65,7 @@ public struct ContainerStepExecutor: StepExecutor {
             return status == 0 ? 1 : status
         }
         await events.container(containerID)
+        if !published.isEmpty { await events.ports(published) }
         let launcher = self.launcher
         step.control.onStop { signal in
             Task {
@@ -76,11 +83,24 @@ public struct ContainerStepExecutor: StepExecutor {
                 await events.started(processGroup: pid)
             },
             output: { try await events.output($0) })
-        if step.snapshot.exposePorts, let ports = try? await run(["port", containerID], step).1, !ports.isEmpty {
-            await events.ports(ports.split(separator: "\n").map(String.init))
-        }
         _ = try? await run(["rm", "--force", containerID], step)
         return termination.exitCode
+    }
+
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ProcessError.spawnFailed("socket", errno: errno) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw ProcessError.spawnFailed("bind", errno: errno) }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private func exposedPorts(of image: String, _ step: StepInvocation) async throws -> [String] {

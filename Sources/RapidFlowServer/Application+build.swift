@@ -39,7 +39,7 @@ public func buildApplication(
     let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
     waiters.start()
     let launcher = ProcessLauncher(waiters: waiters)
-    let docker = DockerEngine()
+    let docker = DockerEngine(socketPath: configuration.dockerSocket)
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
     let executor = RoutingExecutor(

@@ -25,6 +25,7 @@ public struct ServerConfiguration: Sendable {
     public var logLevel = Logger.Level.info
     /// `language` → image template (`{version}` is replaced) for the docker executor.
     public var languageImages = ContainerStepExecutor.defaultLanguageImages
+    public var dockerSocket = "/var/run/docker.sock"
 
     public init() {}
 
