@@ -40,5 +40,9 @@ int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], co
 }
 
 int rapidflow_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno;
+    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    /* A larger pipe lets a fast step write ahead while the service stores a chunk, and
+       lets each read take more at once. Best effort: the default size still works. */
+    (void)fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    return 0;
 }

@@ -75,6 +75,8 @@ public struct ProcessLauncher: Sendable {
         let channel: NIOAsyncChannel<ByteBuffer, Never>
         do {
             channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                // Reads grow up to 1 MiB while output is fast, so a flood costs few round trips.
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 1 << 20))
                 .takingOwnershipOfDescriptor(input: readEnd) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: channel)

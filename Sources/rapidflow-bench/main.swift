@@ -51,7 +51,19 @@ func waitForJob(_ port: Int, _ id: Int) async throws -> [String: Any] {
 }
 
 /// Follows a job's WebSocket; `onLog` sees each log event's data; returns bytes received.
+/// A connection refused by a full accept queue (hundreds of followers at once) is retried.
 func follow(_ port: Int, _ jobID: Int, onLog: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Int {
+    for attempt in 1...5 {
+        do {
+            return try await followOnce(port, jobID, onLog: onLog)
+        } catch where attempt < 5 {
+            try await Task.sleep(for: .milliseconds(50 * attempt))
+        }
+    }
+    return 0
+}
+
+func followOnce(_ port: Int, _ jobID: Int, onLog: @escaping @Sendable (String) -> Void) async throws -> Int {
     let bytes = Atomic<Int>(0)
     try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/jobs/\(jobID)/logs/stream", logger: logger) { inbound, _, _ in
         for try await message in inbound.messages(maxSize: 1 << 20) {
@@ -133,7 +145,7 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
     var iterator = ports.makeAsyncIterator()
     let port = await iterator.next()!
     print("RapidFlow live-log benchmark (\(quick ? "quick" : "full") run), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-    print("")
+    print(""); fflush(nil)
 
     // 1. Line latency: step print → WebSocket follower.
     let pipeLatency = try await baselinePipeLatency(launcher)
@@ -144,7 +156,7 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
     print("Line latency, print → receiver (\(stampedLines) lines, one every 5 ms)")
     print("  baseline: read straight from the step's pipe   p50 \(format(median(pipeLatency), 3)) ms   p99 \(format(percentile(pipeLatency, 0.99), 3)) ms")
     print("  RapidFlow: stored, then WebSocket follower       p50 \(format(median(serviceLatency), 3)) ms   p99 \(format(percentile(serviceLatency, 0.99), 3)) ms   (\(serviceLatency.count) lines)")
-    print("")
+    print(""); fflush(nil)
 
     // 2. Capture throughput.
     let size = quick ? "256M" : "1G"
@@ -163,7 +175,7 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
     print("Capture throughput of a step printing \(size)B (median of \(baselineTimes.count))")
     print("  baseline: bash -c 'yes | head -c \(size) > file'   \(format(median(baselineTimes))) s")
     print("  RapidFlow step (captured, stored, capped at 64 MiB)   \(format(median(serviceTimes))) s   ratio \(format(ratio)) (goal ≤ 1.5)")
-    print("")
+    print(""); fflush(nil)
 
     // 3. Fan-out: many followers of one job.
     let megabytes = quick ? 5 : 20

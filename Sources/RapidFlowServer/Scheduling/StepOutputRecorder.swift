@@ -16,12 +16,13 @@ actor StepOutputRecorder: StepEvents {
     /// the last half is held in memory and stored when the step ends, with a marker between.
     private let cap: Int
     private var cutting = false
-    private var tail = Data()
-    private var omitted = 0
+    private var tail: TailBuffer
+    private var omitted: Int { tail.dropped }
     private var masker: SecretMasker
 
     init(store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int, secrets: [String] = []) {
         self.masker = SecretMasker(secrets: secrets)
+        self.tail = TailBuffer(capacity: cap - cap / 2)
         self.store = store
         self.broadcaster = broadcaster
         self.jobID = jobID
@@ -68,28 +69,16 @@ actor StepOutputRecorder: StepEvents {
     }
 
     private func keepTail(_ data: Data) {
-        let tailLimit = cap - cap / 2
         tail.append(data)
-        // Trim in batches so appending stays cheap.
-        if tail.count > 2 * tailLimit + 65536 {
-            let excess = tail.count - tailLimit
-            omitted += excess
-            tail = tail.subdata(in: tail.startIndex + excess..<tail.endIndex)
-        }
     }
 
     /// Stores the held tail of a step that passed the cap; call once the step's output ended.
     func finish() async {
         try? await capture(masker.flush())
         guard cutting else { return }
-        let tailLimit = cap - cap / 2
-        if tail.count > tailLimit {
-            omitted += tail.count - tailLimit
-            tail = tail.subdata(in: tail.endIndex - tailLimit..<tail.endIndex)
-        }
         try? await write(Data("[rapidflow] \(omitted) bytes of output were cut here\n".utf8))
-        try? await write(tail)
-        tail = Data()
+        try? await write(tail.contents)
+        tail = TailBuffer(capacity: tail.capacity)
         cutting = false
     }
 
@@ -104,5 +93,47 @@ actor StepOutputRecorder: StepEvents {
         offset += data.count
         try await store.appendOutput(stepID: stepID, offset: at, data: data)
         await broadcaster.publish(jobID: jobID, event: .log(stepID: stepID, offset: at, data: data))
+    }
+}
+
+/// The last `capacity` bytes written, in a ring, counting what fell out.
+struct TailBuffer {
+    let capacity: Int
+    private var storage: [UInt8] = []
+    private var end = 0
+    private(set) var dropped = 0
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    mutating func append(_ data: Data) {
+        if storage.count < capacity {
+            let room = capacity - storage.count
+            storage.append(contentsOf: data.prefix(room))
+            end = storage.count % capacity
+            if data.count > room { append(data.dropFirst(room)) }
+            return
+        }
+        var bytes = data[...]
+        if bytes.count > capacity {
+            dropped += bytes.count - capacity
+            bytes = bytes.suffix(capacity)
+        }
+        dropped += bytes.count
+        bytes.withUnsafeBytes { source in
+            storage.withUnsafeMutableBytes { target in
+                let first = min(source.count, capacity - end)
+                target.baseAddress!.advanced(by: end).copyMemory(from: source.baseAddress!, byteCount: first)
+                if first < source.count {
+                    target.baseAddress!.copyMemory(from: source.baseAddress!.advanced(by: first), byteCount: source.count - first)
+                }
+            }
+        }
+        end = (end + bytes.count) % capacity
+    }
+
+    var contents: Data {
+        storage.count < capacity ? Data(storage) : Data(storage[end...] + storage[..<end])
     }
 }
