@@ -35,6 +35,37 @@ extension DockerEngine {
         return (containers.count, images.count)
     }
 
+    /// Creates a container and returns its id (`POST /containers/create`).
+    public func createContainer(image: String, entrypoint: [String]?, command: [String]?, labels: [String: String]) async throws -> String {
+        var config: [String: Any] = ["Image": image, "Labels": labels, "AttachStdout": true, "AttachStderr": true]
+        if let entrypoint { config["Entrypoint"] = entrypoint }
+        if let command { config["Cmd"] = command }
+        var request = request(.POST, "/containers/create")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: config)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        guard response.status == .created, let id = object?["Id"] as? String else {
+            throw DockerEngineError(message: (object?["message"] as? String) ?? "the Docker engine answered \(response.status.code) to a container create")
+        }
+        return id
+    }
+
+    public func removeContainer(_ id: String) async throws {
+        try await send(.DELETE, "/containers/\(id)?force=1&v=1")
+    }
+
+    /// Tags `source` as `repository:tag` (`POST /images/{name}/tag`).
+    public func tagImage(_ source: String, repository: String, tag: String) async throws {
+        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text }
+        try await send(.POST, "/images/\(encode(source))/tag?repo=\(encode(repository))&tag=\(encode(tag))")
+    }
+
+    public func removeImage(_ reference: String) async throws {
+        try await send(.DELETE, "/images/\(reference.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? reference)")
+    }
+
     /// Ids of the running containers labelled for `jobID`.
     public func runningContainers(jobID: Int) async throws -> [String] {
         let filter = #"{"label":["rapidflow.job=\#(jobID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""

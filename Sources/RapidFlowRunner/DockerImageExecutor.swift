@@ -14,9 +14,14 @@ public struct DockerImageExecutor: StepExecutor {
     public static let types: Set<String> = ["docker-build", "docker-run", "docker-push"]
     private let launcher: ProcessLauncher
     private let baseEnvironment: [String: String]
+    private let engine: DockerEngine
 
-    public init(launcher: ProcessLauncher, baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment()) {
+    public init(
+        launcher: ProcessLauncher, engine: DockerEngine = DockerEngine(),
+        baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment()
+    ) {
         self.launcher = launcher
+        self.engine = engine
         self.baseEnvironment = baseEnvironment
     }
 
@@ -36,10 +41,7 @@ public struct DockerImageExecutor: StepExecutor {
         case "docker-run":
             return try await test(step, events: events)
         case "docker-push":
-            return try await script(
-                step, events: events,
-                #"echo "Pushing $2"; docker tag "$1" "$2"; docker push "$2"; docker rmi "$2" >/dev/null"#,
-                [Self.buildTag(step), step.content])
+            return try await push(step, events: events)
         default:
             throw RapidFlowError(.internalError, "unknown docker step type \(step.type)")
         }
@@ -83,35 +85,42 @@ public struct DockerImageExecutor: StepExecutor {
         }
     }
 
-    /// Each test runs in a fresh container: created first so its id is known (and stoppable),
-    /// then started attached so its output is captured, then removed.
+    /// Each test runs in a fresh container: created through the API first so its id is known
+    /// (and stoppable), then started attached so its output is captured, then removed.
     private func test(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        var create = ["create"]
-        for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { create += ["--label", "\(key)=\(value)"] }
-        if step.name == "entrypoint" {
-            create.append(Self.buildTag(step))
-        } else {
-            create += ["--entrypoint", "/bin/sh", Self.buildTag(step), "-c", step.content]
-        }
-        let (status, output) = try await collect(create, step)
-        let containerID = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init) ?? ""
-        guard status == 0, !containerID.isEmpty else {
-            try await events.output(ByteBuffer(string: output))
-            return status == 0 ? 1 : status
+        let containerID: String
+        do {
+            containerID = try await engine.createContainer(
+                image: Self.buildTag(step),
+                entrypoint: step.name == "entrypoint" ? nil : ["/bin/sh"],
+                command: step.name == "entrypoint" ? nil : ["-c", step.content],
+                labels: step.labels)
+        } catch {
+            try await events.output(ByteBuffer(string: "[rapidflow] could not create the test container: \(error)\n"))
+            return 1
         }
         await events.container(containerID)
         // The attached CLI forwards signals, but a SIGKILL of the CLI would leave the container.
         stopContainer(step) { containerID }
         let exitCode = try await docker(["start", "--attach", containerID], step, events: events)
-        _ = try? await collect(["rm", "--force", containerID], step)
+        try? await engine.removeContainer(containerID)
         return exitCode
     }
 
-    private func script(_ step: StepInvocation, events: any StepEvents, _ body: String, _ arguments: [String]) async throws -> Int {
-        let spec = ProcessSpec(
-            executable: "/bin/bash", arguments: ["-eo", "pipefail", "-c", body, "rapidflow"] + arguments,
-            environment: dockerEnvironment(step), workingDirectory: step.workspace)
-        return try await launch(spec, step, events: events)
+    /// Tags the built image as the target (API), pushes it (CLI, for its auth and progress), and drops the tag.
+    private func push(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        let reference = step.content
+        guard let colon = reference.lastIndex(of: ":") else { return 1 }
+        do {
+            try await engine.tagImage(Self.buildTag(step), repository: String(reference[..<colon]), tag: String(reference[reference.index(after: colon)...]))
+        } catch {
+            try await events.output(ByteBuffer(string: "[rapidflow] could not tag the image as \(reference): \(error)\n"))
+            return 1
+        }
+        try await events.output(ByteBuffer(string: "Pushing \(reference)\n"))
+        let exitCode = try await docker(["push", reference], step, events: events)
+        try? await engine.removeImage(reference)
+        return exitCode
     }
 
     private func docker(_ arguments: [String], _ step: StepInvocation, events: any StepEvents) async throws -> Int {
@@ -131,14 +140,6 @@ public struct DockerImageExecutor: StepExecutor {
             output: { try await events.output($0) },
             exited: { ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL) })
         return termination.exitCode
-    }
-
-    private func collect(_ arguments: [String], _ step: StepInvocation) async throws -> (Int, String) {
-        let output = OutputBuffer()
-        let termination = try await launcher.run(
-            ProcessSpec(executable: "/usr/bin/env", arguments: ["docker"] + arguments, environment: dockerEnvironment(step), workingDirectory: nil),
-            started: { _ in }, output: { await output.append($0) })
-        return (termination.exitCode, await output.text)
     }
 
     private func dockerEnvironment(_ step: StepInvocation) -> [String: String] {

@@ -43,7 +43,7 @@ public func buildApplication(
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
     let executor = RoutingExecutor(
-        shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher),
+        shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher, engine: docker),
         containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
         containersRequired: configuration.executor == .docker)
 
