@@ -36,14 +36,19 @@ registry=$RAPIDFLOW_TEST_REGISTRY
 now() { date +%s.%N; }
 
 by_hand() {
-  local n=$1 dir="$work/hand-$1" config="$work/hand-config-$1"
+  local n=$1 t0 t1 t2 t3 dir="$work/hand-$1" config="$work/hand-config-$1"
   mkdir -p "$config"
   printf '{"auths":{"%s":{"auth":"%s"}}}' "$registry" "$(printf '%s:%s' "$RAPIDFLOW_TEST_REGISTRY_USER" "$RAPIDFLOW_TEST_REGISTRY_PASSWORD" | base64 -w0)" > "$config/config.json"
+  t0=$(now)
   git init -q "$dir" && git -C "$dir" remote add origin "file://$work/repo.git"
   git -C "$dir" fetch -q --depth 1 origin main && git -C "$dir" checkout -q FETCH_HEAD
+  t1=$(now)
   DOCKER_BUILDKIT=0 docker build -q --force-rm -t "bench-hand-$n:build" "$dir" >/dev/null
+  t2=$(now)
   docker run --rm --entrypoint /bin/sh "bench-hand-$n:build" -c 'cat /built.txt' >/dev/null
   docker run --rm "bench-hand-$n:build" >/dev/null
+  t3=$(now)
+  echo "git=$(echo "$t1 - $t0" | bc) build=$(echo "$t2 - $t1" | bc) tests=$(echo "$t3 - $t2" | bc)" > "$work/hand-steps.txt"
   for tag in 1.0 latest; do
     docker tag "bench-hand-$n:build" "$registry/bench/hand:$tag"
     DOCKER_CONFIG=$config docker push -q "$registry/bench/hand:$tag" >/dev/null
@@ -61,6 +66,7 @@ through_service() {
     case $status in success) break ;; failed|cancelled) echo "job $id $status" >&2; exit 1 ;; esac
     sleep 0.02
   done
+  curl -sf "http://127.0.0.1:3917/jobs/$id/status" | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(" ".join("%s=%.2f" % (s["type"], s["duration_seconds"]) for s in d["steps"]))' >> "$work/steps.txt"
   curl -sf -X POST "http://127.0.0.1:3917/jobs/$id/cleanup" >/dev/null
 }
 
@@ -76,3 +82,5 @@ echo "Image job: clone, build, 2 tests (command + entry point), push 2 tags — 
 echo "  by hand (shell script)   ${h} s   runs: ${hand[*]}"
 echo "  RapidFlow (POST /jobs)   ${s} s   runs: ${service[*]}"
 echo "  ratio                    $(echo "scale=3; $s / $h" | bc)   (goal ≤ 1.10)"
+echo "  by-hand step times of the last run (s): $(cat "$work/hand-steps.txt")"
+echo "  RapidFlow step durations of the last run (s): $(tail -1 "$work/steps.txt")"
