@@ -33,7 +33,9 @@ public struct ContainerStepExecutor: StepExecutor {
     }
 
     /// Runs the script with bash when the image has it, else with the image's POSIX sh.
-    static let wrapper = #"if command -v bash >/dev/null 2>&1; then exec bash -eo pipefail -c "$1"; fi; exec sh -e -c "set -o pipefail 2>/dev/null; $1""#
+    /// stderr joins stdout first: Docker carries the two as separate streams, which would
+    /// lose the order they were printed in.
+    static let wrapper = #"exec 2>&1; if command -v bash >/dev/null 2>&1; then exec bash -eo pipefail -c "$1"; fi; exec sh -e -c "set -o pipefail 2>/dev/null; $1""#
 
     public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
         guard let image = image(for: step.snapshot) else {

@@ -93,7 +93,8 @@ public struct DockerImageExecutor: StepExecutor {
             containerID = try await engine.createContainer(
                 image: Self.buildTag(step),
                 entrypoint: step.name == "entrypoint" ? nil : ["/bin/sh"],
-                command: step.name == "entrypoint" ? nil : ["-c", step.content],
+                // One stream keeps stdout and stderr in the order printed (Docker carries them apart).
+                command: step.name == "entrypoint" ? nil : ["-c", "exec 2>&1\n" + step.content],
                 labels: step.labels)
         } catch {
             try await events.output(ByteBuffer(string: "[rapidflow] could not create the test container: \(error)\n"))
