@@ -54,7 +54,7 @@ public func buildApplication(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
             credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
-            credentialsDirectory: "\(dataDirectory)/credentials"),
+            credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout),
         logger: logger)
 
     // Before anything serves: no job stays `running` across a crash or restart.

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var secretsDirectory: String?
     public var apiToken: String?
     public var killGracePeriod: Duration = .seconds(10)
+    /// Jobs running longer fail as timed out; a config's `timeout_seconds` overrides it.
+    public var jobTimeout: Duration?
     public var limits = Limits.default
     /// Output kept per step (head and tail); the middle of a longer output is cut.
     public var stepOutputCap = 64 << 20

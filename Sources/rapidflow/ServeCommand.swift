@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     var stepOutputCapMB: Double?
     @Option(name: .customLong("language-images"), help: "JSON file mapping a config's language to an image template, e.g. {\"golang\": \"golang:{version}\"} (RAPIDFLOW_LANGUAGE_IMAGES).")
     var languageImages: String?
+    @Option(name: .customLong("job-timeout-seconds"), help: "Fail jobs running longer; a config's timeout_seconds wins (RAPIDFLOW_JOB_TIMEOUT_SECONDS).")
+    var jobTimeoutSeconds: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -82,6 +84,10 @@ struct ServeCommand: AsyncParsableCommand {
                 let map = try? JSONSerialization.jsonObject(with: data) as? [String: String]
             else { throw ValidationError("--language-images must name a JSON file of {\"language\": \"image:{version}\"}") }
             configuration.languageImages.merge(map) { $1 }
+        }
+        if let timeout = try number(jobTimeoutSeconds, "JOB_TIMEOUT_SECONDS") {
+            guard timeout > 0 else { throw ValidationError("--job-timeout-seconds must be positive") }
+            configuration.jobTimeout = .milliseconds(Int(timeout * 1000))
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

@@ -37,19 +37,45 @@ struct JobExecution {
         // Secret values never reach stored or streamed output.
         let secrets = credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
 
-        var status = JobStatus.success
-        for step in steps where step.status == .pending {
-            if let reason = run.stopReason {
-                status = reason == .cancelled ? .cancelled : .failed
-                break
+        let credentialsForSteps = credentials
+        let timeout = job.snapshot.timeoutSeconds.map { Duration.milliseconds(Int($0 * 1000)) } ?? settings.defaultJobTimeout
+        let run = self.run
+        var status = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
+            if let timeout {
+                // The watchdog: past the timeout the job is stopped like a cancel, and fails.
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+                    run.stop(.timedOut(seconds), signal: SIGTERM)
+                    try await Task.sleep(for: run.gracePeriod)
+                    run.stop(.timedOut(seconds), signal: SIGKILL)
+                    return nil
+                }
             }
-            let stepStatus = try await runStep(
-                step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment,
-                credentials: credentials, secrets: secrets)
-            if stepStatus != .success {
-                status = stepStatus == .cancelled ? .cancelled : .failed
-                break
+            group.addTask {
+                var status = JobStatus.success
+                for step in steps where step.status == .pending {
+                    if let reason = run.stopReason {
+                        status = reason == .cancelled ? .cancelled : .failed
+                        break
+                    }
+                    let stepStatus = try await runStep(
+                        step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment,
+                        credentials: credentialsForSteps, secrets: secrets)
+                    if stepStatus != .success {
+                        status = stepStatus == .cancelled ? .cancelled : .failed
+                        break
+                    }
+                }
+                return status
             }
+            while let result = try await group.next() {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            return JobStatus.failed
         }
         if let reason = run.stopReason, status == .success {
             status = reason == .cancelled ? .cancelled : .failed
@@ -116,6 +142,9 @@ struct JobExecution {
         case .shutdown?:
             status = .failed
             await recorder.note("the service was shut down while this step ran")
+        case .timedOut(let seconds)?:
+            status = .failed
+            await recorder.note("timed out after \(seconds.formatted()) s: the job's timeout_seconds was reached")
         case nil:
             status = exitCode == 0 ? .success : .failed
             if let exitCode, exitCode != 0 { await recorder.note("step failed with exit code \(exitCode)") }

@@ -5,15 +5,18 @@ import Synchronization
 
 /// One job while this service runs it: how to stop it, and who waits for its end.
 final class JobRun: Sendable {
-    enum StopReason: Sendable {
+    enum StopReason: Sendable, Equatable {
         case cancelled
         case shutdown
+        /// The job ran longer than its timeout (seconds).
+        case timedOut(Double)
     }
 
     private struct State {
         var stopReason: StopReason?
         var control: StepControl?
         var finished = false
+        var gracePeriod: Duration = .seconds(10)
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
@@ -25,6 +28,12 @@ final class JobRun: Sendable {
     }
 
     var stopReason: StopReason? { state.withLock { $0.stopReason } }
+
+    /// Time between SIGTERM and SIGKILL for this job (the job's `kill_timeout_seconds` or the service's).
+    var gracePeriod: Duration {
+        get { state.withLock { $0.gracePeriod } }
+        set { state.withLock { $0.gracePeriod = newValue } }
+    }
 
     /// The control of the step now running; a stop asked for earlier reaches it at once.
     func begin(_ control: StepControl) {

@@ -23,12 +23,15 @@ public actor JobScheduler: Service {
         public var credentials = CredentialStore(secretsDirectory: nil)
         /// Where per-job credential files live while a job runs.
         public var credentialsDirectory = "/tmp"
+        /// A job running longer fails ("timed out"), unless its config sets its own timeout.
+        public var defaultJobTimeout: Duration?
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
             stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
-            credentialsDirectory: String = "/tmp"
+            credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil
         ) {
+            self.defaultJobTimeout = defaultJobTimeout
             self.credentials = credentials
             self.credentialsDirectory = credentialsDirectory
             self.stepOutputCap = stepOutputCap
@@ -74,11 +77,12 @@ public actor JobScheduler: Service {
                 }
             }
             // Graceful shutdown: stop what runs; each job settles as failed with the reason.
-            for run in runs.values { run.stop(.shutdown, signal: SIGTERM) }
-            let grace = settings.killGracePeriod
+            let current = Array(runs.values)
+            for run in current { run.stop(.shutdown, signal: SIGTERM) }
             group.addTask {
-                try? await Task.sleep(for: grace)
-                for run in await self.runs.values { run.stop(.shutdown, signal: SIGKILL) }
+                for run in current where !(await run.waitUntilFinished(timeout: run.gracePeriod)) {
+                    run.stop(.shutdown, signal: SIGKILL)
+                }
             }
         }
     }
@@ -93,6 +97,7 @@ public actor JobScheduler: Service {
             for job in try await store.pendingJobs(limit: free) where runs[job.id] == nil {
                 // Registered before the claim, so a cancel racing with it finds the run.
                 let run = JobRun(jobID: job.id)
+                run.gracePeriod = job.snapshot.killTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) } ?? settings.killGracePeriod
                 runs[job.id] = run
                 if try await store.claimJob(id: job.id, at: Date()) {
                     claimed.append(run)
@@ -156,7 +161,7 @@ public actor JobScheduler: Service {
 
     private func stop(_ run: JobRun) async {
         run.stop(.cancelled, signal: SIGTERM)
-        if await run.waitUntilFinished(timeout: settings.killGracePeriod) { return }
+        if await run.waitUntilFinished(timeout: run.gracePeriod) { return }
         logger.notice("job did not stop within the grace period; killing it", metadata: ["job": "\(run.jobID)"])
         run.stop(.cancelled, signal: SIGKILL)
         await run.waitUntilFinished()

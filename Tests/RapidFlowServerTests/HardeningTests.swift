@@ -1,0 +1,65 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+@Suite("Timeouts and masking")
+struct HardeningTests {
+    @Test func aJobPastItsTimeoutFailsWithTheReasonInItsOutput() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: "timeout_seconds: 1\nsteps:\n  - echo started; sleep 300\n  - echo never\n")
+            let started = ContinuousClock.now
+            let jobID = try await server.trigger(pipelineID)
+            let job = try await server.waitForJob(jobID)
+            #expect(job["status"] as? String == "failed")
+            #expect(ContinuousClock.now - started < .seconds(20))
+            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
+            #expect((steps[0]["output"] as? String ?? "").contains("timed out after 1 s"))
+        }
+    }
+
+    @Test func theServiceDefaultTimeoutAppliesWhenTheConfigSetsNone() async throws {
+        try await TestServer.with(configure: { $0.jobTimeout = .milliseconds(800) }) { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 300\n"))
+            #expect(try await server.waitForJob(jobID)["status"] as? String == "failed")
+            #expect((try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? "").contains("timed out after 0.8 s"))
+            let quick = try await server.trigger(try await server.createPipeline(config: "timeout_seconds: 60\nsteps:\n  - sleep 1.2; echo done\n"))
+            #expect(try await server.waitForJob(quick)["status"] as? String == "success", "a config's own timeout wins")
+        }
+    }
+
+    @Test func aJobsKillTimeoutBoundsTheGracePeriod() async throws {
+        try await TestServer.with(configure: { $0.killGracePeriod = .seconds(30) }) { server in
+            let pipelineID = try await server.createPipeline(
+                config: "kill_timeout_seconds: 0.5\nsteps:\n  - trap '' TERM; echo ready; while true; do sleep 0.1; done\n")
+            let jobID = try await server.trigger(pipelineID)
+            try await server.waitForOutput(jobID, containing: "ready")
+            let started = ContinuousClock.now
+            #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(10), "killed after the job's 0.5 s, not the service's 30 s: \(elapsed)")
+            #expect(try await server.job(jobID)["status"] as? String == "cancelled")
+        }
+    }
+
+    @Test func secretEnvValuesAreMaskedWholeAndWhenSplitAcrossChunks() async throws {
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: """
+                env:
+                  DEPLOY_TOKEN: "tok-secret-4711"
+                  PLAIN: "visible-value"
+                steps:
+                  - echo "whole $DEPLOY_TOKEN"; printf 'split tok-sec'; sleep 0.4; printf 'ret-4711 end\\n'; echo "$PLAIN"
+                """)
+            let jobID = try await server.trigger(pipelineID)
+            async let streamed = server.get("/jobs/\(jobID)/logs/stream?follow=true")
+            _ = try await server.waitForJob(jobID)
+            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            #expect(output == "whole ********\nsplit ******** end\nvisible-value\n")
+            let text = try await streamed.text
+            #expect(!text.contains("tok-secret-4711") && !text.contains("ret-4711"))
+            #expect(text.contains("split ******** end"))
+            #expect(!(try await server.get("/jobs/\(jobID)/details").text.contains("tok-secret-4711")))
+        }
+    }
+}
