@@ -66,6 +66,14 @@ extension DockerEngine {
         try await send(.DELETE, "/images/\(reference.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? reference)")
     }
 
+    /// Removes every container of a service instance: at start-up they are all orphans of the previous run.
+    public func removeContainers(instanceID: String) async throws -> Int {
+        let filter = #"{"label":["rapidflow.instance=\#(instanceID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let containers = try await list("/containers/json?all=1&filters=\(filter)")
+        for id in containers { try await send(.DELETE, "/containers/\(id)?force=1&v=1") }
+        return containers.count
+    }
+
     /// Ids of the running containers labelled for `jobID`.
     public func runningContainers(jobID: Int) async throws -> [String] {
         let filter = #"{"label":["rapidflow.job=\#(jobID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""

@@ -57,8 +57,12 @@ public func buildApplication(
             credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout),
         logger: logger)
 
-    // Before anything serves: no job stays `running` across a crash or restart.
+    // Before anything serves: no job stays `running` across a crash or restart, and nothing
+    // the previous run started (processes, containers) is left behind.
     try await scheduler.recoverInterruptedJobs()
+    if engineAnswers, let removed = try? await docker.removeContainers(instanceID: instanceID), removed > 0 {
+        logger.notice("removed containers left by the previous run", metadata: ["containers": "\(removed)"])
+    }
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
@@ -76,6 +80,12 @@ public func buildApplication(
         logger: logger)
     // Services stop in reverse order: the closer is listed first so it runs last.
     app.addServices(ResourceCloser(store: store, waiters: waiters), scheduler)
+    if let retention = configuration.retention {
+        app.addServices(
+            WorkspaceReaper(
+                store: store, docker: engineAnswers ? docker : nil, workspacesDirectory: workspaces, instanceID: instanceID,
+                retention: retention, logger: logger))
+    }
     return (app, RapidFlowService(store: store, scheduler: scheduler))
 }
 

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var killGracePeriod: Duration = .seconds(10)
     /// Jobs running longer fail as timed out; a config's `timeout_seconds` overrides it.
     public var jobTimeout: Duration?
+    /// Finished jobs' workspaces, containers and images are removed this long after they end (nil: kept).
+    public var retention: Duration? = .seconds(7 * 24 * 3600)
     public var limits = Limits.default
     /// Output kept per step (head and tail); the middle of a longer output is cut.
     public var stepOutputCap = 64 << 20

@@ -48,6 +48,8 @@ public protocol JobStore: Sendable {
     func steps(jobID: Int) async throws -> [Step]
     func step(id: Int) async throws -> Step?
     func environment(jobID: Int) async throws -> [EnvironmentEntry]
+    /// Ids of jobs that reached a final status before `date`, oldest first.
+    func finishedJobIDs(before date: Date, limit: Int) async throws -> [Int]
     /// Oldest pending jobs first.
     func pendingJobs(limit: Int) async throws -> [Job]
     /// `pending` → `running`; false when the job was no longer pending.

@@ -235,6 +235,14 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func finishedJobIDs(before date: Date, limit: Int) async throws -> [Int] {
+        try await locked {
+            try await database.raw(
+                "SELECT id FROM jobs WHERE finished_at < \(bind: Millis(date)) ORDER BY finished_at LIMIT \(bind: limit)"
+            ).all().map { try $0.decode(column: "id", as: Int.self) }
+        }
+    }
+
     public func pendingJobs(limit: Int) async throws -> [Job] {
         try await locked {
             try await database.raw(

@@ -31,6 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
     var languageImages: String?
     @Option(name: .customLong("job-timeout-seconds"), help: "Fail jobs running longer; a config's timeout_seconds wins (RAPIDFLOW_JOB_TIMEOUT_SECONDS).")
     var jobTimeoutSeconds: Double?
+    @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
+    var retentionHours: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -88,6 +90,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let timeout = try number(jobTimeoutSeconds, "JOB_TIMEOUT_SECONDS") {
             guard timeout > 0 else { throw ValidationError("--job-timeout-seconds must be positive") }
             configuration.jobTimeout = .milliseconds(Int(timeout * 1000))
+        }
+        if let hours = try number(retentionHours, "RETENTION_HOURS") {
+            guard hours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
+            configuration.retention = hours == 0 ? nil : .milliseconds(Int(hours * 3_600_000))
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

@@ -63,3 +63,46 @@ struct HardeningTests {
         }
     }
 }
+
+@Suite("Retention and crash recovery")
+struct RecoveryTests {
+    @Test func theReaperRemovesOldWorkspacesAndKeepsTheJobs() async throws {
+        try await TestServer.with(configure: { $0.retention = .seconds(1) }) { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo kept > out.txt; echo logged\n"))
+            _ = try await server.waitForJob(jobID)
+            let workspace = "\(server.dataDirectory)/workspaces/job-\(jobID)"
+            let deadline = ContinuousClock.now + .seconds(15)
+            while FileManager.default.fileExists(atPath: workspace), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(!FileManager.default.fileExists(atPath: workspace))
+            #expect(try await server.get("/jobs/\(jobID)/logs").object["build"] as? String == "logged\n")
+        }
+    }
+
+    @Test func killNineWithTenJobsRunningLeavesNothingRunningAfterRestart() async throws {
+        let dataDirectory = TestFiles.temporaryDirectory()
+        let token = "rf-crash-\(UUID().uuidString.prefix(8))"
+        var service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "10"])
+        let shell = try await service.client.createPipeline(config: "steps:\n  - echo \"before crash $RAPIDFLOW_JOB_ID\"; setsid bash -c 'exec -a \(token) sleep 300' & exec -a \(token) sleep 300\n")
+        let docker = try await service.client.createPipeline(config: "image: rapidflow-test/busybox\nsteps:\n  - echo \"before crash $RAPIDFLOW_JOB_ID\"; sleep 300\n")
+        var jobs: [Int] = []
+        for index in 0..<10 { jobs.append(try await service.client.trigger(index % 2 == 0 ? shell : docker)) }
+        for id in jobs { try await service.client.waitForOutput(id, containing: "before crash \(id)", timeout: .seconds(90)) }
+        let instance = try String(contentsOfFile: "\(dataDirectory)/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!(try TestFiles.shell("docker ps -q --filter label=rapidflow.instance=\(instance)")).isEmpty)
+
+        service.kill(signal: SIGKILL)
+        service = try ServiceProcess.start(dataDirectory: dataDirectory)
+        defer { service.kill(signal: SIGTERM) }
+        #expect(try await service.client.get("/jobs?status=running").array.isEmpty, "no job stays running")
+        for id in jobs {
+            let job = try await service.client.job(id)
+            #expect(job["status"] as? String == "failed")
+            let output = try await service.client.get("/jobs/\(id)/logs").object["build"] as? String ?? ""
+            #expect(output.hasPrefix("before crash \(id)\n"), "output printed before the crash is readable")
+        }
+        #expect(!TestFiles.processExists(matching: token), "no orphaned step process")
+        #expect(try TestFiles.shell("docker ps -aq --filter label=rapidflow.instance=\(instance)").isEmpty, "no orphaned container")
+    }
+}
