@@ -94,12 +94,19 @@ public struct ProcessLauncher: Sendable {
         let lastRead = LastRead()
         return try await withThrowingTaskGroup(of: Termination?.self) { group in
             group.addTask {
-                try await channel.executeThenClose { inbound, _ in
-                    for try await chunk in inbound {
-                        lastRead.touch()
-                        try await output(chunk)
-                        lastRead.touch()
+                do {
+                    try await channel.executeThenClose { inbound, _ in
+                        for try await chunk in inbound {
+                            lastRead.touch()
+                            try await output(chunk)
+                            lastRead.touch()
+                        }
                     }
+                } catch {
+                    // Output that cannot be recorded (a full disk) stops the step: it must not
+                    // run on unobserved, and its exit must still be awaited below.
+                    kill(-pid, SIGKILL)
+                    throw error
                 }
                 return nil
             }

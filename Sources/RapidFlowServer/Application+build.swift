@@ -34,7 +34,12 @@ public func buildApplication(
         throw RapidFlowError(.invalidRequest, "--executor nomad is not available in this build; use auto, shell or docker")
     }
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
-    try await store.migrate()
+    do {
+        try await store.migrate()
+    } catch {
+        await store.close()
+        throw error
+    }
 
     let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
     waiters.start()

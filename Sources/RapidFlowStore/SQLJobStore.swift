@@ -34,10 +34,14 @@ public final class SQLJobStore: JobStore {
     private let dialect: Dialect
     private let lock = AsyncSerialLock()
     private let onClose: @Sendable () async -> Void
+    private let reserve: DiskReserve?
 
-    public init(database: any SQLDatabase, dialect: Dialect, onClose: @escaping @Sendable () async -> Void = {}) {
+    public init(
+        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve? = nil, onClose: @escaping @Sendable () async -> Void = {}
+    ) {
         self.database = database
         self.dialect = dialect
+        self.reserve = reserve
         self.onClose = onClose
     }
 
@@ -54,7 +58,10 @@ public final class SQLJobStore: JobStore {
             try? await connection.close()
             throw error
         }
-        return SQLJobStore(database: database, dialect: .sqlite) { try? await connection.close() }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return SQLJobStore(database: database, dialect: .sqlite, reserve: DiskReserve(path: "\(directory)/.rapidflow-disk-reserve")) {
+            try? await connection.close()
+        }
     }
 
     public func close() async {
@@ -62,7 +69,13 @@ public final class SQLJobStore: JobStore {
     }
 
     private func locked<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        try await lock.withLock(body)
+        do {
+            return try await lock.withLock(body)
+        } catch {
+            // A full disk: free the reserve so the job's final state can still be written.
+            if String(describing: error).contains("full") { reserve?.release() }
+            throw error
+        }
     }
 
     /// Runs `body` in a transaction; the caller holds the lock.

@@ -106,3 +106,31 @@ struct RecoveryTests {
         #expect(try TestFiles.shell("docker ps -aq --filter label=rapidflow.instance=\(instance)").isEmpty, "no orphaned container")
     }
 }
+
+@Suite("Full disk")
+struct DiskFullTests {
+    @Test func aFullDataDiskFailsTheRunningStepAndTheServiceKeepsAnswering() async throws {
+        let mountPoint = TestFiles.temporaryDirectory()
+        try TestFiles.shell("mount -t tmpfs -o size=16m tmpfs \(mountPoint)")
+        defer { _ = try? TestFiles.shell("umount -l \(mountPoint)") }
+        try await TestServer.with(dataDirectory: mountPoint, configure: { $0.stepOutputCap = 64 << 20 }) { server in
+            let small = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo stored before\n"))
+            #expect(try await server.waitForJob(small)["status"] as? String == "success")
+
+            let flood = try await server.trigger(try await server.createPipeline(config: "steps:\n  - yes 'filling the disk' | head -c 40000000\n  - echo never\n"))
+            guard let job = try? await server.waitForJob(flood, timeout: .seconds(60)) else {
+                let logs = try await server.get("/jobs/\(flood)/logs")
+                Issue.record("job did not finish: \(logs.text.suffix(600)) \(try TestFiles.shell("df -h \(mountPoint); ls -la \(mountPoint)"))")
+                return
+            }
+            #expect(job["status"] as? String == "failed")
+
+            #expect(try await server.get("/health").status == 200)
+            let earlier = try await server.get("/jobs/\(small)/logs")
+            #expect(earlier.status == 200)
+            #expect(earlier.object["build"] as? String == "stored before\n", "what was stored is intact")
+            let steps = try await server.get("/jobs/\(flood)/logs").object["logs"] as? [[String: Any]] ?? []
+            #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
+        }
+    }
+}

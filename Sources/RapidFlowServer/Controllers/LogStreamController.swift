@@ -37,7 +37,7 @@ struct LogStreamController {
                 try await outbound.write(.text(JSONValue.object([
                     ("event", "error"), ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
                 ]).serialized))
-                try await outbound.close(.policyViolation, reason: error.code.rawValue)
+                // Returning closes the socket.
                 return
             }
             var renderer = JSONEventRenderer()

@@ -130,7 +130,10 @@ struct JobExecution {
                 exitCode = try await executor.run(invocation, events: recorder)
             }
         } catch {
-            await recorder.note("the step could not run: \(error)")
+            let reason = String(describing: error).contains("full")
+                ? "the step's output could not be stored: the data directory's disk is full; the step was stopped"
+                : "the step could not run: \(error)"
+            await recorder.note(reason)
         }
         await recorder.finish()
 

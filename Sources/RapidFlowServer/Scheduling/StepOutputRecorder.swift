@@ -87,12 +87,18 @@ actor StepOutputRecorder: StepEvents {
         try? await write(Data(("[rapidflow] " + message + "\n").utf8))
     }
 
+    /// Stores `data` in pieces of at most 256 KiB, so one failed write (a full disk) wastes little.
     private func write(_ data: Data) async throws {
-        guard !data.isEmpty else { return }
-        let at = offset
-        offset += data.count
-        try await store.appendOutput(stepID: stepID, offset: at, data: data)
-        await broadcaster.publish(jobID: jobID, event: .log(stepID: stepID, offset: at, data: data))
+        var start = data.startIndex
+        while start < data.endIndex {
+            let end = min(start + (256 << 10), data.endIndex)
+            let piece = data.subdata(in: start..<end)
+            let at = offset
+            try await store.appendOutput(stepID: stepID, offset: at, data: piece)
+            offset += piece.count
+            await broadcaster.publish(jobID: jobID, event: .log(stepID: stepID, offset: at, data: piece))
+            start = end
+        }
     }
 }
 

@@ -19,8 +19,8 @@ struct WorkspaceReaper: Service {
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await sweep()
-            try? await Task.sleep(for: interval)
-            if Task.isShuttingDownGracefully { break }
+            // The wait ends early on shutdown, so stopping never waits out an interval.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 
