@@ -59,6 +59,14 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The dashboard and the OpenAPI document are compiled into the binary, so the
+            // service has no files to find at run time.
+            resources: [
+                .embedInCode("Resources/openapi.json"),
+                .embedInCode("Resources/index.html"),
+                .embedInCode("Resources/app.js"),
+                .embedInCode("Resources/style.css"),
             ]
         ),
         .executableTarget(

@@ -111,6 +111,7 @@ func buildRouter(
         credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
+    StaticAssetsController().addRoutes(to: router)
     return router
 }
 

@@ -1,10 +1,11 @@
 import Hummingbird
 import RapidFlowCore
 
-/// Guards every route but `/health` and `/ready` with a bearer token, when one is configured.
+/// Guards every route but `/health`, `/ready` and the static files (dashboard, OpenAPI
+/// document) with a bearer token, when one is configured.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
-    static var openPaths: Set<String> { ["/health", "/ready"] }
+    static var openPaths: Set<String> { Set(["/health", "/ready"]).union(StaticAssetsController<Context>.assets.keys) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }

@@ -1,0 +1,1 @@
+// RapidFlow dashboard
