@@ -75,6 +75,7 @@ let package = Package(
                 "RapidFlowServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Benchmarks with in-run baselines: `swift run -c release rapidflow-bench`.

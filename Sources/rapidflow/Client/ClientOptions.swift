@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+
+/// `--server` and `--token`, shared by every client command.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The service's URL (RAPIDFLOW_SERVER; default http://127.0.0.1:3000).")
+    var server: String?
+    @Option(help: "The bearer token, when the service has one (RAPIDFLOW_API_TOKEN).")
+    var token: String?
+    @Flag(help: "Print the service's JSON payload instead of text, for scripts.")
+    var json = false
+
+    var client: ServiceClient {
+        let environment = ProcessInfo.processInfo.environment
+        let server = server ?? environment["RAPIDFLOW_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:3000"
+        return ServiceClient(baseURL: server, token: token ?? environment["RAPIDFLOW_API_TOKEN"])
+    }
+}
+
+/// A client command: its work, with service failures shown as the service's message.
+protocol ClientCommand: AsyncParsableCommand {
+    var options: ClientOptions { get }
+    func run(client: ServiceClient) async throws
+}
+
+extension ClientCommand {
+    func run() async throws {
+        do {
+            let client = options.client
+            try await client.checkReachable()
+            try await run(client: client)
+        } catch let failure as ServiceClient.Failure {
+            Terminal.error(failure.description)
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Writing to the terminal: colour only when stdout is one (and NO_COLOR is unset).
+enum Terminal {
+    static let isInteractive = isatty(STDOUT_FILENO) == 1
+    static let colours = isInteractive && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+
+    static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func line(_ text: String = "") { write(text + "\n") }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+    }
+
+    static func paint(_ text: String, _ code: String) -> String {
+        colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    static func status(_ status: String) -> String {
+        switch status {
+        case "success": paint(status, "32")
+        case "failed": paint(status, "31")
+        case "cancelled", "skipped": paint(status, "33")
+        case "running": paint(status, "36")
+        default: status
+        }
+    }
+
+    /// The payload as indented JSON with sorted keys.
+    static func json(_ value: Any) throws {
+        let data = try JSONSerialization.data(
+            withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+        write(String(decoding: data, as: UTF8.self) + "\n")
+    }
+
+    /// Columns padded to their widest cell (ANSI codes excluded from the width).
+    static func table(_ header: [String], _ rows: [[String]]) {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { visibleWidth($0[column]) }.max() ?? 0 }
+        for (index, row) in all.enumerated() {
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - visibleWidth(cell))
+            }
+            let text = cells.joined(separator: "  ")
+            line(index == 0 ? paint(text, "1") : text)
+        }
+    }
+
+    private static func visibleWidth(_ text: String) -> Int {
+        var width = 0
+        var inEscape = false
+        for character in text {
+            if character == "\u{1B}" { inEscape = true } else if inEscape { if character == "m" { inEscape = false } } else { width += 1 }
+        }
+        return width
+    }
+}
+
+/// Reading fields of a decoded payload.
+extension Dictionary where Key == String, Value == Any {
+    func text(_ key: String) -> String {
+        switch self[key] {
+        case let value as String: value
+        case let value as NSNumber: value.stringValue
+        default: "-"
+        }
+    }
+
+    func number(_ key: String) -> Double? { (self[key] as? NSNumber)?.doubleValue }
+}
+
+func formatDuration(_ seconds: Double?) -> String {
+    guard let seconds else { return "-" }
+    if seconds < 60 { return String(format: "%.1fs", seconds) }
+    let whole = Int(seconds)
+    return whole < 3600 ? "\(whole / 60)m\(whole % 60)s" : "\(whole / 3600)h\(whole % 3600 / 60)m"
+}
+
+/// The duration of a job object: finished minus started, or running so far.
+func jobDuration(_ job: [String: Any]) -> Double? {
+    guard let started = (job["started_at"] as? String).flatMap(parseTimestamp) else { return nil }
+    let end = (job["finished_at"] as? String).flatMap(parseTimestamp) ?? Date()
+    return end.timeIntervalSince(started)
+}
+
+func parseTimestamp(_ text: String) -> Date? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+}
+
+/// Reads a file argument, `-` being standard input.
+func readInput(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read '\(path)'")
+    }
+    return data
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+
+struct PipelineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline", abstract: "Store, read, change and delete pipelines.",
+        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self])
+
+    struct Create: ClientCommand {
+        static let configuration = CommandConfiguration(abstract: "Store a pipeline from a YAML file.")
+        @OptionGroup var options: ClientOptions
+        @Option(help: "The pipeline's name.") var name: String
+        @Option(name: .shortAndLong, help: "The YAML config (- for stdin).") var file: String
+
+        func run(client: ServiceClient) async throws {
+            let config = String(decoding: try readInput(file), as: UTF8.self)
+            let pipeline = try await client.call(.POST, "/pipelines", body: ["name": name, "config": config])
+            if options.json { return try Terminal.json(pipeline) }
+            Terminal.line("pipeline \((pipeline as? [String: Any])?.text("id") ?? "?") created")
+        }
+    }
+
+    struct List: ClientCommand {
+        static let configuration = CommandConfiguration(abstract: "List pipelines.")
+        @OptionGroup var options: ClientOptions
+
+        func run(client: ServiceClient) async throws {
+            let pipelines = try await client.call(.GET, "/pipelines?limit=500") as? [[String: Any]] ?? []
+            if options.json { return try Terminal.json(pipelines) }
+            if pipelines.isEmpty { return Terminal.line("no pipelines") }
+            Terminal.table(
+                ["ID", "NAME", "STEPS", "UPDATED"],
+                pipelines.map { pipeline in
+                    let steps = pipeline.text("config").split(separator: "\n").filter { $0.hasPrefix("  - ") || $0.hasPrefix("- ") }.count
+                    return [pipeline.text("id"), pipeline.text("name"), String(steps), pipeline.text("updated_at")]
+                })
+        }
+    }
+
+    struct Show: ClientCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a pipeline and its YAML config.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The pipeline id or name.") var pipeline: String
+
+        func run(client: ServiceClient) async throws {
+            let id = try await resolvePipeline(pipeline, client: client)
+            let found = try await client.call(.GET, "/pipelines/\(id)") as? [String: Any] ?? [:]
+            if options.json { return try Terminal.json(found) }
+            Terminal.line(Terminal.paint("# pipeline \(found.text("id")): \(found.text("name"))", "1"))
+            Terminal.write(found.text("config").hasSuffix("\n") ? found.text("config") : found.text("config") + "\n")
+        }
+    }
+
+    struct Update: ClientCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace a pipeline's YAML config and/or rename it.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The pipeline id or name.") var pipeline: String
+        @Option(help: "A new name.") var name: String?
+        @Option(name: .shortAndLong, help: "The new YAML config (- for stdin).") var file: String?
+
+        func validate() throws {
+            if name == nil && file == nil { throw ValidationError("give --name, --file or both") }
+        }
+
+        func run(client: ServiceClient) async throws {
+            let id = try await resolvePipeline(pipeline, client: client)
+            let current = try await client.call(.GET, "/pipelines/\(id)") as? [String: Any] ?? [:]
+            let config = try file.map { String(decoding: try readInput($0), as: UTF8.self) } ?? current.text("config")
+            let updated = try await client.call(.PUT, "/pipelines/\(id)", body: ["name": name ?? current.text("name"), "config": config])
+            if options.json { return try Terminal.json(updated) }
+            Terminal.line("pipeline \(id) updated")
+        }
+    }
+
+    struct Delete: ClientCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a pipeline (its jobs remain).")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The pipeline id or name.") var pipeline: String
+
+        func run(client: ServiceClient) async throws {
+            let id = try await resolvePipeline(pipeline, client: client)
+            let reply = try await client.call(.DELETE, "/pipelines/\(id)")
+            if options.json { return try Terminal.json(reply) }
+            Terminal.line("pipeline \(id) deleted")
+        }
+    }
+}
+
+struct RunCommand: ClientCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Trigger a pipeline: a new job, pending until a slot is free.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The pipeline id or name.") var pipeline: String
+    @Option(help: "Clone this branch instead of the config's.") var branch: String?
+    @Option(name: .customLong("env"), help: "KEY=VALUE added to the job's environment (repeat for more).") var env: [String] = []
+
+    func run(client: ServiceClient) async throws {
+        var environment: [String: String] = [:]
+        for entry in env {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ValidationError("--env takes KEY=VALUE, got '\(entry)'")
+            }
+            environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        var body: [String: Any] = [:]
+        if let branch { body["branch"] = branch }
+        if !environment.isEmpty { body["env"] = environment }
+        let id = try await resolvePipeline(pipeline, client: client)
+        let job = try await client.call(.POST, "/pipelines/\(id)/jobs", body: body)
+        if options.json { return try Terminal.json(job) }
+        let jobID = (job as? [String: Any])?.text("id") ?? "?"
+        Terminal.line("job \(jobID) created; follow it with: rapidflow logs \(jobID) --follow")
+    }
+}
+
+/// A pipeline named by id, or by its name when that is unique.
+func resolvePipeline(_ reference: String, client: ServiceClient) async throws -> Int {
+    if let id = Int(reference) { return id }
+    let pipelines = try await client.call(.GET, "/pipelines?limit=500") as? [[String: Any]] ?? []
+    let matches = pipelines.filter { $0["name"] as? String == reference }
+    guard matches.count == 1, let id = (matches[0]["id"] as? NSNumber)?.intValue else {
+        throw ServiceClient.Failure(
+            description: matches.isEmpty ? "no pipeline is named '\(reference)'" : "\(matches.count) pipelines are named '\(reference)'; use the id")
+    }
+    return id
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+
+/// The client subcommands of the real `rapidflow` binary against a real service.
+@Suite("Command-line client", .serialized)
+struct CLITests {
+    /// Runs `rapidflow <arguments>` with its output in files, without blocking a Swift
+    /// concurrency thread while it runs.
+    struct Run {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func cli(_ arguments: [String], server: TestServer, token: String? = nil, input: String? = nil) async throws -> Run {
+        let directory = TestFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let out = "\(directory)/out", err = "\(directory)/err"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServiceProcess.binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["RAPIDFLOW_SERVER"] = server.baseURL
+        environment["RAPIDFLOW_API_TOKEN"] = token
+        process.environment = environment
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        if let input {
+            let path = "\(directory)/in"
+            FileManager.default.createFile(atPath: path, contents: Data(input.utf8))
+            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        }
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        return Run(
+            status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    static func json(_ run: Run) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(run.stdout.utf8), options: [.fragmentsAllowed])
+    }
+
+    @Test func pipelineSubcommandsCreateListShowUpdateAndDelete() async throws {
+        try await TestServer.with { server in
+            let directory = TestFiles.temporaryDirectory()
+            let file = "\(directory)/pipeline.yml"
+            try "steps:\n  - echo one\n".write(toFile: file, atomically: true, encoding: .utf8)
+
+            let created = try await Self.cli(["pipeline", "create", "--name", "cli-demo", "--file", file], server: server)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout == "pipeline 1 created\n")
+
+            let list = try await Self.cli(["pipeline", "list"], server: server)
+            #expect(list.stdout.contains("cli-demo"))
+            let listed = try #require(try Self.json(try await Self.cli(["pipeline", "list", "--json"], server: server)) as? [[String: Any]])
+            #expect(listed.map { $0["name"] as? String } == ["cli-demo"])
+
+            let shown = try await Self.cli(["pipeline", "show", "cli-demo"], server: server)
+            #expect(shown.stdout.contains("echo one"))
+
+            // A config from standard input replaces the stored one; the name is kept.
+            let updated = try await Self.cli(["pipeline", "update", "1", "--file", "-"], server: server, input: "steps:\n  - echo two\n")
+            #expect(updated.status == 0, "\(updated.stderr)")
+            let stored = try await server.get("/pipelines/1").object
+            #expect(stored["config"] as? String == "steps:\n  - echo two\n")
+            #expect(stored["name"] as? String == "cli-demo")
+
+            // A bad config is refused with the service's message, and nothing changes.
+            let bad = try await Self.cli(["pipeline", "update", "1", "--file", "-"], server: server, input: "steps: 12\n")
+            #expect(bad.status != 0)
+            #expect(bad.stderr.hasPrefix("error: "))
+            #expect(bad.stderr.contains("invalid_config"))
+            #expect(try await server.get("/pipelines/1").object["config"] as? String == "steps:\n  - echo two\n")
+
+            let deleted = try await Self.cli(["pipeline", "delete", "cli-demo"], server: server)
+            #expect(deleted.status == 0)
+            #expect(try await server.get("/pipelines/1").status == 404)
+            let missing = try await Self.cli(["pipeline", "show", "cli-demo"], server: server)
+            #expect(missing.status != 0)
+            #expect(missing.stderr.contains("no pipeline is named 'cli-demo'"))
+        }
+    }
+
+    @Test func logsFollowReceivesTheWholeOutputOfALiveJob() async throws {
+        try await TestServer.with { server in
+            let pipeline = try await server.createPipeline(
+                config: "steps:\n  - for i in $(seq 1 40); do echo \"line $i\"; sleep 0.02; done\n  - echo tail >&2\n")
+            let run = try await Self.cli(["run", String(pipeline), "--env", "GREETING=hi"], server: server)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.hasPrefix("job 1 created"))
+            try await server.waitForOutput(1, containing: "line 1")
+
+            // Started while the job runs; ends by itself when the job ends.
+            let followed = try await Self.cli(["logs", "1", "--follow"], server: server)
+            #expect(followed.status == 0)
+            var expected = "=== Step 1 (bash) ===\n"
+            for index in 1...40 { expected += "line \(index)\n" }
+            expected += "\n=== Step 2 (bash) ===\ntail\n\n=== Build completed ===\n"
+            #expect(followed.stdout == expected)
+
+            // Piped output has no colour codes; --since starts after a step.
+            #expect(!followed.stdout.contains("\u{1B}["))
+            let since = try await Self.cli(["logs", "1", "--since", "1"], server: server)
+            #expect(since.stdout == "=== Step 2 (bash) ===\ntail\n\n=== Build completed ===\n")
+
+            let details = try await server.get("/jobs/1/details").object
+            let environment = details["environments"] as? [[String: Any]] ?? []
+            #expect(environment.contains { $0["key"] as? String == "GREETING" && $0["value"] as? String == "hi" })
+        }
+    }
+
+    @Test func waitExitsZeroOnSuccessOneOnFailureTwoWhenCancelled() async throws {
+        try await TestServer.with { server in
+            let passing = try await server.createPipeline(name: "passing", config: "steps:\n  - sleep 0.3\n")
+            let failing = try await server.createPipeline(name: "failing", config: "steps:\n  - exit 3\n")
+            let slow = try await server.createPipeline(name: "slow", config: "steps:\n  - sleep 30\n")
+
+            let success = try await server.trigger(passing)
+            let waited = try await Self.cli(["wait", String(success)], server: server)
+            #expect(waited.status == 0)
+            #expect(waited.stdout.hasPrefix("job \(success) success after"))
+
+            let failure = try await server.trigger(failing)
+            #expect(try await Self.cli(["wait", String(failure)], server: server).status == 1)
+
+            let cancelled = try await server.trigger(slow)
+            try await server.waitForStatus(cancelled, "running")
+            let timedOut = try await Self.cli(["wait", String(cancelled), "--timeout", "0.5"], server: server)
+            #expect(timedOut.status == 124)
+            #expect(timedOut.stderr.contains("still running"))
+            async let waiting = Self.cli(["wait", String(cancelled), "--json"], server: server)
+            try await Task.sleep(for: .milliseconds(300))
+            let cancel = try await Self.cli(["cancel", String(cancelled)], server: server)
+            #expect(cancel.stdout == "job \(cancelled) cancelled\n")
+            let result = try await waiting
+            #expect(result.status == 2)
+            #expect((try Self.json(result) as? [String: Any])?["status"] as? String == "cancelled")
+        }
+    }
+
+    @Test func jobsStatusRetryKillAndCleanup() async throws {
+        try await TestServer.with { server in
+            let pipeline = try await server.createPipeline(name: "table", config: "steps:\n  - echo built\n  - exit 1\n")
+            let first = try await server.trigger(pipeline)
+            try await server.waitForJob(first)
+
+            let table = try await Self.cli(["jobs"], server: server)
+            let lines = table.stdout.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("ID  KIND") == true)
+            #expect(lines.count == 2 && lines[1].contains("table") && lines[1].contains("failed"))
+            let filtered = try #require(try Self.json(try await Self.cli(["jobs", "--status", "success", "--json"], server: server)) as? [Any])
+            #expect(filtered.isEmpty)
+            let badFilter = try await Self.cli(["jobs", "--status", "sideways"], server: server)
+            #expect(badFilter.status != 0)
+            #expect(badFilter.stderr.contains("query parameter 'status' must be one of"))
+
+            let status = try await Self.cli(["status", String(first)], server: server)
+            #expect(status.stdout.contains("job \(first)  failed"))
+            #expect(status.stdout.contains("skipped") == false)
+            let statusJSON = try #require(try Self.json(try await Self.cli(["status", String(first), "--json"], server: server)) as? [String: Any])
+            #expect((statusJSON["steps"] as? [Any])?.count == 2)
+
+            let retry = try await Self.cli(["retry", String(first), "--json"], server: server)
+            let retried = try #require(try Self.json(retry) as? [String: Any])
+            #expect(retried["retry_of"] as? Int == first)
+            let second = try #require(retried["id"] as? Int)
+            try await server.waitForJob(second)
+
+            let killTarget = try await server.trigger(try await server.createPipeline(name: "long", config: "steps:\n  - sleep 30\n"))
+            try await server.waitForStatus(killTarget, "running")
+            let killed = try await Self.cli(["kill", String(killTarget)], server: server)
+            #expect(killed.stdout == "job \(killTarget) cancelled\n")
+            #expect(try await server.job(killTarget)["status"] as? String == "cancelled")
+
+            let cleanup = try await Self.cli(["cleanup", String(first)], server: server)
+            #expect(cleanup.status == 0, "\(cleanup.stderr)")
+            #expect(cleanup.stdout.hasPrefix("job \(first) cleaned up: workspace removed"))
+            #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(first)"))
+
+            let unknown = try await Self.cli(["status", "999"], server: server)
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr == "error: job 999 does not exist (job_not_found)\n")
+        }
+    }
+
+    @Test func submitSendsAnImageJobFromFlagsAndFile() async throws {
+        try await TestServer.with { server in
+            let directory = TestFiles.temporaryDirectory()
+            let file = "\(directory)/job.json"
+            try #"{"owner": "team", "repo_url": "file:///nonexistent/repo.git", "image_tags": ["from-file"], "registry_url": "127.0.0.1:5055/team/app"}"#
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let submitted = try await Self.cli(
+                ["submit", "--file", file, "--tag", "1.0", "--test-command", "true", "--git-ref", "main", "--json"], server: server)
+            #expect(submitted.status == 0, "\(submitted.stderr)")
+            let reply = try #require(try Self.json(submitted) as? [String: Any])
+            let id = try #require(Int(reply["job_id"] as? String ?? ""))
+            let steps = try await server.get("/jobs/\(id)/status").object["steps"] as? [[String: Any]] ?? []
+            // Flags win over the file: one tag (one push), one test command.
+            #expect(steps.filter { $0["phase"] as? String == "publish" }.count == 1)
+            #expect(steps.filter { $0["phase"] as? String == "test" }.count == 1)
+
+            let bad = try await Self.cli(["submit", "--owner", "team", "--repo-url", "not a url"], server: server)
+            #expect(bad.status == 1)
+            #expect(bad.stderr.hasPrefix("error: "))
+            #expect(bad.stderr.contains("repo_url"))
+            #expect(try await server.get("/jobs").array.count == 1)
+        }
+    }
+
+    @Test func tokenAndUnreachableServiceErrors() async throws {
+        try await TestServer.with(configure: { $0.apiToken = "cli-token-123" }) { server in
+            let refused = try await Self.cli(["jobs"], server: server)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("bearer token"))
+            let allowed = try await Self.cli(["jobs"], server: server, token: "cli-token-123")
+            #expect(allowed.status == 0)
+            #expect(allowed.stdout == "no jobs\n")
+            let flag = try await Self.cli(["pipeline", "list", "--token", "cli-token-123"], server: server)
+            #expect(flag.stdout == "no pipelines\n")
+        }
+        let nowhere = try await Self.cli(
+            ["jobs", "--server", "http://127.0.0.1:9"], server: TestServer(port: 9, dataDirectory: "/tmp", service: nil))
+        #expect(nowhere.status == 1)
+        #expect(nowhere.stderr.hasPrefix("error: cannot reach the service at http://127.0.0.1:9"))
+    }
+}
