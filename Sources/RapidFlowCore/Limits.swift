@@ -4,12 +4,19 @@ public struct Limits: Sendable, Equatable {
     public var maxScriptBytes: Int
     public var maxEnvironmentEntries: Int
     public var maxBodyBytes: Int
+    /// Names and values of all request headers together. The HTTP parser's own bound is
+    /// 1 MiB (past it the connection is closed); below that this limit answers with a message.
+    public var maxHeaderBytes: Int
 
-    public init(maxSteps: Int = 200, maxScriptBytes: Int = 64 * 1024, maxEnvironmentEntries: Int = 200, maxBodyBytes: Int = 1 << 20) {
+    public init(
+        maxSteps: Int = 200, maxScriptBytes: Int = 64 * 1024, maxEnvironmentEntries: Int = 200, maxBodyBytes: Int = 1 << 20,
+        maxHeaderBytes: Int = 32 * 1024
+    ) {
         self.maxSteps = maxSteps
         self.maxScriptBytes = maxScriptBytes
         self.maxEnvironmentEntries = maxEnvironmentEntries
         self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
     }
 
     public static let `default` = Limits()

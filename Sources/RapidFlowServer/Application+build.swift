@@ -79,7 +79,12 @@ public func buildApplication(
     LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter,
+            // The parser's own bound sits well above the service's header limit, so oversized
+            // headers get the envelope and a message rather than a closed connection.
+            configuration: .init(
+                http1: .init(httpDecoderConfiguration: .init(maxHeaderFieldSize: 1 << 20, maxHeaderListSize: 1 << 20)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
@@ -100,6 +105,7 @@ func buildRouter(
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorEnvelopeMiddleware())
+    router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
     if let token = configuration.apiToken, !token.isEmpty {
         router.add(middleware: BearerTokenMiddleware(token: token))
     }
