@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
@@ -34,6 +35,7 @@ let package = Package(
                 "RapidFlowCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -90,7 +92,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RapidFlowCoreTests", dependencies: ["RapidFlowCore"]),
-        .testTarget(name: "RapidFlowStoreTests", dependencies: ["RapidFlowStore"]),
+        .testTarget(
+            name: "RapidFlowStoreTests",
+            dependencies: ["RapidFlowStore", .product(name: "PostgresKit", package: "postgres-kit")]
+        ),
         .testTarget(name: "RapidFlowRunnerTests", dependencies: ["RapidFlowRunner"]),
         .testTarget(
             name: "RapidFlowServerTests",
@@ -99,6 +104,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
             ]
         ),
     ]

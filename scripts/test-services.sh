@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts the real components the tests use, on loopback only:
-# the Docker engine, a local base image, a registry with htpasswd auth, and sshd.
+# the Docker engine, a local base image, a registry with htpasswd auth, sshd and PostgreSQL.
 # Prints the environment the tests read. Safe to run again.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ for pair in docker.io:dockerd docker-registry:docker-registry busybox-static:bus
   package=${pair%%:*}; tool=${pair##*:}
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$package")
 done
+pg_bin=/usr/lib/postgresql/15/bin
+[ -x "$pg_bin/postgres" ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}" >&2
   apt-get update -qq >&2
@@ -82,6 +84,30 @@ CONF
   /usr/sbin/sshd -f "$state/ssh/sshd_config" -E "$state/ssh/sshd.log"
 fi
 
+# PostgreSQL on 127.0.0.1:5433, run by the postgres user from its own data directory. The
+# superuser `rapidflow` signs in with a password generated at initdb (scram-sha-256, so the
+# store's password handling is exercised); the tests create and drop a database each.
+# Durability is off: this server holds nothing worth keeping and the tests run faster.
+pg_dir=$state/postgres
+pg_password() { cat "$pg_dir/password"; }
+if [ ! -f "$pg_dir/data/PG_VERSION" ] || [ ! -f "$pg_dir/password" ]; then
+  rm -rf "$pg_dir"
+  mkdir -p "$pg_dir"
+  od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$pg_dir/password"
+  chmod 700 "$pg_dir"; chmod 600 "$pg_dir/password"
+  chown -R postgres:postgres "$pg_dir"
+  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -U rapidflow --pwfile="$pg_dir/password" \
+    --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$pg_dir/initdb.log" 2>&1 \
+    || { echo "initdb failed; see $pg_dir/initdb.log" >&2; exit 1; }
+fi
+if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 5433; then
+  runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -c port=5433 -c unix_socket_directories=$pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >&2 || { echo "PostgreSQL did not start; see $pg_dir/postgres.log" >&2; exit 1; }
+  for _ in $(seq 1 30); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 5433 && break; sleep 0.5; done
+  "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 5433 || { echo "PostgreSQL does not accept connections; see $pg_dir/postgres.log" >&2; exit 1; }
+fi
+
 cat <<ENV
 export RAPIDFLOW_TEST_REGISTRY=127.0.0.1:5055
 export RAPIDFLOW_TEST_REGISTRY_USER=$registry_user
@@ -89,4 +115,5 @@ export RAPIDFLOW_TEST_REGISTRY_PASSWORD=$registry_password
 export RAPIDFLOW_TEST_SSH_KEY=$state/ssh/id_ed25519
 export RAPIDFLOW_TEST_SSH_OTHER_KEY=$state/ssh/other_key
 export RAPIDFLOW_TEST_SSH_PORT=2222
+export RAPIDFLOW_TEST_POSTGRES_URL=postgres://rapidflow:$(pg_password)@127.0.0.1:5433/postgres?sslmode=disable
 ENV

@@ -129,7 +129,12 @@ private func openStore(configuration: ServerConfiguration, dataDirectory: String
     if database.hasPrefix("sqlite://") {
         return try await SQLJobStore.openSQLite(path: String(database.dropFirst("sqlite://".count)), logger: logger)
     }
-    throw RapidFlowError(.invalidRequest, "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path")
+    if PostgresURL.isPostgres(database) {
+        return try await SQLJobStore.openPostgres(url: database, logger: logger)
+    }
+    throw RapidFlowError(
+        .invalidRequest,
+        "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path or postgres://user:password@host:port/database")
 }
 
 /// Closes the store and the waiter threads after everything else has stopped.

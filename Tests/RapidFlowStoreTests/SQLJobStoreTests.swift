@@ -5,22 +5,8 @@ import Testing
 
 @testable import RapidFlowStore
 
-@Suite("SQL store on SQLite")
+@Suite("SQL store on SQLite and PostgreSQL")
 struct SQLJobStoreTests {
-    func withStore<T>(path: String? = nil, _ body: (SQLJobStore) async throws -> T) async throws -> T {
-        let file = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString).sqlite").path
-        let store = try await SQLJobStore.openSQLite(path: file, logger: Logger(label: "test"))
-        do {
-            try await store.migrate()
-            let result = try await body(store)
-            await store.close()
-            return result
-        } catch {
-            await store.close()
-            throw error
-        }
-    }
-
     func newJob(steps: Int = 2) -> NewJob {
         NewJob(
             kind: .pipeline, pipelineID: 1, pipelineName: "p", snapshot: JobSnapshot(branch: "main"),
@@ -28,21 +14,24 @@ struct SQLJobStoreTests {
             environment: [("B", "2"), ("A", "1")])
     }
 
-    @Test func migrationsAreIdempotentAndDataSurvivesReopening() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString).sqlite").path
-        let jobID = try await withStore(path: path) { store in
-            try await store.migrate()
-            return try await store.createJob(newJob()).id
-        }
-        try await withStore(path: path) { store in
-            let job = try #require(try await store.job(id: jobID))
-            #expect(job.snapshot.branch == "main")
-            #expect(try await store.environment(jobID: jobID).map(\.key) == ["B", "A"], "env keeps its order")
+    @Test(arguments: StoreKind.allCases)
+    func migrationsAreIdempotentAndDataSurvivesReopening(_ kind: StoreKind) async throws {
+        try await StoreFixture.with(kind) { fixture in
+            let jobID = try await fixture.withStore { store in
+                try await store.migrate()
+                return try await store.createJob(newJob()).id
+            }
+            try await fixture.withStore { store in
+                let job = try #require(try await store.job(id: jobID))
+                #expect(job.snapshot.branch == "main")
+                #expect(try await store.environment(jobID: jobID).map(\.key) == ["B", "A"], "env keeps its order")
+            }
         }
     }
 
-    @Test func outputChunksConcatenateInOffsetOrder() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.allCases)
+    func outputChunksConcatenateInOffsetOrder(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
             let job = try await store.createJob(newJob())
             let steps = try await store.steps(jobID: job.id)
             try await store.appendOutput(stepID: steps[0].id, offset: 0, data: Data("hello ".utf8))
@@ -54,8 +43,9 @@ struct SQLJobStoreTests {
         }
     }
 
-    @Test func aFinalStatusIsReachedOnce() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.allCases)
+    func aFinalStatusIsReachedOnce(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
             let job = try await store.createJob(newJob())
             #expect(try await store.claimJob(id: job.id, at: Date()))
             #expect(try await !store.claimJob(id: job.id, at: Date()), "a job is claimed once")
@@ -66,8 +56,9 @@ struct SQLJobStoreTests {
         }
     }
 
-    @Test func interruptedJobsAreSettledFailedWithTheReasonInTheOutput() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.allCases)
+    func interruptedJobsAreSettledFailedWithTheReasonInTheOutput(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
             let job = try await store.createJob(newJob(steps: 3))
             let other = try await store.createJob(newJob(steps: 1))
             let steps = try await store.steps(jobID: job.id)
@@ -86,13 +77,174 @@ struct SQLJobStoreTests {
         }
     }
 
-    @Test func listsPageNewestFirst() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.allCases)
+    func listsPageNewestFirst(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
             var ids: [Int] = []
             for _ in 0..<5 { ids.append(try await store.createJob(newJob(steps: 1)).id) }
             #expect(try await store.jobs(JobFilter(limit: 2)).map(\.id) == [ids[4], ids[3]])
             #expect(try await store.jobs(JobFilter(before: ids[3], limit: 2)).map(\.id) == [ids[2], ids[1]])
             #expect(try await store.pendingJobs(limit: 2).map(\.id) == [ids[0], ids[1]], "the queue is FIFO")
         }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func pipelinesAreCreatedUpdatedPagedAndDeleted(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let first = try await store.createPipeline(name: "one", config: "steps: []")
+            let second = try await store.createPipeline(name: "two", config: "steps: []")
+            #expect(try await store.pipeline(id: first.id)?.name == "one")
+            #expect(try await store.pipelines(before: nil, limit: 10).map(\.id) == [second.id, first.id])
+            #expect(try await store.pipelines(before: second.id, limit: 10).map(\.id) == [first.id])
+
+            let updated = try #require(try await store.updatePipeline(id: first.id, name: "uno", config: "x: 1"))
+            #expect(updated.name == "uno" && updated.config == "x: 1" && updated.createdAt == first.createdAt)
+            #expect(try await store.updatePipeline(id: 999_999, name: "n", config: "c") == nil)
+
+            #expect(try await store.deletePipeline(id: first.id))
+            #expect(try await !store.deletePipeline(id: first.id), "a pipeline is deleted once")
+            #expect(try await store.pipeline(id: first.id) == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func jobFieldsAndFiltersRoundTrip(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let job = try await store.createJob(newJob())
+            var other = newJob(steps: 1)
+            other.pipelineID = 2
+            other.retryOf = job.id
+            let retry = try await store.createJob(other)
+            #expect(retry.retryOf == job.id && retry.status == .pending && !retry.cancelled)
+
+            try await store.setContainer(jobID: job.id, containerID: "c0ffee")
+            try await store.setPorts(jobID: job.id, ports: ["127.0.0.1:5000->80"])
+            let stored = try #require(try await store.job(id: job.id))
+            #expect(stored.containerID == "c0ffee" && stored.ports == ["127.0.0.1:5000->80"])
+            try await store.setContainer(jobID: job.id, containerID: nil)
+            #expect(try await store.job(id: job.id)?.containerID == nil)
+
+            #expect(try await store.jobs(JobFilter(pipelineID: 2)).map(\.id) == [retry.id])
+            #expect(try await store.cancelPendingJob(id: retry.id, at: Date()))
+            let cancelled = try #require(try await store.job(id: retry.id))
+            #expect(cancelled.status == .cancelled && cancelled.cancelled && cancelled.finishedAt != nil)
+            #expect(try await store.jobs(JobFilter(status: .cancelled)).map(\.id) == [retry.id])
+            #expect(try await store.jobs(JobFilter(status: .pending)).map(\.id) == [job.id])
+            #expect(try await store.job(id: 999_999) == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func stepsRecordTheirProgress(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let job = try await store.createJob(newJob(steps: 3))
+            let steps = try await store.steps(jobID: job.id)
+            #expect(steps.map(\.orderNum) == [1, 2, 3] && steps.allSatisfy { $0.status == .pending })
+
+            try await store.startStep(id: steps[0].id, at: Date(), processGroup: nil)
+            try await store.recordProcessGroup(stepID: steps[0].id, processGroup: 31337)
+            try await store.finishStep(id: steps[0].id, status: .failed, exitCode: 3, at: Date())
+            try await store.skipPendingSteps(jobID: job.id, at: Date())
+
+            let first = try #require(try await store.step(id: steps[0].id))
+            #expect(first.status == .failed && first.exitCode == 3 && first.startedAt != nil && first.finishedAt != nil)
+            #expect(try await store.steps(jobID: job.id).map(\.status) == [.failed, .skipped, .skipped])
+            #expect(try await store.step(id: 999_999) == nil)
+            #expect(try await store.output(stepID: steps[1].id).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func finishedJobsAreListedOldestFirstBeforeADate(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let old = try await store.createJob(newJob(steps: 1))
+            let newer = try await store.createJob(newJob(steps: 1))
+            let running = try await store.createJob(newJob(steps: 1))
+            let now = Date()
+            _ = try await store.finishJob(id: newer.id, status: .success, cancelled: false, at: now.addingTimeInterval(-60))
+            _ = try await store.finishJob(id: old.id, status: .failed, cancelled: false, at: now.addingTimeInterval(-120))
+            _ = try await store.claimJob(id: running.id, at: now)
+            #expect(try await store.finishedJobIDs(before: now, limit: 10) == [old.id, newer.id])
+            #expect(try await store.finishedJobIDs(before: now.addingTimeInterval(-90), limit: 10) == [old.id])
+            #expect(try await store.finishedJobIDs(before: now, limit: 1) == [old.id])
+        }
+    }
+
+    /// Many callers racing for one job: exactly one claim and one final status win, on the
+    /// shared SQLite connection and on PostgreSQL's pool alike.
+    @Test(arguments: StoreKind.allCases)
+    func racingClaimsAndFinishesHaveOneWinner(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let job = try await store.createJob(newJob(steps: 1))
+            let claims = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<12 { group.addTask { try await store.claimJob(id: job.id, at: Date()) } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(claims == 1)
+            let finishes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        try await store.finishJob(id: job.id, status: index.isMultiple(of: 2) ? .success : .failed, cancelled: false, at: Date())
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(finishes == 1)
+        }
+    }
+
+    /// Concurrent job creation keeps every job's steps and environment together.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentCreatesKeepTheirRows(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let ids = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 { group.addTask { try await store.createJob(newJob(steps: 3)).id } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(Set(ids).count == 10)
+            for id in ids {
+                #expect(try await store.steps(jobID: id).map(\.orderNum) == [1, 2, 3])
+                #expect(try await store.environment(jobID: id).map(\.key) == ["B", "A"])
+            }
+            try await store.ping()
+        }
+    }
+}
+
+@Suite("PostgreSQL store")
+struct PostgresStoreTests {
+    @Test func servicesMigratingTogetherApplyEachMigrationOnce() async throws {
+        try await StoreFixture.with(.postgres) { fixture in
+            let stores = [try await fixture.open(), try await fixture.open(), try await fixture.open()]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for store in stores { group.addTask { try await store.migrate() } }
+                try await group.waitForAll()
+            }
+            for store in stores { await store.close() }
+            try await fixture.withStore { store in
+                _ = try await store.createPipeline(name: "p", config: "c")
+                #expect(try await store.pipelines(before: nil, limit: 5).count == 1)
+            }
+        }
+    }
+
+    @Test func aRefusedConnectionNamesTheServerButNotThePassword() async throws {
+        var components = try #require(URLComponents(string: try PostgresScratchDatabase.adminURL()))
+        components.password = "not-the-password-3141"
+        let url = try #require(components.string)
+        let error = await #expect(throws: RapidFlowError.self) {
+            try await SQLJobStore.openPostgres(url: url, logger: Logger(label: "test"))
+        }
+        let message = try #require(error).message
+        #expect(message.contains("\(components.host ?? ""):\(components.port ?? 0)/postgres"), "\(message)")
+        #expect(message.contains("password authentication failed"), "\(message)")
+        #expect(!message.contains("not-the-password-3141"))
+    }
+
+    @Test func aURLWithoutAUserIsRejectedWithoutEchoingIt() async throws {
+        let error = await #expect(throws: RapidFlowError.self) {
+            try await SQLJobStore.openPostgres(url: "postgres://127.0.0.1:1/db?secret=hunter2", logger: Logger(label: "test"))
+        }
+        #expect(error?.message.contains("hunter2") == false)
     }
 }
