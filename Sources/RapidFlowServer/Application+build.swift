@@ -73,8 +73,10 @@ public func buildApplication(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
-        webSocketRouter.add(middleware: BearerTokenMiddleware(token: token))
+        // Browsers cannot set headers on a WebSocket: the dashboard sends its token as a subprotocol.
+        webSocketRouter.add(middleware: BearerTokenMiddleware(token: token, acceptsWebSocketProtocol: true))
     }
     LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
     var app = Application(

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The dashboard's way in when the service has a token: its files are open, and its
+/// WebSocket carries the token as a `bearer.<base64url>` subprotocol (browsers cannot set
+/// headers on a WebSocket).
+@Suite("Dashboard token")
+struct DashboardTokenTests {
+    /// Characters outside an HTTP token, so the base64url encoding is what makes it fit.
+    static let token = "dash/t0ken+=\(UUID().uuidString.prefix(8))"
+
+    static func base64URL(_ text: String) -> String {
+        Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The events of one WebSocket follow with `headers` on the handshake; nil when the upgrade was refused.
+    static func follow(_ server: TestServer, jobID: Int, headers: HTTPFields) async throws -> [String]? {
+        let events = Mutex<[String]>([])
+        do {
+            try await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(server.port)/jobs/\(jobID)/logs/stream",
+                configuration: .init(additionalHeaders: headers), logger: Logger(label: "dashboard-token-test")
+            ) { inbound, _, _ in
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message else { continue }
+                    events.withLock { $0.append(text) }
+                }
+            }
+        } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {
+            return nil
+        }
+        return events.withLock { $0 }
+    }
+
+    /// The raw handshake answer's header lines, read with curl (the WebSocket client hides them).
+    static func handshakeHeaders(_ server: TestServer, jobID: Int, protocols: String) throws -> String {
+        let answer = try TestFiles.shell(
+            "curl -s -i -N --http1.1 --max-time 10 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' "
+                + "-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Protocol: \(protocols)' "
+                + "'\(server.baseURL)/jobs/\(jobID)/logs/stream' || true")
+        return String(answer.prefix { $0 != "{" })
+    }
+
+    @Test func theWebSocketTakesTheTokenAsASubprotocolAndNeverEchoesIt() async throws {
+        let dataDirectory = TestFiles.temporaryDirectory()
+        let service = try ServiceProcess.start(
+            dataDirectory: dataDirectory, arguments: ["--api-token", Self.token, "--executor", "shell", "--log-level", "trace"])
+        defer { service.kill(signal: SIGTERM) }
+        let server = service.client
+        let bearer = [("Authorization", "Bearer \(Self.token)")]
+
+        for asset in ["/", "/assets/app.js", "/assets/style.css"] {
+            #expect(try await server.get(asset).status == 200, "\(asset) is served without the token")
+        }
+        let created = try await server.request(.POST, "/pipelines", body: #"{"name":"p","config":"steps:\n  - echo from the step\n"}"#, headers: bearer)
+        try #require(created.status == 200)
+        let pipelineID = try #require(created.object["id"] as? Int)
+        let triggered = try await server.request(.POST, "/pipelines/\(pipelineID)/jobs", headers: bearer)
+        let jobID = try #require(triggered.object["id"] as? Int)
+
+        let encoded = Self.base64URL(Self.token)
+        let accepted = try #require(
+            try await Self.follow(server, jobID: jobID, headers: [.secWebSocketProtocol: "rapidflow, bearer.\(encoded)"]),
+            "the right token as a subprotocol opens the stream")
+        #expect(accepted.contains { $0.contains("from the step") })
+        #expect(accepted.last?.contains("job_finished") == true)
+        let viaHeader = try await Self.follow(server, jobID: jobID, headers: [.authorization: "Bearer \(Self.token)"])
+        #expect(viaHeader?.last?.contains("job_finished") == true, "the Authorization header still works")
+
+        let refusals: [(String, HTTPFields)] = [
+            ("no token", [:]),
+            ("a wrong token", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.base64URL("wrong"))"]),
+            ("a prefix of the token", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.base64URL(String(Self.token.dropLast())))"]),
+            ("the token not encoded", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.token)"]),
+            ("no bearer entry", [.secWebSocketProtocol: "rapidflow"]),
+        ]
+        for (what, headers) in refusals {
+            #expect(try await Self.follow(server, jobID: jobID, headers: headers) == nil, "refused with \(what)")
+        }
+
+        let answer = try Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow, bearer.\(encoded)")
+        #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
+        #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "the answer names rapidflow: \(answer)")
+        #expect(!answer.contains(encoded) && !answer.contains(Self.token), "the answer never echoes the token")
+
+        let overHTTP = try await server.request(.GET, "/jobs", headers: [("Sec-WebSocket-Protocol", "rapidflow, bearer.\(encoded)")])
+        #expect(overHTTP.status == 401, "the subprotocol form is for the WebSocket only")
+
+        service.kill(signal: SIGTERM)
+        #expect(service.waitForExit(timeout: 20))
+        let logs = try FileManager.default.contentsOfDirectory(atPath: dataDirectory).filter { $0.hasSuffix(".log") }
+        try #require(!logs.isEmpty)
+        for log in logs {
+            let text = try String(contentsOfFile: "\(dataDirectory)/\(log)", encoding: .utf8)
+            #expect(text.contains("listening on"), "the service log was captured")
+            #expect(!text.contains(Self.token) && !text.contains(encoded), "the token never reaches the service log")
+        }
+    }
+
+    @Test func withoutATokenTheOfferedSubprotocolIsStillAnswered() async throws {
+        // A browser drops a handshake whose answer names none of the subprotocols it offered.
+        try await TestServer.with { server in
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - echo open\n")
+            let jobID = try await server.trigger(pipelineID)
+            try await server.waitForJob(jobID)
+            let answer = try Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow")
+            #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
+            #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "\(answer)")
+            let plain = try Self.handshakeHeaders(server, jobID: jobID, protocols: "")
+            #expect(!plain.lowercased().contains("sec-websocket-protocol"), "nothing is answered when nothing was offered")
+        }
+    }
+}
