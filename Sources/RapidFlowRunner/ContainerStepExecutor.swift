@@ -68,25 +68,13 @@ public struct ContainerStepExecutor: StepExecutor {
         }
         await events.container(containerID)
         if !published.isEmpty { await events.ports(published) }
-        let launcher = self.launcher
-        step.control.onStop { signal in
-            Task {
-                _ = try? await launcher.run(
-                    ProcessSpec(executable: "/usr/bin/env", arguments: ["docker", "kill", "--signal", signal == SIGKILL ? "KILL" : "TERM", containerID],
-                        environment: ShellExecutor.defaultEnvironment(), workingDirectory: nil),
-                    started: { _ in }, output: { _ in })
-            }
-        }
-        let termination = try await launcher.run(
+        launcher.stopContainerOnStop(step, environment: ShellExecutor.defaultEnvironment()) { containerID }
+        let exitCode = try await launcher.runStep(
             ProcessSpec(executable: "/usr/bin/env", arguments: ["docker", "start", "--attach", containerID],
                 environment: environment(step), workingDirectory: nil),
-            started: { pid in
-                step.control.attach(processGroup: pid)
-                await events.started(processGroup: pid)
-            },
-            output: { try await events.output($0) })
+            step, events: events)
         _ = try? await run(["rm", "--force", containerID], step)
-        return termination.exitCode
+        return exitCode
     }
 
     static func freeLoopbackPort() throws -> Int {

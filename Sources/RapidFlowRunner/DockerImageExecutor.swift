@@ -65,24 +65,8 @@ public struct DockerImageExecutor: StepExecutor {
         // The engine goes on with a build whose client went away, so a stop also kills the
         // container the build is running (the builder names it: " ---> Running in <id>").
         let watcher = BuildContainerWatcher(events: events)
-        stopContainer(step) { watcher.current }
+        launcher.stopContainerOnStop(step, environment: dockerEnvironment(step)) { watcher.current }
         return try await docker(arguments, step, events: watcher)
-    }
-
-    /// On each stop signal, signals the container `current()` names, if any.
-    private func stopContainer(_ step: StepInvocation, _ current: @escaping @Sendable () -> String?) {
-        let launcher = self.launcher
-        let environment = dockerEnvironment(step)
-        step.control.onStop { signal in
-            guard let containerID = current() else { return }
-            Task {
-                _ = try? await launcher.run(
-                    ProcessSpec(
-                        executable: "/usr/bin/env", arguments: ["docker", "kill", "--signal", signal == SIGKILL ? "KILL" : "TERM", containerID],
-                        environment: environment, workingDirectory: nil),
-                    started: { _ in }, output: { _ in })
-            }
-        }
     }
 
     /// Each test runs in a fresh container: created through the API first so its id is known
@@ -102,7 +86,7 @@ public struct DockerImageExecutor: StepExecutor {
         }
         await events.container(containerID)
         // The attached CLI forwards signals, but a SIGKILL of the CLI would leave the container.
-        stopContainer(step) { containerID }
+        launcher.stopContainerOnStop(step, environment: dockerEnvironment(step)) { containerID }
         let exitCode = try await docker(["start", "--attach", containerID], step, events: events)
         try? await engine.removeContainer(containerID)
         return exitCode
@@ -128,19 +112,7 @@ public struct DockerImageExecutor: StepExecutor {
         let spec = ProcessSpec(
             executable: "/usr/bin/env", arguments: ["docker"] + arguments, environment: dockerEnvironment(step),
             workingDirectory: step.workspace)
-        return try await launch(spec, step, events: events)
-    }
-
-    private func launch(_ spec: ProcessSpec, _ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        let termination = try await launcher.run(
-            spec,
-            started: { pid in
-                step.control.attach(processGroup: pid)
-                await events.started(processGroup: pid)
-            },
-            output: { try await events.output($0) },
-            exited: { ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL) })
-        return termination.exitCode
+        return try await launcher.runStep(spec, step, events: events)
     }
 
     private func dockerEnvironment(_ step: StepInvocation) -> [String: String] {

@@ -34,18 +34,7 @@ public struct ShellExecutor: StepExecutor {
             arguments: Self.arguments(for: step),
             environment: environment(for: step),
             workingDirectory: step.type == "git" ? step.workspace : step.workingDirectory)
-        let termination = try await launcher.run(
-            spec,
-            started: { pid in
-                step.control.attach(processGroup: pid)
-                await events.started(processGroup: pid)
-            },
-            output: { try await events.output($0) },
-            exited: {
-                // Whatever escaped the group (a setsid grandchild) goes when the step ends.
-                ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL)
-            })
-        return termination.exitCode
+        return try await launcher.runStep(spec, step, events: events)
     }
 
     func environment(for step: StepInvocation) -> [String: String] {
