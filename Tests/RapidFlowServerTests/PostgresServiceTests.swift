@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import PostgresKit
+import RapidFlowCore
+import Testing
+
+@testable import RapidFlowServer
+
+/// The whole service on PostgreSQL (`--database postgres://…`): what it stores survives a
+/// restart on the same database, even with a new, empty data directory.
+@Suite("Service on PostgreSQL")
+struct PostgresServiceTests {
+    static let pipeline = """
+        name: on postgres
+        env:
+          GREETING: "hello"
+        steps:
+          - echo "$GREETING from postgres"; printf 'raw \\xff\\n'
+          - type: bash
+            content: echo "tested"
+            phase: test
+        """
+
+    @Test func aJobAndItsOutputSurviveARestartOnTheSameDatabase() async throws {
+        try await ScratchDatabase.with { url in
+            let (pipelineID, jobID) = try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
+                #expect(try await server.get("/ready").object["store"] as? String == "ok")
+                let pipelineID = try await server.createPipeline(name: "pg", config: Self.pipeline)
+                let jobID = try await server.trigger(pipelineID)
+                #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+                #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/rapidflow.sqlite"), "no SQLite file is made")
+                return (pipelineID, jobID)
+            }
+
+            try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
+                let pipeline = try await server.get("/pipelines/\(pipelineID)").object
+                #expect(pipeline["name"] as? String == "pg")
+                let job = try await server.job(jobID)
+                #expect(job["status"] as? String == "success" && job["pipeline_id"] as? Int == pipelineID)
+                let logs = try await server.get("/jobs/\(jobID)/logs")
+                #expect(logs.object["build"] as? String == "hello from postgres\nraw \u{FFFD}\n")
+                #expect(logs.object["test"] as? String == "tested\n")
+                let steps = try await server.get("/jobs/\(jobID)/details").object["steps"] as? [[String: Any]] ?? []
+                #expect(steps.map { $0["status"] as? String } == ["success", "success"])
+
+                let again = try await server.trigger(pipelineID)
+                #expect(again > jobID, "ids go on from the stored ones")
+                #expect(try await server.waitForJob(again)["status"] as? String == "success")
+                #expect(try await server.counts().jobs == 2)
+            }
+        }
+    }
+
+    @Test func aWrongPasswordStopsStartupWithoutShowingIt() async throws {
+        var components = try #require(URLComponents(string: try ScratchDatabase.adminURL()))
+        components.password = "wrong-password-2718"
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = TestFiles.temporaryDirectory()
+        configuration.logLevel = .critical
+        Self.usePostgres(try #require(components.string), &configuration)
+        let error = await #expect(throws: RapidFlowError.self) { _ = try await buildApplication(configuration: configuration) }
+        let message = try #require(error).message
+        #expect(message.contains("PostgreSQL at \(components.host ?? ""):\(components.port ?? 0)/"), "\(message)")
+        #expect(!message.contains("wrong-password-2718"))
+    }
+
+    static func usePostgres(_ url: String, _ configuration: inout ServerConfiguration) {
+        configuration.database = url
+        configuration.executor = .shell
+    }
+}
+
+/// A database of its own on the test PostgreSQL server (`RAPIDFLOW_TEST_POSTGRES_URL` from
+/// scripts/test-services.sh), dropped after the test. Without that server the test fails.
+private enum ScratchDatabase {
+    static func adminURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["RAPIDFLOW_TEST_POSTGRES_URL"], !url.isEmpty else {
+            throw TestFailure("RAPIDFLOW_TEST_POSTGRES_URL is not set: start the test PostgreSQL server with `eval \"$(scripts/test-services.sh)\"`")
+        }
+        return url
+    }
+
+    static func with<T>(_ body: (String) async throws -> T) async throws -> T {
+        let admin = try adminURL()
+        let name = "rapidflow_service_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        var components = try #require(URLComponents(string: admin))
+        components.path = "/" + name
+        let url = try #require(components.string)
+        try await run(on: admin) { try await $0.raw("CREATE DATABASE \(ident: name)").run() }
+        do {
+            let result = try await body(url)
+            try await run(on: admin) { try await $0.raw("DROP DATABASE \(ident: name) WITH (FORCE)").run() }
+            return result
+        } catch {
+            try? await run(on: admin) { try await $0.raw("DROP DATABASE \(ident: name) WITH (FORCE)").run() }
+            throw error
+        }
+    }
+
+    private static func run(on url: String, _ body: (any SQLDatabase) async throws -> Void) async throws {
+        let configuration = try SQLPostgresConfiguration(url: url).coreConfiguration
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test"))
+        do {
+            try await body(connection.sql(queryLogLevel: nil))
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
