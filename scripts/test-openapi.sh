@@ -2,7 +2,7 @@
 # Checks the running service against its own OpenAPI document (GET /openapi.json) with
 # schemathesis: no 5xx, only documented status codes, documented content types and headers,
 # and bodies that match the documented schemas. Needs `swift build` first (uses
-# .build/debug/rapidflow); finishes in about two minutes. Exits non-zero on any failure.
+# .build/debug/rapidflow); finishes in about a minute and a half. Exits non-zero on any failure.
 #
 # Real ids: the server is fresh, so the seeded pipeline is 1 (and a second, 2, is the one
 # the document's DELETE example removes), the seeded finished job is 1 and its first step
@@ -99,9 +99,11 @@ done
 [ "$status" = success ] || { echo "test-openapi: seeded job 1 ended '$status'" >&2; exit 1; }
 expect_id 1 '.data.logs[0].step_id' "$base/jobs/1/logs"
 
+# One worker: with more, schemathesis 4.32.5 on Python 3.11 sometimes fails a case with
+# "AST constructor recursion depth mismatch" (its generator is not thread-safe there).
 command=("$venv/bin/schemathesis" run "$base/openapi.json"
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
-  --phases examples,coverage,fuzzing,stateful --max-examples 15 --seed 4711 --workers 2
+  --phases examples,coverage,fuzzing,stateful --max-examples 15 --seed 4711 --workers 1
   --request-timeout 30 --generation-database none --no-color)
 echo "test-openapi: ${command[*]}"
 result=0

@@ -72,7 +72,9 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
             }
         }
         for (name, value) in [("kill_timeout_seconds", killTimeoutSeconds), ("timeout_seconds", timeoutSeconds)] {
-            if let value, !(value > 0 && value.isFinite) { throw bad("'\(name)' must be a positive number of seconds") }
+            if let value, !(value > 0 && value <= limits.maxTimeoutSeconds) {
+                throw bad("'\(name)' must be a positive number of seconds, at most \(Int(limits.maxTimeoutSeconds))")
+            }
         }
     }
 

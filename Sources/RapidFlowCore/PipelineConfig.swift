@@ -95,8 +95,8 @@ public struct PipelineConfig: Sendable, Equatable {
                 exposePorts = flag
             case "env": env = try Self.environment(value, limits: limits)
             case "steps": steps = try Self.steps(value, limits: limits)
-            case "kill_timeout_seconds": killTimeout = try Self.seconds(value, key: key)
-            case "timeout_seconds": timeout = try Self.seconds(value, key: key)
+            case "kill_timeout_seconds": killTimeout = try Self.seconds(value, key: key, limits: limits)
+            case "timeout_seconds": timeout = try Self.seconds(value, key: key, limits: limits)
             default: break
             }
         }
@@ -210,9 +210,9 @@ public struct PipelineConfig: Sendable, Equatable {
         return value
     }
 
-    private static func seconds(_ node: Node, key: String) throws(RapidFlowError) -> Double {
-        guard case .scalar = node, let value = node.float, value > 0, value.isFinite else {
-            throw .invalidConfig("'\(key)' must be a positive number of seconds")
+    private static func seconds(_ node: Node, key: String, limits: Limits) throws(RapidFlowError) -> Double {
+        guard case .scalar = node, let value = node.float, value > 0, value <= limits.maxTimeoutSeconds else {
+            throw .invalidConfig("'\(key)' must be a positive number of seconds, at most \(Int(limits.maxTimeoutSeconds))")
         }
         return value
     }
