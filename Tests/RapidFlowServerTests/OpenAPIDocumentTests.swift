@@ -43,7 +43,7 @@ struct OpenAPIDocumentTests {
         else { return nil }
         let name = String(reference.split(separator: "/").last ?? "")
         let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
-        let example = try #require((schemas?[name] as? [String: Any])?["example"], "\(name) has an example")
+        let example = try #require(((schemas?[name] as? [String: Any])?["examples"] as? [Any])?.first, "\(name) has an example")
         return String(decoding: try JSONSerialization.data(withJSONObject: example), as: UTF8.self)
     }
 
