@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import RapidFlowCore
 import RapidFlowServer
 
 /// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` (flag wins).
@@ -74,11 +75,13 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.secretsDirectory = value(secretsDir, "SECRETS_DIR")
         configuration.apiToken = value(apiToken, "API_TOKEN")
         if let grace = try number(killGraceSeconds, "KILL_GRACE_SECONDS") {
-            guard grace >= 0 else { throw ValidationError("--kill-grace-seconds must not be negative") }
+            guard grace >= 0, grace <= Limits.default.maxTimeoutSeconds else {
+                throw ValidationError("--kill-grace-seconds must be from 0 to \(Int(Limits.default.maxTimeoutSeconds))")
+            }
             configuration.killGracePeriod = .milliseconds(Int(grace * 1000))
         }
         if let cap = try number(stepOutputCapMB, "STEP_OUTPUT_CAP_MB") {
-            guard cap > 0 else { throw ValidationError("--step-output-cap-mb must be positive") }
+            guard cap > 0, cap <= 1_048_576 else { throw ValidationError("--step-output-cap-mb must be from above 0 to 1048576 (1 TiB)") }
             configuration.stepOutputCap = Int(cap * 1_048_576)
         }
         if let path = value(languageImages, "LANGUAGE_IMAGES") {
@@ -88,11 +91,13 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.languageImages.merge(map) { $1 }
         }
         if let timeout = try number(jobTimeoutSeconds, "JOB_TIMEOUT_SECONDS") {
-            guard timeout > 0 else { throw ValidationError("--job-timeout-seconds must be positive") }
+            guard timeout > 0, timeout <= Limits.default.maxTimeoutSeconds else {
+                throw ValidationError("--job-timeout-seconds must be from above 0 to \(Int(Limits.default.maxTimeoutSeconds))")
+            }
             configuration.jobTimeout = .milliseconds(Int(timeout * 1000))
         }
         if let hours = try number(retentionHours, "RETENTION_HOURS") {
-            guard hours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
+            guard hours >= 0, hours <= 87_600 else { throw ValidationError("--retention-hours must be from 0 to 87600 (ten years)") }
             configuration.retention = hours == 0 ? nil : .milliseconds(Int(hours * 3_600_000))
         }
         if let raw = value(logLevel, "LOG_LEVEL") {

@@ -38,7 +38,9 @@ struct JobExecution {
         let secrets = credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
 
         let credentialsForSteps = credentials
-        let timeout = job.snapshot.timeoutSeconds.map { Duration.milliseconds(Int($0 * 1000)) } ?? settings.defaultJobTimeout
+        let timeout =
+            job.snapshot.timeoutSeconds.map { Duration.milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+            ?? settings.defaultJobTimeout
         let run = self.run
         var status = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
             if let timeout {

@@ -97,7 +97,10 @@ public actor JobScheduler: Service {
             for job in try await store.pendingJobs(limit: free) where runs[job.id] == nil {
                 // Registered before the claim, so a cancel racing with it finds the run.
                 let run = JobRun(jobID: job.id)
-                run.gracePeriod = job.snapshot.killTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) } ?? settings.killGracePeriod
+                // Clamped: a job stored before the bound was validated must not overflow.
+                run.gracePeriod =
+                    job.snapshot.killTimeoutSeconds.map { .milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+                    ?? settings.killGracePeriod
                 runs[job.id] = run
                 if try await store.claimJob(id: job.id, at: Date()) {
                     claimed.append(run)
