@@ -1,0 +1,181 @@
+import Foundation
+
+/// The Nomad batch job that runs `rapidflow runner` for one RapidFlow job: one group, one task.
+///
+/// - The ID is new for every run: Nomad schedules nothing when an identical batch job that
+///   already finished is submitted again (hashicorp/nomad#2149).
+/// - Restart and reschedule attempts are 0: batch jobs otherwise retry (3 restarts, 1 reschedule),
+///   and a build must run once; a failure is reported, not repeated.
+/// - `KillTimeout` is the job's grace period (Nomad caps it at the client's `max_kill_timeout`,
+///   30 s by default) and `KillSignal` is SIGTERM, which the runner handles like a local stop.
+/// - The runner's token travels in the task's environment only; the arguments name the variable,
+///   which Nomad interpolates when it starts the task, so the token appears once in the spec.
+///   The spec's `description` never shows it.
+public struct NomadJobSpec: Sendable {
+    /// The Nomad job ID, e.g. `rapidflow-1a2b3c4d-job-42-9f8e7d6c`.
+    public let id: String
+    public let jobID: Int
+    public let instanceID: String
+    public let serverURL: String
+    public let gracePeriod: Duration
+    public let configuration: NomadConfiguration
+    private let runnerToken: String
+
+    public static let groupName = "build"
+    public static let taskName = "runner"
+    /// The task's environment variable that holds the runner's per-job token.
+    public static let tokenVariable = "RAPIDFLOW_RUNNER_TOKEN"
+
+    public init(
+        jobID: Int, instanceID: String, serverURL: String, runnerToken: String, gracePeriod: Duration,
+        configuration: NomadConfiguration, uniqueSuffix: String = NomadJobSpec.randomSuffix()
+    ) {
+        let instance = String(instanceID.lowercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }.prefix(8))
+        self.id = "rapidflow-\(instance)-job-\(jobID)-\(uniqueSuffix)"
+        self.jobID = jobID
+        self.instanceID = instanceID
+        self.serverURL = serverURL
+        self.runnerToken = runnerToken
+        self.gracePeriod = gracePeriod
+        self.configuration = configuration
+    }
+
+    /// Eight random hex digits.
+    public static func randomSuffix() -> String {
+        String(UInt32.random(in: .min ... .max), radix: 16).leftPadded(to: 8)
+    }
+
+    /// The runner's command line after the binary.
+    public var runnerArguments: [String] {
+        ["runner", "--server", serverURL, "--job", String(jobID), "--token", "${\(Self.tokenVariable)}"]
+    }
+
+    /// Ties the Nomad job to its RapidFlow job and service instance.
+    public var meta: [String: String] {
+        ["rapidflow_job": String(jobID), "rapidflow_instance": instanceID]
+    }
+
+    /// `{"Job": {...}}`, the body of `POST /v1/jobs`.
+    public func requestBody() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(Request(job: job))
+    }
+
+    private var job: Job {
+        let config =
+            switch configuration.driver {
+            case .rawExec: DriverConfig(image: nil, command: configuration.runnerCommand, args: runnerArguments)
+            case .docker: DriverConfig(image: configuration.dockerImage, command: configuration.runnerCommand, args: runnerArguments)
+            }
+        let task = TaskBody(
+            name: Self.taskName, driver: configuration.driver.rawValue, config: config, env: [Self.tokenVariable: runnerToken],
+            resources: configuration.resources.map { Resources(cpu: $0.cpu, memoryMB: $0.memoryMB) },
+            killTimeout: gracePeriod.nanoseconds, killSignal: "SIGTERM"
+        )
+        let group = TaskGroup(
+            name: Self.groupName, count: 1, restartPolicy: RestartPolicy(attempts: 0, mode: "fail"),
+            reschedulePolicy: ReschedulePolicy(attempts: 0, unlimited: false), tasks: [task]
+        )
+        return Job(
+            id: id, name: id, type: "batch", namespace: configuration.namespace, region: configuration.region,
+            datacenters: configuration.datacenters, meta: meta, taskGroups: [group]
+        )
+    }
+}
+
+extension NomadJobSpec: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "NomadJobSpec(id: \(id), job: \(jobID), driver: \(configuration.driver.rawValue), token: <redacted>)"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["id": id, "jobID": jobID, "instanceID": instanceID, "serverURL": serverURL, "gracePeriod": gracePeriod])
+    }
+}
+
+// The request's shape, with Nomad's field names (api/jobs.go, api/tasks.go).
+extension NomadJobSpec {
+    private struct Request: Encodable {
+        var job: Job
+        enum CodingKeys: String, CodingKey { case job = "Job" }
+    }
+
+    private struct Job: Encodable {
+        var id: String
+        var name: String
+        var type: String
+        var namespace: String?
+        var region: String?
+        var datacenters: [String]
+        var meta: [String: String]
+        var taskGroups: [TaskGroup]
+        enum CodingKeys: String, CodingKey {
+            case id = "ID", name = "Name", type = "Type", namespace = "Namespace", region = "Region"
+            case datacenters = "Datacenters", meta = "Meta", taskGroups = "TaskGroups"
+        }
+    }
+
+    private struct TaskGroup: Encodable {
+        var name: String
+        var count: Int
+        var restartPolicy: RestartPolicy
+        var reschedulePolicy: ReschedulePolicy
+        var tasks: [TaskBody]
+        enum CodingKeys: String, CodingKey {
+            case name = "Name", count = "Count", restartPolicy = "RestartPolicy", reschedulePolicy = "ReschedulePolicy", tasks = "Tasks"
+        }
+    }
+
+    private struct RestartPolicy: Encodable {
+        var attempts: Int
+        var mode: String
+        enum CodingKeys: String, CodingKey { case attempts = "Attempts", mode = "Mode" }
+    }
+
+    private struct ReschedulePolicy: Encodable {
+        var attempts: Int
+        var unlimited: Bool
+        enum CodingKeys: String, CodingKey { case attempts = "Attempts", unlimited = "Unlimited" }
+    }
+
+    private struct TaskBody: Encodable {
+        var name: String
+        var driver: String
+        var config: DriverConfig
+        var env: [String: String]
+        var resources: Resources?
+        var killTimeout: Int64
+        var killSignal: String
+        enum CodingKeys: String, CodingKey {
+            case name = "Name", driver = "Driver", config = "Config", env = "Env", resources = "Resources"
+            case killTimeout = "KillTimeout", killSignal = "KillSignal"
+        }
+    }
+
+    /// Driver options keep the drivers' lower-case names.
+    private struct DriverConfig: Encodable {
+        var image: String?
+        var command: String
+        var args: [String]
+    }
+
+    private struct Resources: Encodable {
+        var cpu: Int
+        var memoryMB: Int
+        enum CodingKeys: String, CodingKey { case cpu = "CPU", memoryMB = "MemoryMB" }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds: Nomad's durations are integers in ns.
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}
