@@ -82,15 +82,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Benchmarks with in-run baselines: `swift run -c release rapidflow-bench`.
+        // Benchmarks with in-run baselines: `swift run -c release rapidflow-bench`, `scripts/bench.sh`.
         .executableTarget(
             name: "rapidflow-bench",
             dependencies: [
-                "RapidFlowServer", "RapidFlowRunner",
+                "RapidFlowServer", "RapidFlowRunner", "RapidFlowStore", "RapidFlowCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "RapidFlowCoreTests", dependencies: ["RapidFlowCore"]),

@@ -1,202 +1,76 @@
-// Live-log benchmarks. Every figure is printed beside a baseline measured in the same run,
-// because the machine is shared and absolute times drift.
+// Benchmarks. Every figure is printed beside a baseline measured in the same run, because
+// the machine is shared and absolute times drift.
 //
-//   swift run -c release rapidflow-bench [--quick]
+//   swift run -c release rapidflow-bench [--quick]          live logs, the service in this process
+//   scripts/bench.sh [--quick]                              per-job overhead against a shell and
+//                                                           Buildbot, API throughput, scale; it
+//                                                           runs the subcommands below
+//
+// Subcommands used by scripts/bench.sh (numbers go to --out, one per line):
+//   jobs --url U --jobs N --warmup W --out F          RapidFlow ms per job, submit → final status
+//   buildbot --url U --builds N --warmup W --out F    Buildbot ms per forced build
+//   seed --data-dir D --jobs N                        finished jobs written through the store
+//   scale --url U --jobs N --clients C --sleep S --results DIR --rep R
+//   report --results DIR [--write BENCHMARKS.md]      the table from one run's results
 import AsyncHTTPClient
 import Foundation
-import HummingbirdWSClient
-import Logging
-import NIOCore
-import NIOHTTP1
-import NIOPosix
-import RapidFlowRunner
-import RapidFlowServer
-import ServiceLifecycle
-import Synchronization
 
-let quick = CommandLine.arguments.contains("--quick")
-let logger = Logger(label: "bench")
+let arguments = CommandLine.arguments.dropFirst()
+let command = arguments.first.flatMap { $0.hasPrefix("--") ? nil : $0 } ?? "live-logs"
+let options = Options(arguments.first == command ? arguments.dropFirst() : arguments)
 
-func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
-func percentile(_ values: [Double], _ p: Double) -> Double {
-    guard !values.isEmpty else { return .nan }
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-}
-func format(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
-
-/// A JSON POST/GET against the service under test, returning the envelope's data.
-func call(_ port: Int, _ method: HTTPMethod, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
-    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-    request.method = method
-    if let body { request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body))) }
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
-    let buffer = try await response.body.collect(upTo: 512 << 20)
-    let json = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
-    return json?["data"] as? [String: Any] ?? [:]
-}
-
-func runJob(_ port: Int, script: String) async throws -> Int {
-    let pipeline = try await call(port, .POST, "/pipelines", ["name": "bench", "config": "steps:\n  - |\n    \(script)\n"])
-    let job = try await call(port, .POST, "/pipelines/\(pipeline["id"] as! Int)/jobs")
-    return job["id"] as! Int
-}
-
-func waitForJob(_ port: Int, _ id: Int) async throws -> [String: Any] {
-    while true {
-        let job = try await call(port, .GET, "/jobs/\(id)")
-        if ["success", "failed", "cancelled"].contains(job["status"] as? String ?? "") { return job }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-}
-
-/// Follows a job's WebSocket; `onLog` sees each log event's data; returns bytes received.
-/// A connection refused by a full accept queue (hundreds of followers at once) is retried.
-func follow(_ port: Int, _ jobID: Int, onLog: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Int {
-    for attempt in 1...5 {
-        do {
-            return try await followOnce(port, jobID, onLog: onLog)
-        } catch where attempt < 5 {
-            try await Task.sleep(for: .milliseconds(50 * attempt))
-        }
-    }
-    return 0
-}
-
-func followOnce(_ port: Int, _ jobID: Int, onLog: @escaping @Sendable (String) -> Void) async throws -> Int {
-    let bytes = Atomic<Int>(0)
-    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/jobs/\(jobID)/logs/stream", logger: logger) { inbound, _, _ in
-        for try await message in inbound.messages(maxSize: 1 << 20) {
-            guard case .text(let text) = message else { continue }
-            guard let event = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                event["event"] as? String == "log", let data = event["data"] as? String
-            else { continue }
-            bytes.add(data.utf8.count, ordering: .relaxed)
-            onLog(data)
-        }
-    }
-    return bytes.load(ordering: .relaxed)
-}
-
-/// Latency of each line stamped with `$EPOCHREALTIME` when printed, to the moment it is received.
-final class LatencyCollector: Sendable {
-    private let samples = Mutex<[Double]>([])
-    private let partial = Mutex("")
-
-    func receive(_ text: String) {
-        let now = Date().timeIntervalSince1970
-        let lines = partial.withLock { pending -> [Substring] in
-            let joined = pending + text
-            var parts = joined.split(separator: "\n", omittingEmptySubsequences: false)
-            pending = String(parts.removeLast())
-            return parts
-        }
-        samples.withLock { samples in
-            for line in lines {
-                if let stamp = Double(line.replacingOccurrences(of: ",", with: ".")) { samples.append((now - stamp) * 1000) }
-            }
-        }
-    }
-
-    var values: [Double] { samples.withLock { $0 } }
-}
-
-let stampedLines = quick ? 200 : 1000
-let stampScript = "for i in $(seq 1 \(stampedLines)); do echo $EPOCHREALTIME; sleep 0.005; done"
-
-// MARK: - Baselines without the service
-
-/// The same stamped lines read straight from the child's pipe.
-func baselinePipeLatency(_ launcher: ProcessLauncher) async throws -> [Double] {
-    let collector = LatencyCollector()
-    _ = try await launcher.run(
-        ProcessSpec(executable: "/bin/bash", arguments: ["-c", stampScript], environment: ["PATH": "/usr/bin:/bin"], workingDirectory: nil),
-        started: { _ in }, output: { collector.receive(String(buffer: $0)) })
-    return collector.values
-}
-
-func shellSeconds(_ script: String) throws -> Double {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", script]
-    let start = Date()
-    try process.run()
-    process.waitUntilExit()
-    return Date().timeIntervalSince(start)
-}
-
-// MARK: - Run
-
-let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("rapidflow-bench-\(UUID().uuidString.prefix(6))").path
-var configuration = ServerConfiguration()
-configuration.port = 0
-configuration.dataDirectory = dataDirectory
-configuration.logLevel = .error
-configuration.maxConcurrentJobs = 4
-let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
-let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-let waiters = NIOThreadPool(numberOfThreads: 4)
-waiters.start()
-let launcher = ProcessLauncher(waiters: waiters)
-
-try await withThrowingTaskGroup(of: Void.self) { tasks in
-    tasks.addTask { try await group.run() }
-    var iterator = ports.makeAsyncIterator()
-    let port = await iterator.next()!
-    print("RapidFlow live-log benchmark (\(quick ? "quick" : "full") run), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-    print(""); fflush(nil)
-
-    // 1. Line latency: step print → WebSocket follower.
-    let pipeLatency = try await baselinePipeLatency(launcher)
-    let collector = LatencyCollector()
-    let latencyJob = try await runJob(port, script: "sleep 0.3; " + stampScript)
-    _ = try await follow(port, latencyJob) { collector.receive($0) }
-    let serviceLatency = collector.values
-    print("Line latency, print → receiver (\(stampedLines) lines, one every 5 ms)")
-    print("  baseline: read straight from the step's pipe   p50 \(format(median(pipeLatency), 3)) ms   p99 \(format(percentile(pipeLatency, 0.99), 3)) ms")
-    print("  RapidFlow: stored, then WebSocket follower       p50 \(format(median(serviceLatency), 3)) ms   p99 \(format(percentile(serviceLatency, 0.99), 3)) ms   (\(serviceLatency.count) lines)")
-    print(""); fflush(nil)
-
-    // 2. Capture throughput.
-    let size = quick ? "256M" : "1G"
-    let file = "\(dataDirectory)/baseline.out"
-    var baselineTimes: [Double] = []
-    var serviceTimes: [Double] = []
-    for _ in 0..<(quick ? 1 : 3) {
-        baselineTimes.append(try shellSeconds("yes 2>/dev/null | head -c \(size) > \(file)"))
-        try? FileManager.default.removeItem(atPath: file)
-        let jobID = try await runJob(port, script: "yes 2>/dev/null | head -c \(size)")
-        _ = try await waitForJob(port, jobID)
-        let steps = try await call(port, .GET, "/jobs/\(jobID)/status")["steps"] as? [[String: Any]] ?? []
-        serviceTimes.append(steps.first?["duration_seconds"] as? Double ?? .nan)
-    }
-    let ratio = median(serviceTimes) / median(baselineTimes)
-    print("Capture throughput of a step printing \(size)B (median of \(baselineTimes.count))")
-    print("  baseline: bash -c 'yes | head -c \(size) > file'   \(format(median(baselineTimes))) s")
-    print("  RapidFlow step (captured, stored, capped at 64 MiB)   \(format(median(serviceTimes))) s   ratio \(format(ratio)) (goal ≤ 1.5)")
-    print(""); fflush(nil)
-
-    // 3. Fan-out: many followers of one job.
-    let megabytes = quick ? 5 : 20
-    let fanScript = "sleep 2; yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq | head -c \(megabytes * 1_000_000)"
-    func fanOut(_ followers: Int) async throws -> Double {
-        let jobID = try await runJob(port, script: fanScript)
+do {
+    switch command {
+    case "live-logs":
+        try await LiveLogBenchmark(quick: options.flags.contains("--quick")).run()
+    case "jobs":
+        let samples = try await JobLatencyBenchmark.rapidFlow(
+            JSONAPI(base: try options.string("--url")), jobs: try options.int("--jobs", default: 200),
+            warmup: try options.int("--warmup", default: 20))
+        try writeSamples(samples, to: try options.string("--out"))
+        print("RapidFlow: \(samples.count) jobs, median \(format(median(samples))) ms per job, p90 \(format(percentile(samples, 0.9))) ms")
+    case "buildbot":
+        let samples = try await JobLatencyBenchmark.buildbot(
+            JSONAPI(base: try options.string("--url")), builds: try options.int("--builds", default: 200),
+            warmup: try options.int("--warmup", default: 5), pollInterval: .milliseconds(try options.int("--poll-ms", default: 10)))
+        try writeSamples(samples, to: try options.string("--out"))
+        print("Buildbot: \(samples.count) builds, median \(format(median(samples))) ms per build, p90 \(format(percentile(samples, 0.9))) ms")
+    case "seed":
+        let jobs = try options.int("--jobs", default: 100_000)
         let start = Date()
-        let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<followers { group.addTask { try await follow(port, jobID) } }
-            return try await group.reduce(0, +)
+        try await StoreSeeder.seed(dataDirectory: try options.string("--data-dir"), jobs: jobs)
+        print("seeded \(jobs) jobs in \(format(Date().timeIntervalSince(start), 1)) s")
+    case "scale":
+        let clients = try options.int("--clients", default: 100)
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let result: ScaleBenchmark.Result
+        do {
+            result = try await ScaleBenchmark.run(
+                JSONAPI(base: try options.string("--url"), client: client), jobs: try options.int("--jobs", default: 1000),
+                clients: clients, sleepSeconds: try options.int("--sleep", default: 5))
+        } catch {
+            try? await client.shutdown().get()
+            throw error
         }
-        let seconds = Date().timeIntervalSince(start) - 2
-        return Double(total) / 1_000_000 / seconds
+        try await client.shutdown().get()
+        let results = try options.string("--results")
+        let rep = try options.int("--rep", default: 1)
+        try writeSamples(result.healthLatencies, to: "\(results)/scale-health-\(rep).txt")
+        try writeSamples(result.submitLatencies, to: "\(results)/scale-submit-\(rep).txt")
+        try writeSamples([result.makespan], to: "\(results)/scale-makespan-\(rep).txt")
+        print(
+            "Scale: all finished \(format(result.makespan, 1)) s after the first submit; p99 submit \(format(percentile(result.submitLatencies, 0.99), 1)) ms, p99 /health \(format(percentile(result.healthLatencies, 0.99), 1)) ms"
+        )
+    case "report":
+        let report = try Report(directory: try options.string("--results"))
+        print(try report.markdown(), terminator: "")
+        if let path = try? options.string("--write") { try report.write(into: path) }
+    default:
+        throw BenchError("unknown subcommand '\(command)'; see the top of Sources/rapidflow-bench/main.swift")
     }
-    let single = try await fanOut(1)
-    let many = try await fanOut(quick ? 100 : 500)
-    print("Delivered throughput, \(megabytes) MB job over WebSocket")
-    print("  baseline: 1 follower      \(format(single, 1)) MB/s")
-    print("  \(quick ? 100 : 500) followers           \(format(many, 1)) MB/s delivered in total (\(format(many / single, 1))× one follower)")
-
-    await group.triggerGracefulShutdown()
+} catch {
+    FileHandle.standardError.write(Data("rapidflow-bench: \(error)\n".utf8))
+    exit(1)
 }
-try? await waiters.shutdownGracefully()
-try? FileManager.default.removeItem(atPath: dataDirectory)
