@@ -4,8 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Docker engine, base image, registry and sshd on loopback (see the script).
+# Docker engine, base image, registry, sshd and PostgreSQL on loopback (see the script).
 eval "$(scripts/test-services.sh)"
 
 swift build --build-tests
 swift test --skip-build "$@"
+
+# With a filter the caller wants only some Swift tests; the whole run adds the HTTP contract
+# (schemathesis against /openapi.json) and the dashboard in headless Chromium.
+if [ $# -eq 0 ]; then
+  scripts/test-openapi.sh
+  scripts/test-dashboard.sh
+fi
