@@ -103,10 +103,11 @@ let package = Package(
             name: "RapidFlowRunnerTests",
             dependencies: [
                 "RapidFlowRunner",
-                // The fake Nomad agent the Nomad tests talk to.
+                // The fake Nomad agent the Nomad tests talk to, over HTTP or TLS.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             exclude: ["Fixtures"]
         ),

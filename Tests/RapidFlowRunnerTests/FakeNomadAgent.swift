@@ -2,12 +2,18 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 import Testing
+
+@testable import RapidFlowRunner
 
 /// A stand-in for a Nomad agent on 127.0.0.1 (Nomad itself cannot be installed here): it answers
 /// each request with the next reply scripted for its method and path, most of them the recorded
 /// bodies in `Fixtures/nomad`, byte for byte, and records every request it received.
+///
+/// The agent also shuts down the Nomad clients a test made against it (`adopt`), however the test
+/// ends: each owns an HTTP client that must be shut down.
 ///
 /// Blocking queries are honoured the way Nomad does: when the reply left for a route is its last
 /// one and the request's `index` is already at that reply's index, the answer waits out `wait`
@@ -58,9 +64,22 @@ final class FakeNomadAgent: Sendable {
     private struct State {
         var routes: [String: [Reply]] = [:]
         var requests: [Request] = []
+        var clients: [NomadClient] = []
     }
 
     private let state = Mutex(State())
+    /// `http://127.0.0.1:<port>`, or `https://` with TLS.
+    let address: String
+
+    private init(address: String) {
+        self.address = address
+    }
+
+    /// Shut down when the agent stops.
+    func adopt(_ client: NomadClient) -> NomadClient {
+        state.withLock { $0.clients.append(client) }
+        return client
+    }
 
     static let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/nomad")
 
@@ -79,29 +98,52 @@ final class FakeNomadAgent: Sendable {
     }
 
     /// Runs `body` with an agent listening on a free port of 127.0.0.1, and stops it afterwards.
-    static func run<Result: Sendable>(_ body: (FakeNomadAgent, _ address: String) async throws -> Result) async throws -> Result {
-        let agent = FakeNomadAgent()
+    /// With `tls` the agent speaks HTTPS only, as Nomad does with `tls.http` on.
+    static func run<Result: Sendable>(
+        tls: NIOSSLContext? = nil, _ body: (FakeNomadAgent) async throws -> Result
+    ) async throws -> Result {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
             }
         let port = try #require(server.channel.localAddress?.port)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        let agent = FakeNomadAgent(address: "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)")
+        do {
+            let result = try await agent.serve(server, while: body)
+            await agent.shutDownClients()
+            return result
+        } catch {
+            await agent.shutDownClients()
+            throw error
+        }
+    }
+
+    private func shutDownClients() async {
+        for client in state.withLock({ $0.clients }) { try? await client.shutdown() }
+    }
+
+    /// Accepts connections until `body` is done.
+    private func serve<Result: Sendable>(
+        _ server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
+        while body: (FakeNomadAgent) async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await server.executeThenClose { connections in
                     try await withThrowingDiscardingTaskGroup { handlers in
                         for try await connection in connections {
-                            handlers.addTask { try? await agent.serve(connection) }
+                            handlers.addTask { try? await self.serve(connection) }
                         }
                     }
                 }
             }
             defer { group.cancelAll() }
-            return try await body(agent, "http://127.0.0.1:\(port)")
+            return try await body(self)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import Testing
 
 @testable import RapidFlowRunner
@@ -25,12 +26,19 @@ struct NomadTests {
         )
     }
 
-    func client(_ address: String) throws -> NomadClient {
-        try NomadClient(configuration: configuration(address), retry: Self.fast)
+    /// A client of `agent`, shut down with it.
+    func client(_ agent: FakeNomadAgent, _ configuration: NomadConfiguration? = nil) throws -> NomadClient {
+        agent.adopt(try NomadClient(configuration: configuration ?? self.configuration(agent.address), retry: Self.fast))
     }
 
-    func watcher(_ address: String, evaluationID: String? = nil) throws -> NomadJobWatcher {
-        NomadJobWatcher(client: try client(address), jobID: Self.jobID, evaluationID: evaluationID, wait: .seconds(5))
+    func watcher(_ agent: FakeNomadAgent, evaluationID: String? = nil, stopMargin: Duration = .seconds(10)) throws -> NomadJobWatcher {
+        NomadJobWatcher(client: try client(agent), jobID: Self.jobID, evaluationID: evaluationID, wait: .seconds(5), stopMargin: stopMargin)
+    }
+
+    func executor(_ agent: FakeNomadAgent) throws -> NomadExecutor {
+        let executor = try NomadExecutor(configuration: configuration(agent.address), instanceID: "1a2b3c4d-9999", retry: Self.fast)
+        _ = agent.adopt(executor.client)
+        return executor
     }
 
     var allocationsPath: String { "/v1/job/\(Self.jobID)/allocations" }
@@ -86,6 +94,36 @@ struct NomadTests {
         for text in ["\(configuration)", String(reflecting: configuration), "\(spec)", String(reflecting: spec), dumped] {
             #expect(!text.contains(Self.aclToken))
             #expect(!text.contains(Self.runnerToken))
+        }
+    }
+
+    @Test func tlsToTheAgentUsesTheCAFileTheClientCertificateAndSkipVerify() async throws {
+        let certificates = try TestCertificates()
+        defer { try? FileManager.default.removeItem(at: certificates.directory) }
+        try await FakeNomadAgent.run(tls: try certificates.agentContext()) { agent in
+            agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"))
+            let leader = { (tls: NomadConfiguration.TLS) in
+                try await client(agent, NomadConfiguration(address: agent.address, token: Self.aclToken, tls: tls)).leader()
+            }
+            let mutual = NomadConfiguration.TLS(caFile: certificates.ca, clientCertificateFile: certificates.clientCertificate, clientKeyFile: certificates.clientKey)
+            #expect(try await leader(mutual) == "127.0.0.1:4647")
+
+            // Without the CA the agent's certificate is not trusted, unless verification is skipped.
+            var untrusted = mutual
+            untrusted.caFile = nil
+            let refusedServer = try await #require(throws: NomadError.self) { try await leader(untrusted) }
+            #expect(refusedServer.code == .unreachable)
+            untrusted.skipVerify = true
+            #expect(try await leader(untrusted) == "127.0.0.1:4647")
+
+            // Without a client certificate the agent refuses the handshake.
+            let refusedClient = try await #require(throws: NomadError.self) { try await leader(.init(caFile: certificates.ca)) }
+            #expect(refusedClient.code == .unreachable)
+            #expect(!refusedClient.description.contains(Self.aclToken))
+
+            // Only the two accepted handshakes reached HTTP.
+            #expect(agent.requests.count == 2)
+            #expect(agent.requests.allSatisfy { $0.header("X-Nomad-Token") == Self.aclToken })
         }
     }
 
@@ -176,11 +214,11 @@ struct NomadTests {
     // MARK: Client requests and answers
 
     @Test func registeringSendsTheJobWithTokenNamespaceAndRegion() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             // The docs' "Create Job" sample shows EvalID "" (a docs quirk: a batch register starts an
             // evaluation); "Update Existing Job" has the same shape with a real one.
             agent.on("POST", "/v1/jobs", try .fixture("update-job.response.json"), try .fixture("register-job.response.json"))
-            let executor = try NomadExecutor(configuration: configuration(address), instanceID: "1a2b3c4d-9999", retry: Self.fast)
+            let executor = try self.executor(agent)
             let watcher = try await executor.submit(jobID: 42, serverURL: "http://10.0.0.5:8080", runnerToken: Self.runnerToken, gracePeriod: .seconds(3))
             #expect(watcher.evaluationID == "d092fdc0-e1fd-2536-67d8-43af8ca798ac")
             #expect(watcher.jobID.wholeMatch(of: /rapidflow-1a2b3c4d-job-42-[0-9a-f]{8}/) != nil)
@@ -210,13 +248,15 @@ struct NomadTests {
     }
 
     @Test func nomadsPlainTextErrorsSurfaceWithStatusAndText() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", "/v1/job/missing", try .error(404, "read-job.404.txt"))
-            agent.on("POST", "/v1/jobs", try .error(403, "acl-permission-denied.403.txt"))
+            agent.on("POST", "/v1/jobs", try .error(403, "acl-permission-denied.403.txt"), try .error(400, "register-job-missing-job.400.txt"))
+            agent.on("GET", "/v1/allocation/unknown", try .error(404, "read-allocation.404.txt"))
+            agent.on("GET", "/v1/job/example", try .error(400, "blocking-query-bad-index.400.txt"))
             agent.on("GET", "/v1/allocation/a8198d79-cfdb-6593-a999-1e9adabcba2e", try .error(403, "acl-token-not-found.403.txt"))
             agent.on("GET", "/v1/evaluation/gone", try .error(404, "read-evaluation.404.txt"))
             agent.on("GET", "/v1/agent/health", .answer(status: 500, index: nil, contentType: "text/plain; charset=utf-8", body: try FakeNomadAgent.fixture("agent-health.unhealthy.response.txt")))
-            let client = try client(address)
+            let client = try self.client(agent)
 
             let notFound = try await #require(throws: NomadError.self) { try await client.job("missing") }
             #expect(notFound.code == .response && notFound.status == 404 && notFound.isNotFound)
@@ -234,12 +274,21 @@ struct NomadTests {
             let gone = try await #require(throws: NomadError.self) { try await client.evaluation("gone") }
             #expect(gone.isNotFound && gone.message == "eval not found")
 
+            let noAllocation = try await #require(throws: NomadError.self) { try await client.allocation("unknown") }
+            #expect(noAllocation.isNotFound && noAllocation.message == "alloc not found")
+
+            let badIndex = try await #require(throws: NomadError.self) { try await client.job("example", index: 3, wait: .seconds(1)) }
+            #expect(badIndex.status == 400 && badIndex.message == "Invalid index")
+
+            let noJob = try await #require(throws: NomadError.self) { try await client.registerJob(spec) }
+            #expect(noJob.status == 400 && noJob.message == "Job must be specified")
+
             // An unhealthy agent's 500 carries JSON as a plain-text error: kept as text, not decoded.
             let unhealthy = try await #require(throws: NomadError.self) { try await client.agentHealth() }
             #expect(unhealthy.status == 500)
             #expect(unhealthy.message == #"{"server":{"ok":false,"message":"server not enabled"}}"#)
 
-            for error in [notFound, denied, unknownToken, gone, unhealthy] {
+            for error in [notFound, denied, unknownToken, gone, noAllocation, badIndex, noJob, unhealthy] {
                 #expect(!error.description.contains(Self.aclToken))
                 #expect(!error.description.contains(Self.runnerToken))
             }
@@ -247,13 +296,13 @@ struct NomadTests {
     }
 
     @Test func recordedAnswersDecode() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", "/v1/job/example", try .fixture("read-job.response.json", index: 7))
             agent.on("GET", "/v1/allocation/a8198d79-cfdb-6593-a999-1e9adabcba2e", try .fixture("allocation.response.json", index: 57))
             agent.on("GET", "/v1/evaluation/2deb5f06-a100-f01a-3316-5e501a4965e7", try .fixture("evaluation.response.json", index: 30))
             agent.on("GET", "/v1/agent/health", try .fixture("agent-health.response.json"))
             agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"))
-            let client = try client(address)
+            let client = try self.client(agent)
 
             let job = try await client.job("example")
             #expect(job.index == 7)
@@ -287,9 +336,9 @@ struct NomadTests {
     }
 
     @Test func withoutTokenNamespaceOrRegionNoneIsSent() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"))
-            _ = try await NomadClient(configuration: NomadConfiguration(address: address)).leader()
+            _ = try await client(agent, NomadConfiguration(address: agent.address)).leader()
             let request = try #require(agent.requests.first)
             #expect(request.header("X-Nomad-Token") == nil)
             #expect(request.query.isEmpty)
@@ -297,19 +346,19 @@ struct NomadTests {
     }
 
     @Test func aBlockingQueryThatEndsInEOFIsRetriedThenGivesUp() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, .dropConnection, .dropConnection, try .fixture("job-allocations.response.json", index: 13))
-            let client = try client(address)
+            let client = try self.client(agent)
             let answer = try await client.jobAllocations(Self.jobID, index: 9, wait: .seconds(5))
             #expect(answer.index == 13 && answer.value.count == 1)
             let queries = agent.requests.map(\.query)
             #expect(queries.count == 3)
             #expect(queries.allSatisfy { $0 == ["index": "9", "wait": "5s", "namespace": "apps", "region": "eu-west"] })
         }
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, .dropConnection)
             let error = try await #require(throws: NomadError.self) {
-                try await client(address).jobAllocations(Self.jobID, index: 9, wait: .seconds(5))
+                try await client(agent).jobAllocations(Self.jobID, index: 9, wait: .seconds(5))
             }
             #expect(error.code == .unreachable)
             #expect(agent.requests.count == Self.fast.attempts)
@@ -320,7 +369,7 @@ struct NomadTests {
     // MARK: Watching a job
 
     @Test func aCompletedAllocationThatExitedZeroIsSuccess() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             let evaluationID = "2deb5f06-a100-f01a-3316-5e501a4965e7"
             agent.on(
                 "GET", "/v1/evaluation/\(evaluationID)",
@@ -330,7 +379,7 @@ struct NomadTests {
                 "GET", allocationsPath, try .fixture("job-allocations.response.json", index: 13),
                 .json(try NomadFixtures.allocations(.complete(exitCode: 0)), index: 17)
             )
-            #expect(try await watcher(address, evaluationID: evaluationID).outcome() == .succeeded)
+            #expect(try await watcher(agent, evaluationID: evaluationID).outcome() == .succeeded)
 
             let requests = agent.requests
             #expect(requests.map(\.line) == [
@@ -345,26 +394,26 @@ struct NomadTests {
     }
 
     @Test func aNonZeroExitIsAFailedJobWithItsCode() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, .json(try NomadFixtures.allocations(.failed(exitCode: 2)), index: 20))
-            let outcome = try await watcher(address).outcome()
+            let outcome = try await watcher(agent).outcome()
             #expect(outcome == .failed(exitCode: 2, reason: "the runner exited with code 2"))
         }
     }
 
     @Test func aDriverFailureIsAnInfrastructureFailureWithNomadsMessage() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, .json(try NomadFixtures.allocations(.driverFailure), index: 20))
-            let outcome = try await watcher(address).outcome()
+            let outcome = try await watcher(agent).outcome()
             #expect(outcome == .infrastructureFailure(reason: "Driver Failure: Failed to pull `registry.example/rapidflow:1`: manifest unknown"))
         }
     }
 
     @Test func aLostOrDisconnectedNodeFailsTheJob() async throws {
         for status in ["lost", "unknown"] {
-            try await FakeNomadAgent.run { agent, address in
+            try await FakeNomadAgent.run { agent in
                 agent.on("GET", allocationsPath, .json(try NomadFixtures.allocations(.nodeGone(status)), index: 20))
-                let outcome = try await watcher(address).outcome()
+                let outcome = try await watcher(agent).outcome()
                 guard case .nodeLost(let reason) = outcome else { Issue.record("\(status): \(outcome)"); return }
                 #expect(reason == "Nomad allocation ed344e0a is \(status): node cb1f6030 went away")
             }
@@ -372,35 +421,35 @@ struct NomadTests {
     }
 
     @Test func aStoppedAllocationIsCancelledNotSuccessEvenWhenComplete() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, .json(try NomadFixtures.allocations(.stopped), index: 20))
-            #expect(try await watcher(address).outcome() == .cancelled(reason: "Nomad allocation ed344e0a was stopped"))
+            #expect(try await watcher(agent).outcome() == .cancelled(reason: "Nomad allocation ed344e0a was stopped"))
         }
     }
 
     @Test func aJobNoNodeCanTakeIsNotPlacedWithTheSchedulersReason() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             // The recorded sample: a blocked evaluation whose only datacenter has no ready node.
             agent.on("GET", "/v1/evaluation/2deb5f06-a100-f01a-3316-5e501a4965e7", try .fixture("evaluation.response.json", index: 30))
-            let outcome = try await watcher(address, evaluationID: "2deb5f06-a100-f01a-3316-5e501a4965e7").outcome()
+            let outcome = try await watcher(agent, evaluationID: "2deb5f06-a100-f01a-3316-5e501a4965e7").outcome()
             #expect(outcome == .notPlaced(reason: "no Nomad node could run task group cache: no node was eligible (ready nodes: dc1 has 0)"))
             #expect(agent.requests.map(\.line) == ["GET /v1/evaluation/2deb5f06-a100-f01a-3316-5e501a4965e7"])
         }
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", "/v1/evaluation/e1", .json(try NomadFixtures.evaluationFilteredAndExhausted(), index: 31))
-            let outcome = try await watcher(address, evaluationID: "e1").outcome()
+            let outcome = try await watcher(agent, evaluationID: "e1").outcome()
             #expect(outcome == .notPlaced(reason: "no Nomad node could run task group cache: constraint ${attr.kernel.name} = windows filtered 2 nodes, resources exhausted on 1 node, memory exhausted on 1 node"))
         }
     }
 
     @Test func theWatcherFollowsTheNewestAllocationAndItsReplacement() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             // First only the ended allocation pointing at a replacement not listed yet, then both.
             agent.on(
                 "GET", allocationsPath, .json(try NomadFixtures.allocations(.replaced), index: 20),
                 .json(try NomadFixtures.allocations(.replaced, .replacement(createIndex: 25)), index: 26)
             )
-            #expect(try await watcher(address).outcome() == .succeeded)
+            #expect(try await watcher(agent).outcome() == .succeeded)
             #expect(agent.requests.map { $0.query["index"] } == [nil, "20"])
         }
         // The newest by CreateIndex names its replacement, which speaks for the job whatever its index.
@@ -422,13 +471,13 @@ struct NomadTests {
     // MARK: Stopping and cleanup
 
     @Test func stopDeletesWaitsForTheAllocationToEndThenPurges() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("DELETE", "/v1/job/\(Self.jobID)", try .fixture("stop-job.response.json"))
             agent.on(
                 "GET", allocationsPath, try .fixture("job-allocations.response.json", index: 13),
                 .json(try NomadFixtures.allocations(.stopped), index: 21)
             )
-            try await watcher(address).stop(grace: .seconds(3))
+            try await watcher(agent).stop(grace: .seconds(3))
             let requests = agent.requests
             #expect(requests.map(\.line) == ["DELETE /v1/job/\(Self.jobID)", "GET \(allocationsPath)", "GET \(allocationsPath)", "DELETE /v1/job/\(Self.jobID)"])
             #expect(requests[0].query == ["namespace": "apps", "region": "eu-west"])
@@ -439,10 +488,10 @@ struct NomadTests {
     }
 
     @Test func stopWaitsNoLongerThanTheGracePeriodAndMargin() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("DELETE", "/v1/job/\(Self.jobID)", try .fixture("stop-job.response.json"))
             agent.on("GET", allocationsPath, try .fixture("job-allocations.response.json", index: 13))
-            let watcher = NomadJobWatcher(client: try client(address), jobID: Self.jobID, evaluationID: nil, wait: .seconds(5), stopMargin: .milliseconds(300))
+            let watcher = try self.watcher(agent, stopMargin: .milliseconds(300))
             let started = ContinuousClock.now
             try await watcher.stop(grace: .milliseconds(200))
             #expect(ContinuousClock.now - started < .seconds(3))
@@ -454,16 +503,16 @@ struct NomadTests {
     }
 
     @Test func aJobPurgedWhileWatchedIsCancelled() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", allocationsPath, try .fixture("job-allocations.response.json", index: 13), .json(Data("[]".utf8), index: 30))
-            #expect(try await watcher(address).outcome() == .cancelled(reason: "the Nomad job \(Self.jobID) was removed"))
+            #expect(try await watcher(agent).outcome() == .cancelled(reason: "the Nomad job \(Self.jobID) was removed"))
         }
     }
 
     @Test func cleanupAsksNomadToCollectGarbage() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("PUT", "/v1/system/gc", try .fixture("system-gc.response.txt"))
-            let executor = try NomadExecutor(configuration: configuration(address), instanceID: "1a2b3c4d", retry: Self.fast)
+            let executor = try self.executor(agent)
             try await executor.cleanup()
             let request = try #require(agent.requests.first)
             #expect(agent.requests.count == 1)
@@ -474,10 +523,10 @@ struct NomadTests {
     }
 
     @Test func readinessNeedsAHealthyAgentAndALeader() async throws {
-        try await FakeNomadAgent.run { agent, address in
+        try await FakeNomadAgent.run { agent in
             agent.on("GET", "/v1/agent/health", try .fixture("agent-health.response.json"))
             agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"), .json(Data(#""""#.utf8)))
-            let executor = try NomadExecutor(configuration: configuration(address), instanceID: "1a2b3c4d", retry: Self.fast)
+            let executor = try self.executor(agent)
             try await executor.checkReady()
             let error = try await #require(throws: NomadError.self) { try await executor.checkReady() }
             #expect(error.code == .unhealthy && error.message == "the Nomad cluster has no leader")
@@ -603,4 +652,55 @@ enum NomadFixtures {
 func jsonText(_ value: Any?) throws -> String {
     let data = try JSONSerialization.data(withJSONObject: try #require(value), options: [.sortedKeys, .fragmentsAllowed])
     return String(decoding: data, as: UTF8.self)
+}
+
+/// A throwaway CA, an agent certificate for 127.0.0.1 and a client certificate, made by openssl
+/// in a temporary directory, for the way Nomad clusters run TLS: mutual, with their own CA.
+struct TestCertificates {
+    let directory: URL
+    var ca: String { path("ca.pem") }
+    var clientCertificate: String { path("client.pem") }
+    var clientKey: String { path("client.key") }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapidflow-nomad-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try openssl(["req", "-x509"] + newKey + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=rapidflow test CA"])
+        try "subjectAltName=IP:127.0.0.1,DNS:server.global.nomad\n".write(to: url("agent.ext"), atomically: true, encoding: .utf8)
+        try "extendedKeyUsage=clientAuth\n".write(to: url("client.ext"), atomically: true, encoding: .utf8)
+        for name in ["agent", "client"] {
+            try openssl(["req"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
+            try openssl([
+                "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+                "-extfile", "\(name).ext", "-out", "\(name).pem",
+            ])
+        }
+    }
+
+    /// The agent's side: its certificate, and client certificates required and checked against the CA.
+    func agentContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(path("agent.pem")).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: path("agent.key"), format: .pem))
+        )
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+        configuration.certificateVerification = .noHostnameVerification
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    private func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+    private func path(_ name: String) -> String { url(name).path }
+
+    private func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "openssl \(arguments.joined(separator: " "))")
+    }
 }

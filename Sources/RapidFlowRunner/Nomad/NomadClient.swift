@@ -11,6 +11,12 @@ import NIOSSL
 /// and a plain-text body, never JSON, so a non-2xx answer becomes a `NomadError` with that text.
 /// Reads are retried a bounded number of times when no answer came: blocking queries are known
 /// to end in a bare `EOF` under load (hashicorp/nomad#12273).
+///
+/// The client owns its HTTP client, so it must be shut down (`shutdown()`) when no longer used.
+/// It is its own because AsyncHTTPClient's shared client retries a failed connection until the
+/// request's deadline, minutes for a blocking query: an agent that is down or a certificate that
+/// is not trusted would surface only then. Here a connection that cannot be made fails at once,
+/// and the bounded retries above decide.
 public struct NomadClient: Sendable {
     /// How often and how patiently a read is tried again after getting no answer.
     public struct RetryPolicy: Sendable {
@@ -32,18 +38,26 @@ public struct NomadClient: Sendable {
     public let configuration: NomadConfiguration
     public let retry: RetryPolicy
     private let httpClient: HTTPClient
-    private let tlsConfiguration: TLSConfiguration?
     private let baseURL: String
 
     /// Reads the TLS files now, so a wrong path fails at start-up rather than at the first job.
-    public init(configuration: NomadConfiguration, httpClient: HTTPClient = .shared, retry: RetryPolicy = .standard) throws {
+    public init(configuration: NomadConfiguration, retry: RetryPolicy = .standard) throws {
         guard let url = URL(string: configuration.address), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil
         else { throw NomadError(.invalidConfiguration, "the Nomad address \(configuration.address) is not an http:// or https:// URL") }
+        var http = HTTPClient.Configuration()
+        http.redirectConfiguration = .disallow
+        http.timeout = .init(connect: .seconds(10))
+        http.tlsConfiguration = configuration.tls.isConfigured ? try Self.makeTLSConfiguration(configuration.tls) : nil
+        http.connectionPool.retryConnectionEstablishment = false
         self.configuration = configuration
         self.retry = retry
-        self.httpClient = httpClient
         self.baseURL = configuration.address.hasSuffix("/") ? String(configuration.address.dropLast()) : configuration.address
-        self.tlsConfiguration = configuration.tls.isConfigured ? try Self.makeTLSConfiguration(configuration.tls) : nil
+        self.httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: http)
+    }
+
+    /// Closes the connections; the client makes no requests after this.
+    public func shutdown() async throws {
+        try await httpClient.shutdown()
     }
 }
 
@@ -162,7 +176,6 @@ extension NomadClient {
         let name = "\(method.rawValue) \(path)"
         var request = HTTPClientRequest(url: baseURL + path + queryString(query))
         request.method = method
-        request.tlsConfiguration = tlsConfiguration
         if let token = configuration.token, !token.isEmpty { request.headers.add(name: "X-Nomad-Token", value: token) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

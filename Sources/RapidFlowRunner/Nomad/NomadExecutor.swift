@@ -1,11 +1,10 @@
-import AsyncHTTPClient
-
 /// The core of `--executor nomad`: each RapidFlow job becomes one Nomad batch job that runs
 /// `rapidflow runner`, which talks back to the service for the steps, their output and results.
 ///
 /// The server drives it per job: `submit`, then `outcome()` on the returned watcher; on cancel,
 /// kill or a timeout `stop(grace:)`, which is also how a finished job is removed from Nomad;
-/// `cleanup()` for the service's cleanup; `checkReady()` for `/ready`.
+/// `cleanup()` for the service's cleanup; `checkReady()` for `/ready`; `shutdown()` when the
+/// service stops.
 public struct NomadExecutor: Sendable {
     public let client: NomadClient
     /// This service's instance id: part of every Nomad job ID and in its `Meta`.
@@ -14,12 +13,13 @@ public struct NomadExecutor: Sendable {
     public let wait: Duration
 
     /// Checks the configuration and loads its TLS files; throws `NomadError.invalidConfiguration`.
-    public init(
-        configuration: NomadConfiguration, instanceID: String, httpClient: HTTPClient = .shared,
-        retry: NomadClient.RetryPolicy = .standard, wait: Duration = .seconds(300)
-    ) throws {
+    public init(configuration: NomadConfiguration, instanceID: String, retry: NomadClient.RetryPolicy = .standard, wait: Duration = .seconds(300)) throws {
         try configuration.validate()
-        self.client = try NomadClient(configuration: configuration, httpClient: httpClient, retry: retry)
+        self.init(client: try NomadClient(configuration: configuration, retry: retry), instanceID: instanceID, wait: wait)
+    }
+
+    public init(client: NomadClient, instanceID: String, wait: Duration = .seconds(300)) {
+        self.client = client
         self.instanceID = instanceID
         self.wait = wait
     }
@@ -55,5 +55,10 @@ public struct NomadExecutor: Sendable {
         if try await client.leader().isEmpty {
             throw NomadError(.unhealthy, "the Nomad cluster has no leader", request: "GET /v1/status/leader")
         }
+    }
+
+    /// Closes the client's connections; call once, when the service stops.
+    public func shutdown() async throws {
+        try await client.shutdown()
     }
 }
