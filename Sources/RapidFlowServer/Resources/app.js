@@ -324,6 +324,10 @@ function stepTitle(step) {
   return step.type === "bash" && command ? command : [step.type, step.name].filter(Boolean).join(" · ");
 }
 
+function stepDuration(step) {
+  return formatDuration(step.duration_seconds ?? (step.started_at ? elapsed(step.started_at, step.finished_at) : null));
+}
+
 function jobView(root, scope, jobID, focusStepID) {
   const page = new JobPage(root, scope, jobID);
   page.start(focusStepID);
@@ -336,6 +340,9 @@ class JobPage {
     this.jobID = jobID;
     this.job = null;
     this.stepsInfo = [];
+    this.focusedStepID = null;
+    this.shownSteps = null;
+    this.cancelling = false;
     this.title = h("h1", {}, `Job #${jobID}`);
     this.statusBadge = h("span", { id: "job-status" });
     this.cancelButton = h("button", { type: "button", id: "cancel-job", class: "danger", onclick: () => this.cancel() }, "Cancel");
@@ -368,7 +375,6 @@ class JobPage {
       const details = await api("GET", `/jobs/${this.jobID}/details`);
       if (!this.scope.active) return;
       this.stepsInfo = details.steps.map((step) => ({ ...step, step_id: step.id }));
-      this.config = details.pipeline?.config;
       this.renderJob(details.job);
       this.renderSteps();
       this.log.prepare(this.stepsInfo);
@@ -446,11 +452,15 @@ class JobPage {
   }
 
   renderSteps() {
+    // Rebuilt only when something shown changed, so a finished job's list stays still under the pointer.
+    const shown = JSON.stringify([this.focusedStepID, this.stepsInfo.map((step) => [step.status, stepDuration(step)])]);
+    if (shown === this.shownSteps) return;
+    this.shownSteps = shown;
     this.stepList.replaceChildren(
       ...this.stepsInfo.map((step) =>
         h(
           "li",
-          { "data-step-id": step.step_id },
+          { "data-step-id": step.step_id, class: step.step_id === this.focusedStepID ? "focused" : null },
           h(
             "a",
             { href: `#/jobs/${this.jobID}/steps/${step.step_id}`, title: step.content ?? "" },
@@ -459,7 +469,7 @@ class JobPage {
               "span",
               { class: "step-label" },
               h("span", { class: "step-title" }, stepTitle(step)),
-              h("small", { class: "muted" }, `${step.phase} · ${formatDuration(step.duration_seconds ?? (step.started_at ? elapsed(step.started_at, step.finished_at) : null))}`),
+              h("small", { class: "muted" }, `${step.phase} · ${stepDuration(step)}`),
             ),
             badge(step.status),
           ),
@@ -469,6 +479,7 @@ class JobPage {
   }
 
   focusStep(stepID) {
+    this.focusedStepID = stepID;
     this.log.scrollToStep(stepID);
     for (const item of this.stepList.children) item.classList.toggle("focused", Number(item.dataset.stepId) === stepID);
   }
@@ -520,6 +531,7 @@ class LogView {
     this.reconnectTimer = null;
     this.follow = true;
     this.autoScrollTop = 0;
+    this.scrollPending = false;
     this.onJobFinished = () => {};
     this.state = h("span", { id: "log-state", class: "log-state" }, "connecting…");
     this.jumpButton = h("button", { type: "button", id: "jump-to-end", class: "small", hidden: true, onclick: () => this.resumeFollowing() }, "↓ Follow");
@@ -851,24 +863,34 @@ function pipelineCard(pipeline) {
 // Image job form (POST /jobs, document 000's fields)
 
 function imageJobView(root) {
-  const field = (name, label, attributes = {}, hint = "") =>
-    h("div", { class: "field" }, h("label", { for: `field-${name}` }, label), h(attributes.rows ? "textarea" : "input", { id: `field-${name}`, name, ...attributes }), hint ? h("small", { class: "muted" }, hint) : null);
-  const error = h("p", { class: "form-error", id: "image-job-error", role: "alert", hidden: true });
+  const field = (name, label, attributes = {}, hint = "", wide = false) =>
+    h(
+      "div",
+      { class: wide ? "field wide" : "field" },
+      h("label", { for: `field-${name}` }, label),
+      h(attributes.rows ? "textarea" : "input", { id: `field-${name}`, name, ...attributes }),
+      hint ? h("small", { class: "muted" }, hint) : null,
+    );
+  const error = h("p", { class: "form-error wide", id: "image-job-error", role: "alert", hidden: true });
   const form = h(
     "form",
     { class: "image-job", id: "image-job-form", novalidate: true },
     field("owner", "Owner", { required: true, placeholder: "team" }),
-    field("repo_url", "Repository URL", { required: true, placeholder: "https://git.example.com/team/app.git" }),
     field("git_ref", "Git ref", { placeholder: "main" }, "A branch, tag or commit."),
+    field("repo_url", "Repository URL", { required: true, placeholder: "https://git.example.com/team/app.git" }, "", true),
     field("dockerfile_path", "Dockerfile path", { placeholder: "Dockerfile" }),
     field("image_tags", "Image tags", { placeholder: "1.0, latest" }, "Separated by commas or spaces."),
-    field("registry_url", "Registry URL", { placeholder: "registry.example.com/team/app" }),
-    field("test_commands", "Test commands", { rows: 3, placeholder: "make test" }, "One command per line."),
-    h("div", { class: "field checkbox" }, h("label", {}, h("input", { type: "checkbox", name: "test_entry_point", id: "field-test_entry_point" }), " Also run the image's entry point as a test")),
+    field("registry_url", "Registry URL", { placeholder: "registry.example.com/team/app" }, "The image repository every tag is pushed to.", true),
+    field("test_commands", "Test commands", { rows: 2, placeholder: "make test" }, "One command per line, each in a fresh container of the image.", true),
+    h(
+      "div",
+      { class: "field checkbox wide" },
+      h("label", {}, h("input", { type: "checkbox", name: "test_entry_point", id: "field-test_entry_point" }), " Also run the image's entry point as a test"),
+    ),
     field("git_credentials_path", "Git credentials path", {}, "A file in the service's secrets directory."),
     field("registry_credentials_path", "Registry credentials path", {}, "A file in the service's secrets directory."),
     error,
-    h("div", { class: "form-actions" }, h("button", { type: "submit", class: "primary" }, "Submit job")),
+    h("div", { class: "form-actions wide" }, h("button", { type: "submit", class: "primary" }, "Submit job")),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -893,6 +915,7 @@ function imageJobView(root) {
     } catch (failure) {
       error.textContent = failure.message;
       error.hidden = false;
+      error.scrollIntoView({ block: "nearest" });
     } finally {
       submit.disabled = false;
     }
