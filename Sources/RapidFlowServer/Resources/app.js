@@ -102,12 +102,16 @@ function authorizationHeaders(token = tokenStore.get()) {
 /** Calls the API and answers the envelope's `data`; a 401 asks for the token, then tries again. */
 async function api(method, path, body) {
   for (let attempt = 0; ; attempt++) {
-    const headers = authorizationHeaders();
+    const sent = tokenStore.get();
+    const headers = authorizationHeaders(sent);
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const envelope = await response.json().catch(() => null);
     if (response.status === 401 && attempt < 3) {
-      await askForToken(tokenStore.get() ? "The stored token was refused. Enter the service's API token." : undefined);
+      // A token entered meanwhile (for a call refused at the same time) is simply tried.
+      if (tokenStore.get() === sent) {
+        await askForToken(sent ? "The stored token was refused. Enter the service's API token." : undefined);
+      }
       continue;
     }
     if (!response.ok || !envelope || envelope.error) {
