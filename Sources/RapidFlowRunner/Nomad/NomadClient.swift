@@ -42,8 +42,7 @@ public struct NomadClient: Sendable {
 
     /// Reads the TLS files now, so a wrong path fails at start-up rather than at the first job.
     public init(configuration: NomadConfiguration, retry: RetryPolicy = .standard) throws {
-        guard let url = URL(string: configuration.address), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil
-        else { throw NomadError(.invalidConfiguration, "the Nomad address \(configuration.address) is not an http:// or https:// URL") }
+        try configuration.validateAddress()
         var http = HTTPClient.Configuration()
         http.redirectConfiguration = .disallow
         http.timeout = .init(connect: .seconds(10))

@@ -102,9 +102,7 @@ public struct NomadConfiguration: Sendable, Equatable {
 
     /// Throws when the settings cannot work, before any job is sent.
     public func validate() throws {
-        guard let url = URL(string: address), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw NomadError(.invalidConfiguration, "the Nomad address \(address) is not an http:// or https:// URL")
-        }
+        try validateAddress()
         if datacenters.isEmpty || datacenters.contains(where: \.isEmpty) {
             throw NomadError(.invalidConfiguration, "the Nomad datacenters must be non-empty names")
         }
@@ -116,6 +114,13 @@ public struct NomadConfiguration: Sendable, Equatable {
         }
         if (tls.clientCertificateFile == nil) != (tls.clientKeyFile == nil) {
             throw NomadError(.invalidConfiguration, "a Nomad client certificate and its key go together")
+        }
+    }
+
+    /// The one check the client itself needs.
+    func validateAddress() throws {
+        guard let url = URL(string: address), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw NomadError(.invalidConfiguration, "the Nomad address \(address) is not an http:// or https:// URL")
         }
     }
 

@@ -7,7 +7,8 @@ import Foundation
 /// - Restart and reschedule attempts are 0: batch jobs otherwise retry (3 restarts, 1 reschedule),
 ///   and a build must run once; a failure is reported, not repeated.
 /// - `KillTimeout` is the job's grace period (Nomad caps it at the client's `max_kill_timeout`,
-///   30 s by default) and `KillSignal` is SIGTERM, which the runner handles like a local stop.
+///   30 s by default) and `KillSignal` is SIGTERM, for the runner to stop its step as a local
+///   stop does.
 /// - The runner's token travels in the task's environment only; the arguments name the variable,
 ///   which Nomad interpolates when it starts the task, so the token appears once in the spec.
 ///   The spec's `description` never shows it.
