@@ -53,13 +53,15 @@ public func buildApplication(
         containersRequired: configuration.executor == .docker)
 
     let broadcaster = LogBroadcaster()
+    let metrics = ServiceMetrics()
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
         settings: .init(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
             credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
-            credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout),
+            credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
+            metrics: metrics),
         logger: logger)
 
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
@@ -71,7 +73,7 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID)
+        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
@@ -103,9 +105,10 @@ public func buildApplication(
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String
+    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
     if let token = configuration.apiToken, !token.isEmpty {
@@ -120,6 +123,7 @@ func buildRouter(
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
+    MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
     return router
 }
 

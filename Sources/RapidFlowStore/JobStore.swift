@@ -52,6 +52,8 @@ public protocol JobStore: Sendable {
     func finishedJobIDs(before date: Date, limit: Int) async throws -> [Int]
     /// Oldest pending jobs first.
     func pendingJobs(limit: Int) async throws -> [Job]
+    /// How many jobs have each status (statuses with none are absent).
+    func jobCounts() async throws -> [JobStatus: Int]
     /// `pending` → `running`; false when the job was no longer pending.
     func claimJob(id: Int, at: Date) async throws -> Bool
     /// Sets a final status unless the job already has one; false when it had.

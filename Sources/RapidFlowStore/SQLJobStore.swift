@@ -319,6 +319,17 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func jobCounts() async throws -> [JobStatus: Int] {
+        try await withDatabase { database in
+            var counts: [JobStatus: Int] = [:]
+            for row in try await database.raw("SELECT status, COUNT(*) AS count FROM jobs GROUP BY status").all() {
+                guard let status = JobStatus(rawValue: try row.decode(column: "status", as: String.self)) else { continue }
+                counts[status] = try row.decode(column: "count", as: Int.self)
+            }
+            return counts
+        }
+    }
+
     public func claimJob(id: Int, at date: Date) async throws -> Bool {
         try await withDatabase { database in
             try await database.raw(

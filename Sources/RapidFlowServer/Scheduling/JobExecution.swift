@@ -84,6 +84,7 @@ struct JobExecution {
         }
         try await store.skipPendingSteps(jobID: jobID, at: Date())
         _ = try await store.finishJob(id: jobID, status: status, cancelled: status == .cancelled, at: Date())
+        settings.metrics.recordPhases(of: try await store.steps(jobID: jobID))
         return status
     }
 
@@ -115,7 +116,7 @@ struct JobExecution {
         run.begin(control)
         let recorder = StepOutputRecorder(
             store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap,
-            secrets: secrets)
+            secrets: secrets, metrics: settings.metrics)
         var invocation = StepInvocation(
             jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: workspace,
             workingDirectory: step.type == "git" ? workspace : workingDirectory, environment: environment,
@@ -154,7 +155,9 @@ struct JobExecution {
             status = exitCode == 0 ? .success : .failed
             if let exitCode, exitCode != 0 { await recorder.note("step failed with exit code \(exitCode)") }
         }
-        try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: Date())
+        let finished = Date()
+        try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: finished)
+        settings.metrics.recordStep(type: step.type, status: status, duration: .milliseconds(Int(finished.timeIntervalSince(started) * 1000)))
         await broadcaster.publish(jobID: jobID, event: .stepFinished(stepID: step.id, status: status, exitCode: exitCode))
         return status
     }

@@ -12,6 +12,8 @@ import ServiceLifecycle
 public actor JobScheduler: Service {
     public struct Settings: Sendable {
         public var maxConcurrentJobs: Int
+        /// Where step, phase and log figures go (`GET /metrics`).
+        public var metrics: ServiceMetrics
         /// Time between SIGTERM and SIGKILL when a job is stopped.
         public var killGracePeriod: Duration
         public var workspacesDirectory: String
@@ -29,8 +31,9 @@ public actor JobScheduler: Service {
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
             stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
-            credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil
+            credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil, metrics: ServiceMetrics = ServiceMetrics()
         ) {
+            self.metrics = metrics
             self.defaultJobTimeout = defaultJobTimeout
             self.credentials = credentials
             self.credentialsDirectory = credentialsDirectory

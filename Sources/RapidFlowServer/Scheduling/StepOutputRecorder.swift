@@ -11,6 +11,7 @@ actor StepOutputRecorder: StepEvents {
     private let broadcaster: LogBroadcaster
     private let jobID: Int
     private let stepID: Int
+    private let metrics: ServiceMetrics?
     private(set) var offset = 0
     /// Output past `cap` keeps its head and its tail: the first half is stored as it comes,
     /// the last half is held in memory and stored when the step ends, with a marker between.
@@ -20,7 +21,11 @@ actor StepOutputRecorder: StepEvents {
     private var omitted: Int { tail.dropped }
     private var masker: SecretMasker
 
-    init(store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int, secrets: [String] = []) {
+    init(
+        store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int, secrets: [String] = [],
+        metrics: ServiceMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.masker = SecretMasker(secrets: secrets)
         self.tail = TailBuffer(capacity: cap - cap / 2)
         self.store = store
@@ -96,6 +101,7 @@ actor StepOutputRecorder: StepEvents {
             let at = offset
             try await store.appendOutput(stepID: stepID, offset: at, data: piece)
             offset += piece.count
+            metrics?.recordLogBytes(piece.count)
             await broadcaster.publish(jobID: jobID, event: .log(stepID: stepID, offset: at, data: piece))
             start = end
         }
