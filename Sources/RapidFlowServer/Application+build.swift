@@ -52,7 +52,10 @@ public func buildApplication(
         containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
         containersRequired: configuration.executor == .docker)
 
-    let broadcaster = LogBroadcaster()
+    // Replicas on one PostgreSQL store tell each other about events, cancels and new jobs.
+    let notifier = (store as? SQLJobStore)?.notifier
+    let outbox = notifier.map { _ in ClusterOutbox(origin: instanceID) }
+    let broadcaster = LogBroadcaster(outbox: outbox)
     let metrics = ServiceMetrics()
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
@@ -61,8 +64,8 @@ public func buildApplication(
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
             credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
             credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
-            metrics: metrics),
-        logger: logger)
+            metrics: metrics, leaseDuration: configuration.leaseDuration),
+        logger: logger, outbox: outbox)
 
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
     // the previous run started (processes, containers) is left behind.
@@ -93,7 +96,12 @@ public func buildApplication(
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
     // Services stop in reverse order: the closer is listed first so it runs last.
-    app.addServices(ResourceCloser(store: store, waiters: waiters), scheduler)
+    app.addServices(ResourceCloser(store: store, waiters: waiters))
+    if let notifier, let outbox {
+        app.addServices(
+            ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
+    }
+    app.addServices(scheduler)
     if let retention = configuration.retention {
         app.addServices(
             WorkspaceReaper(

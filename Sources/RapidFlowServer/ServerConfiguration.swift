@@ -30,6 +30,9 @@ public struct ServerConfiguration: Sendable {
     /// `language` → image template (`{version}` is replaced) for the docker executor.
     public var languageImages = ContainerStepExecutor.defaultLanguageImages
     public var dockerSocket = "/var/run/docker.sock"
+    /// How long a running job stays a replica's without a renewal (renewed every third of it);
+    /// when a replica dies, another settles its jobs within about this time.
+    public var leaseDuration: Duration = .seconds(30)
 
     public init() {}
 

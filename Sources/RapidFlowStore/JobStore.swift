@@ -23,6 +23,31 @@ public struct InterruptedStep: Sendable, Equatable {
     public var processGroup: Int32?
 }
 
+/// Which jobs left `running` recovery settles.
+public enum InterruptedScope: Sendable, Equatable {
+    /// Jobs run by `owner` (an earlier run of this service), by no recorded owner, or whose
+    /// lease ended before the date: what a starting service settles.
+    case ownedBy(String, orLeaseEndedBefore: Date)
+    /// Jobs whose owner stopped renewing its lease before the date (a replica died), other
+    /// than `exceptOwner`'s.
+    case leaseEndedBefore(Date, exceptOwner: String?)
+}
+
+/// What settling interrupted jobs changed.
+public struct SettledJobs: Sendable, Equatable {
+    public var jobIDs: [Int]
+    /// The steps that were running in them.
+    public var steps: [InterruptedStep]
+}
+
+/// A running job's lease as its owner renewed it.
+public struct LeaseRenewal: Sendable, Equatable {
+    /// Jobs of the owner whose lease now runs to the new date.
+    public var renewed: Set<Int>
+    /// Of those, the ones another replica asked to cancel.
+    public var cancelRequested: Set<Int>
+}
+
 /// Where RapidFlow keeps pipelines, jobs, steps and their output.
 ///
 /// Every state change of a job goes through here; the conditional updates (`claim`,
@@ -56,6 +81,16 @@ public protocol JobStore: Sendable {
     func jobCounts() async throws -> [JobStatus: Int]
     /// `pending` → `running`; false when the job was no longer pending.
     func claimJob(id: Int, at: Date) async throws -> Bool
+    /// Claims up to `limit` of the oldest pending jobs for `owner`, with a lease to
+    /// `leaseUntil`; each job goes to exactly one caller, also across replicas (PostgreSQL
+    /// skips rows another transaction holds: `FOR UPDATE SKIP LOCKED`). Oldest first.
+    func claimPendingJobs(owner: String, limit: Int, at: Date, leaseUntil: Date) async throws -> [Job]
+    /// Extends the lease of every running job `owner` holds.
+    func renewLeases(owner: String, until: Date) async throws -> LeaseRenewal
+    /// Asks the replica running the job to cancel it; false when the job is not running.
+    func requestCancel(jobID: Int) async throws -> Bool
+    /// Who runs the job (the owner's instance id) while it is running or after.
+    func owner(jobID: Int) async throws -> String?
     /// Sets a final status unless the job already has one; false when it had.
     func finishJob(id: Int, status: JobStatus, cancelled: Bool, at: Date) async throws -> Bool
     func setContainer(jobID: Int, containerID: String?) async throws
@@ -73,16 +108,23 @@ public protocol JobStore: Sendable {
     /// Appends a chunk of a step's output at its byte offset.
     func appendOutput(stepID: Int, offset: Int, data: Data) async throws
     func output(stepID: Int) async throws -> Data
+    /// The piece of output stored at exactly `offset` (what one append wrote), if any.
+    func outputChunk(stepID: Int, offset: Int) async throws -> Data?
     /// Each step's output of one job, by step id.
     func outputs(jobID: Int) async throws -> [Int: Data]
 
     // MARK: Recovery
-    /// Settles every job left `running` (the process that ran it is gone) as `failed`, with
-    /// `reason` appended to the output of its running step; returns the steps that were running.
-    func settleInterruptedJobs(reason: String, at: Date) async throws -> [InterruptedStep]
+    /// Settles the jobs in `scope` left `running` (whatever ran them is gone) as `failed`,
+    /// with `reason` appended to the output of each running step.
+    func settleInterruptedJobs(reason: String, at: Date, scope: InterruptedScope) async throws -> SettledJobs
 }
 
 extension JobStore {
+    /// Settles every job left `running`: for a store only one service uses.
+    public func settleInterruptedJobs(reason: String, at date: Date) async throws -> [InterruptedStep] {
+        try await settleInterruptedJobs(reason: reason, at: date, scope: .leaseEndedBefore(.distantFuture, exceptOwner: nil)).steps
+    }
+
     public func requireJob(id: Int) async throws -> Job {
         guard let job = try await job(id: id) else { throw RapidFlowError.jobNotFound(id) }
         return job

@@ -42,5 +42,15 @@ enum Migrations {
             ]
         ),
         (2, ["ALTER TABLE jobs ADD COLUMN ports TEXT"]),
+        (
+            // Replicas: which service runs a job, until when its lease holds, and a cancel
+            // asked for on another replica.
+            3,
+            [
+                "ALTER TABLE jobs ADD COLUMN owner TEXT",
+                "ALTER TABLE jobs ADD COLUMN lease_until BIGINT",
+                "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }

@@ -43,6 +43,8 @@ public final class SQLJobStore: JobStore {
     private let dialect: Dialect
     private let onClose: @Sendable () async -> Void
     private let reserve: DiskReserve?
+    /// Messages between replicas: PostgreSQL's `LISTEN`/`NOTIFY`; nil on SQLite.
+    public let notifier: (any ClusterNotifier)?
 
     /// A store on one shared connection.
     public init(
@@ -52,13 +54,18 @@ public final class SQLJobStore: JobStore {
         self.dialect = dialect
         self.reserve = reserve
         self.onClose = onClose
+        self.notifier = nil
     }
 
-    private init(pool: PostgresPool) {
+    private init(pool: PostgresPool, notifier: PostgresNotifier) {
         self.connections = .pool(pool)
         self.dialect = .postgres
         self.reserve = nil
-        self.onClose = { await pool.shutdown() }
+        self.notifier = notifier
+        self.onClose = {
+            notifier.close()
+            await pool.shutdown()
+        }
     }
 
     /// Opens (creating if needed) the SQLite file at `path`, in WAL mode so a crash of the
@@ -84,7 +91,8 @@ public final class SQLJobStore: JobStore {
     /// and checks that it answers. Errors name the host and database, never the password.
     public static func openPostgres(url: String, logger: Logger) async throws -> SQLJobStore {
         let location = try PostgresURL(url)
-        let store = SQLJobStore(pool: PostgresPool(configuration: location.configuration, logger: logger))
+        let pool = PostgresPool(configuration: location.configuration, logger: logger)
+        let store = SQLJobStore(pool: pool, notifier: PostgresNotifier(configuration: location.configuration, pool: pool, logger: logger))
         do {
             try await store.ping()
         } catch {
@@ -341,6 +349,62 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func claimPendingJobs(owner: String, limit: Int, at date: Date, leaseUntil: Date) async throws -> [Job] {
+        guard limit > 0 else { return [] }
+        // One statement: the oldest pending rows no other transaction holds become this owner's.
+        // The rows are picked once, in a materialized CTE: as a plain `IN (subquery)`,
+        // PostgreSQL may run the subquery again per row and claim past the limit.
+        let skipLocked = dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        return try await withDatabase { database in
+            try await database.raw(
+                """
+                WITH picked AS MATERIALIZED (
+                    SELECT id FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue) ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
+                UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
+                    owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
+                WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
+                RETURNING *
+                """
+            ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+        }
+    }
+
+    public func renewLeases(owner: String, until: Date) async throws -> LeaseRenewal {
+        try await withDatabase { database in
+            var renewal = LeaseRenewal(renewed: [], cancelRequested: [])
+            for row in try await database.raw(
+                """
+                UPDATE jobs SET lease_until = \(bind: Millis(until))
+                WHERE owner = \(bind: owner) AND status = \(bind: JobStatus.running.rawValue)
+                RETURNING id, cancel_requested
+                """
+            ).all() {
+                let id = try row.decode(column: "id", as: Int.self)
+                renewal.renewed.insert(id)
+                if try row.decode(column: "cancel_requested", as: Int.self) != 0 { renewal.cancelRequested.insert(id) }
+            }
+            return renewal
+        }
+    }
+
+    public func requestCancel(jobID: Int) async throws -> Bool {
+        try await withDatabase { database in
+            try await database.raw(
+                """
+                UPDATE jobs SET cancel_requested = 1
+                WHERE id = \(bind: jobID) AND status = \(bind: JobStatus.running.rawValue) RETURNING id
+                """
+            ).first() != nil
+        }
+    }
+
+    public func owner(jobID: Int) async throws -> String? {
+        try await withDatabase { database in
+            try await database.raw("SELECT owner FROM jobs WHERE id = \(bind: jobID)").first()?
+                .decode(column: "owner", as: String?.self)
+        }
+    }
+
     public func finishJob(id: Int, status: JobStatus, cancelled: Bool, at date: Date) async throws -> Bool {
         precondition(status.isFinal, "finishJob takes a final status")
         return try await withDatabase { database in
@@ -444,6 +508,14 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func outputChunk(stepID: Int, offset: Int) async throws -> Data? {
+        try await withDatabase { database in
+            try await database.raw(
+                "SELECT data FROM step_output WHERE step_id = \(bind: stepID) AND byte_offset = \(bind: offset)"
+            ).first()?.decode(column: "data", as: Data.self)
+        }
+    }
+
     public func outputs(jobID: Int) async throws -> [Int: Data] {
         try await withDatabase { database in
             var outputs: [Int: Data] = [:]
@@ -462,22 +534,47 @@ public final class SQLJobStore: JobStore {
 
     // MARK: - Recovery
 
-    public func settleInterruptedJobs(reason: String, at date: Date) async throws -> [InterruptedStep] {
-        try await withDatabase { database in
+    public func settleInterruptedJobs(reason: String, at date: Date, scope: InterruptedScope) async throws -> SettledJobs {
+        // Which running jobs: a condition on `jobs` (aliased j), with its binds.
+        var condition = SQLQueryString("j.status = \(bind: JobStatus.running.rawValue) AND (j.lease_until IS NULL OR j.lease_until < ")
+        switch scope {
+        case .ownedBy(let owner, let leaseEnd):
+            condition.appendInterpolation(bind: Millis(leaseEnd))
+            condition.appendInterpolation(unsafeRaw: " OR j.owner IS NULL OR j.owner = ")
+            condition.appendInterpolation(bind: owner)
+        case .leaseEndedBefore(let leaseEnd, let exceptOwner):
+            condition.appendInterpolation(bind: Millis(leaseEnd))
+            if let exceptOwner {
+                condition.appendInterpolation(unsafeRaw: ") AND (j.owner IS NULL OR j.owner <> ")
+                condition.appendInterpolation(bind: exceptOwner)
+            }
+        }
+        condition.appendInterpolation(unsafeRaw: ")")
+        let selected = condition
+        return try await withDatabase { database in
             try await transaction(on: database) {
                 let now = Millis(date)
-                let running = try await database.raw(
-                    """
-                    SELECT s.id AS id, s.job_id AS job_id, s.process_group AS process_group FROM steps s
-                    JOIN jobs j ON j.id = s.job_id
-                    WHERE j.status = \(bind: JobStatus.running.rawValue) AND s.status = \(bind: StepStatus.running.rawValue)
-                    """
-                ).all().map {
-                    InterruptedStep(
-                        stepID: try $0.decode(column: "id", as: Int.self), jobID: try $0.decode(column: "job_id", as: Int.self),
-                        processGroup: try $0.decode(column: "process_group", as: Int?.self).map(Int32.init))
-                }
+                var lockClause = ""
+                if dialect == .postgres { lockClause = " FOR UPDATE SKIP LOCKED" }
+                var jobQuery = SQLQueryString("SELECT j.id AS id FROM jobs j WHERE ")
+                jobQuery.appendInterpolation(selected)
+                jobQuery.appendInterpolation(unsafeRaw: " ORDER BY j.id" + lockClause)
+                let jobIDs = try await database.raw(jobQuery).all().map { try $0.decode(column: "id", as: Int.self) }
+                guard !jobIDs.isEmpty else { return SettledJobs(jobIDs: [], steps: []) }
+                var running: [InterruptedStep] = []
                 let note = Data(("[rapidflow] " + reason + "\n").utf8)
+                for jobID in jobIDs {
+                    running += try await database.raw(
+                        """
+                        SELECT id, job_id, process_group FROM steps
+                        WHERE job_id = \(bind: jobID) AND status = \(bind: StepStatus.running.rawValue)
+                        """
+                    ).all().map {
+                        InterruptedStep(
+                            stepID: try $0.decode(column: "id", as: Int.self), jobID: try $0.decode(column: "job_id", as: Int.self),
+                            processGroup: try $0.decode(column: "process_group", as: Int?.self).map(Int32.init))
+                    }
+                }
                 for step in running {
                     let size = try await database.raw(
                         "SELECT COALESCE(SUM(LENGTH(data)), 0) AS size FROM step_output WHERE step_id = \(bind: step.stepID)"
@@ -492,9 +589,6 @@ public final class SQLJobStore: JobStore {
                         """
                     ).run()
                 }
-                let jobIDs = try await database.raw(
-                    "SELECT id FROM jobs WHERE status = \(bind: JobStatus.running.rawValue)"
-                ).all().map { try $0.decode(column: "id", as: Int.self) }
                 for jobID in jobIDs {
                     try await database.raw(
                         """
@@ -509,7 +603,7 @@ public final class SQLJobStore: JobStore {
                         """
                     ).run()
                 }
-                return running
+                return SettledJobs(jobIDs: jobIDs, steps: running)
             }
         }
     }

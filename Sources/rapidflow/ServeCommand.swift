@@ -15,7 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (RAPIDFLOW_PORT).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Where the database and workspaces live (RAPIDFLOW_DATA_DIR).")
     var dataDir: String?
-    @Option(help: "Store URL: sqlite:///path (RAPIDFLOW_DATABASE). Default: <data-dir>/rapidflow.sqlite.")
+    @Option(help: "Store URL: sqlite:///path or postgres://user:password@host:port/database (RAPIDFLOW_DATABASE). Default: <data-dir>/rapidflow.sqlite.")
     var database: String?
     @Option(help: "Where steps run: auto, shell, docker or nomad (RAPIDFLOW_EXECUTOR).") var executor: String?
     @Option(name: .customLong("max-concurrent-jobs"), help: "Jobs run at once; the rest wait in FIFO order (RAPIDFLOW_MAX_CONCURRENT_JOBS).")
@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     var jobTimeoutSeconds: Double?
     @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
     var retentionHours: Double?
+    @Option(name: .customLong("lease-seconds"), help: "Seconds a running job stays this replica's without a renewal; another replica settles a dead one's jobs after this (RAPIDFLOW_LEASE_SECONDS, default 30).")
+    var leaseSeconds: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -99,6 +101,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let hours = try number(retentionHours, "RETENTION_HOURS") {
             guard hours >= 0, hours <= 87_600 else { throw ValidationError("--retention-hours must be from 0 to 87600 (ten years)") }
             configuration.retention = hours == 0 ? nil : .milliseconds(Int(hours * 3_600_000))
+        }
+        if let lease = try number(leaseSeconds, "LEASE_SECONDS") {
+            guard lease >= 1, lease <= 3600 else { throw ValidationError("--lease-seconds must be from 1 to 3600") }
+            configuration.leaseDuration = .milliseconds(Int(lease * 1000))
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

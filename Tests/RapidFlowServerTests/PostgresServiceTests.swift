@@ -72,7 +72,7 @@ struct PostgresServiceTests {
 
 /// A database of its own on the test PostgreSQL server (`RAPIDFLOW_TEST_POSTGRES_URL` from
 /// scripts/test-services.sh), dropped after the test. Without that server the test fails.
-private enum ScratchDatabase {
+enum ScratchDatabase {
     static func adminURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["RAPIDFLOW_TEST_POSTGRES_URL"], !url.isEmpty else {
             throw TestFailure("RAPIDFLOW_TEST_POSTGRES_URL is not set: start the test PostgreSQL server with `eval \"$(scripts/test-services.sh)\"`")

@@ -74,12 +74,13 @@ struct ServiceProcess {
         return packageRoot.appendingPathComponent(".build/debug/rapidflow").path
     }
 
-    static func start(dataDirectory: String, arguments: [String] = []) throws -> ServiceProcess {
+    static func start(dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
         let logPath = "\(dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"] + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log

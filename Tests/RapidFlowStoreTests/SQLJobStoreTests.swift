@@ -193,6 +193,72 @@ struct SQLJobStoreTests {
         }
     }
 
+    /// Replicas claiming from one queue: every pending job goes to exactly one owner, oldest
+    /// first, with a lease.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentClaimersShareTheQueueWithoutOverlap(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            var created: [Int] = []
+            for _ in 0..<40 { created.append(try await store.createJob(newJob(steps: 1)).id) }
+            let first = try await store.claimPendingJobs(owner: "a", limit: 3, at: Date(), leaseUntil: Date().addingTimeInterval(30))
+            #expect(first.map(\.id) == Array(created.prefix(3)), "oldest first")
+            #expect(first.allSatisfy { $0.status == .running })
+            let claims = try await withThrowingTaskGroup(of: (String, [Int]).self) { group in
+                for owner in ["a", "b", "c", "d"] {
+                    group.addTask {
+                        var mine: [Int] = []
+                        while true {
+                            let jobs = try await store.claimPendingJobs(owner: owner, limit: 2, at: Date(), leaseUntil: Date().addingTimeInterval(30))
+                            if jobs.isEmpty { return (owner, mine) }
+                            mine += jobs.map(\.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            let all = first.map(\.id) + claims.values.flatMap { $0 }
+            #expect(all.sorted() == created, "each job claimed once: \(claims)")
+            for (owner, ids) in claims { for id in ids { #expect(try await store.owner(jobID: id) == owner) } }
+            #expect(try await store.pendingJobs(limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func leasesRenewCarryCancelRequestsAndExpireIntoSettlement(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let mine = try await store.createJob(newJob(steps: 1))
+            let theirs = try await store.createJob(newJob(steps: 2))
+            let now = Date()
+            _ = try await store.claimPendingJobs(owner: "a", limit: 1, at: now, leaseUntil: now.addingTimeInterval(30))
+            _ = try await store.claimPendingJobs(owner: "b", limit: 1, at: now, leaseUntil: now.addingTimeInterval(5))
+            let theirSteps = try await store.steps(jobID: theirs.id)
+            try await store.startStep(id: theirSteps[0].id, at: now, processGroup: nil)
+
+            #expect(try await store.requestCancel(jobID: mine.id))
+            let renewal = try await store.renewLeases(owner: "a", until: now.addingTimeInterval(60))
+            #expect(renewal == LeaseRenewal(renewed: [mine.id], cancelRequested: [mine.id]))
+
+            // Before b's lease ends nothing is settled; after, b's job is, and a's is kept.
+            let early = try await store.settleInterruptedJobs(
+                reason: "lease", at: now, scope: .leaseEndedBefore(now.addingTimeInterval(1), exceptOwner: "a"))
+            #expect(early.jobIDs.isEmpty)
+            let late = try await store.settleInterruptedJobs(
+                reason: "lease ran out", at: now, scope: .leaseEndedBefore(now.addingTimeInterval(120), exceptOwner: "a"))
+            #expect(late.jobIDs == [theirs.id] && late.steps.map(\.stepID) == [theirSteps[0].id])
+            #expect(try await store.steps(jobID: theirs.id).map(\.status) == [.failed, .skipped])
+            #expect(String(decoding: try await store.output(stepID: theirSteps[0].id), as: UTF8.self) == "[rapidflow] lease ran out\n")
+            #expect(try await store.job(id: mine.id)?.status == .running)
+            #expect(try await !store.requestCancel(jobID: theirs.id), "a finished job takes no cancel request")
+
+            // A restarted "a" settles its own jobs even while their lease holds.
+            let restart = try await store.settleInterruptedJobs(
+                reason: "restart", at: now, scope: .ownedBy("a", orLeaseEndedBefore: now))
+            #expect(restart.jobIDs == [mine.id])
+            #expect(try await store.outputChunk(stepID: theirSteps[0].id, offset: 0) == Data("[rapidflow] lease ran out\n".utf8))
+            #expect(try await store.outputChunk(stepID: theirSteps[0].id, offset: 3) == nil)
+        }
+    }
+
     /// Concurrent job creation keeps every job's steps and environment together.
     @Test(arguments: StoreKind.allCases)
     func concurrentCreatesKeepTheirRows(_ kind: StoreKind) async throws {

@@ -52,7 +52,7 @@ struct JobController<Context: RequestContext> {
         let plan = job.plan()
         let created = try await store.createJob(
             NewJob(kind: .image, pipelineID: nil, pipelineName: nil, snapshot: plan.snapshot, steps: plan.steps, environment: []))
-        scheduler.wake()
+        scheduler.jobsCreated()
         return APIResponse(.object([("job_id", .string(String(created.id))), ("id", .int(created.id))]), headers: [.location: "/jobs/\(created.id)"])
     }
 
@@ -146,7 +146,7 @@ struct JobController<Context: RequestContext> {
                 snapshot: original.snapshot,
                 steps: steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) },
                 environment: environment.map { (key: $0.key, value: $0.value) }, retryOf: original.id))
-        scheduler.wake()
+        scheduler.jobsCreated()
         return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 

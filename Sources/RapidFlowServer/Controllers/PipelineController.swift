@@ -89,7 +89,7 @@ struct PipelineController<Context: RequestContext> {
             NewJob(
                 kind: .pipeline, pipelineID: pipeline.id, pipelineName: pipeline.name, snapshot: plan.snapshot,
                 steps: plan.steps, environment: environment))
-        scheduler.wake()
+        scheduler.jobsCreated()
         return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 }

@@ -27,12 +27,17 @@ public actor JobScheduler: Service {
         public var credentialsDirectory = "/tmp"
         /// A job running longer fails ("timed out"), unless its config sets its own timeout.
         public var defaultJobTimeout: Duration?
+        /// How long a claimed job stays this service's without a renewal: a replica that
+        /// stops renewing (it died) has its jobs settled by another within about this time.
+        public var leaseDuration: Duration = .seconds(30)
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
             stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
-            credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil, metrics: ServiceMetrics = ServiceMetrics()
+            credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil, metrics: ServiceMetrics = ServiceMetrics(),
+            leaseDuration: Duration = .seconds(30)
         ) {
+            self.leaseDuration = leaseDuration
             self.metrics = metrics
             self.defaultJobTimeout = defaultJobTimeout
             self.credentials = credentials
@@ -53,8 +58,14 @@ public actor JobScheduler: Service {
     private var runs: [Int: JobRun] = [:]
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
+    /// Messages to the other replicas on the same store; nil when none can share it.
+    private let outbox: ClusterOutbox?
 
-    init(store: any JobStore, executor: any StepExecutor, broadcaster: LogBroadcaster, settings: Settings, logger: Logger) {
+    init(
+        store: any JobStore, executor: any StepExecutor, broadcaster: LogBroadcaster, settings: Settings, logger: Logger,
+        outbox: ClusterOutbox? = nil
+    ) {
+        self.outbox = outbox
         self.store = store
         self.executor = executor
         self.broadcaster = broadcaster
@@ -71,9 +82,16 @@ public actor JobScheduler: Service {
         wakeupContinuation.yield()
     }
 
+    /// New pending jobs: this replica and the others look for work.
+    nonisolated func jobsCreated() {
+        wake()
+        outbox?.send(.wake, job: 0)
+    }
+
     public func run() async throws {
         wake()
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.keepLeases() }
             for await _ in wakeups.cancelOnGracefulShutdown() {
                 for run in await claimJobs() {
                     group.addTask { await self.execute(run) }
@@ -93,29 +111,58 @@ public actor JobScheduler: Service {
     // MARK: - Claiming
 
     private func claimJobs() async -> [JobRun] {
-        var claimed: [JobRun] = []
+        let free = settings.maxConcurrentJobs - runs.count
+        guard free > 0 else { return [] }
         do {
-            let free = settings.maxConcurrentJobs - runs.count
-            guard free > 0 else { return [] }
-            for job in try await store.pendingJobs(limit: free) where runs[job.id] == nil {
-                // Registered before the claim, so a cancel racing with it finds the run.
+            let now = Date()
+            let jobs = try await store.claimPendingJobs(
+                owner: settings.instanceID, limit: free, at: now, leaseUntil: now.addingTimeInterval(settings.leaseDuration.seconds))
+            return jobs.map { job in
                 let run = JobRun(jobID: job.id)
                 // Clamped: a job stored before the bound was validated must not overflow.
                 run.gracePeriod =
                     job.snapshot.killTimeoutSeconds.map { .milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
                     ?? settings.killGracePeriod
                 runs[job.id] = run
-                if try await store.claimJob(id: job.id, at: Date()) {
-                    claimed.append(run)
-                } else {
-                    runs[job.id] = nil
-                    run.markFinished()
-                }
+                return run
             }
         } catch {
             logger.error("could not claim pending jobs", metadata: ["error": "\(error)"])
+            return []
         }
-        return claimed
+    }
+
+    // MARK: - Leases
+
+    /// Renews this service's leases a few times per lease, stops the jobs another replica
+    /// asked to cancel, and settles the jobs of replicas whose leases ran out.
+    private func keepLeases() async {
+        let interval = settings.leaseDuration / 3
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
+            await renewLeasesOnce()
+        }
+    }
+
+    func renewLeasesOnce() async {
+        let now = Date()
+        do {
+            let renewal = try await store.renewLeases(
+                owner: settings.instanceID, until: now.addingTimeInterval(settings.leaseDuration.seconds))
+            for jobID in renewal.cancelRequested { await cancelRequested(jobID: jobID) }
+            let settled = try await store.settleInterruptedJobs(
+                reason: "the replica running this job stopped renewing its lease (it stopped or lost the database); the job was settled as failed by another replica",
+                at: now, scope: .leaseEndedBefore(now, exceptOwner: settings.instanceID))
+            for jobID in settled.jobIDs {
+                logger.notice("settled a job whose replica's lease ran out", metadata: ["job": "\(jobID)"])
+                await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
+            }
+        } catch {
+            logger.warning("could not renew job leases", metadata: ["error": "\(error)"])
+        }
+        // A wake-up notification may have been missed.
+        wake()
     }
 
     private func finished(_ run: JobRun) {
@@ -161,8 +208,34 @@ public actor JobScheduler: Service {
         } else if let run = runs[jobID] {
             // Claimed between the two looks.
             await stop(run)
+        } else {
+            try await cancelElsewhere(jobID: jobID)
         }
         return try await store.requireJob(id: jobID)
+    }
+
+    /// The job runs on another replica (or is being claimed here): ask its owner through the
+    /// store and a notification, and wait for it to end.
+    private func cancelElsewhere(jobID: Int) async throws {
+        guard try await store.requestCancel(jobID: jobID) else { return }
+        outbox?.send(.cancel, job: jobID)
+        let deadline = ContinuousClock.now + settings.killGracePeriod + settings.leaseDuration + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let run = runs[jobID] {
+                await stop(run)
+                return
+            }
+            if try await store.job(id: jobID)?.status.isFinal ?? true { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        logger.warning("a cancelled job did not stop within its grace period", metadata: ["job": "\(jobID)"])
+    }
+
+    /// Another replica asked to cancel `jobID`: stop it if it runs here.
+    func cancelRequested(jobID: Int) async {
+        guard let run = runs[jobID], run.stopReason == nil else { return }
+        logger.info("cancelling a job on another replica's request", metadata: ["job": "\(jobID)"])
+        Task { await self.stop(run) }
     }
 
     private func stop(_ run: JobRun) async {
@@ -178,9 +251,12 @@ public actor JobScheduler: Service {
     /// No job stays `running` across a crash or restart: what the previous process left
     /// running is settled `failed`, and its orphaned processes are killed.
     func recoverInterruptedJobs() async throws {
+        // Only this service's own jobs (and those of replicas whose leases ran out): other
+        // replicas on the same store keep theirs.
         let interrupted = try await store.settleInterruptedJobs(
             reason: "the service stopped while this step was running (crash or restart); the job was settled as failed",
-            at: Date())
+            at: Date(), scope: .ownedBy(settings.instanceID, orLeaseEndedBefore: Date())
+        ).steps
         let killed = ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):", signal: SIGKILL)
         if !interrupted.isEmpty || killed > 0 {
             logger.notice(
@@ -188,4 +264,9 @@ public actor JobScheduler: Service {
                 metadata: ["steps": "\(interrupted.map(\.stepID))", "orphaned_processes_killed": "\(killed)"])
         }
     }
+}
+
+extension Duration {
+    /// Whole and fractional seconds, for `Date` arithmetic.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

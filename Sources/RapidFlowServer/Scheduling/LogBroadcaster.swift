@@ -24,8 +24,12 @@ actor LogBroadcaster {
     /// Set on graceful shutdown: streams end and no new follower is taken.
     private(set) var isClosed = false
 
-    init(bufferLimit: Int = 512) {
+    /// Where events also go for followers on other replicas; nil when none share the store.
+    private let outbox: ClusterOutbox?
+
+    init(bufferLimit: Int = 512, outbox: ClusterOutbox? = nil) {
         self.bufferLimit = bufferLimit
+        self.outbox = outbox
     }
 
     /// Starts following `jobID`; events published from now on are delivered. Nil once closed.
@@ -53,7 +57,27 @@ actor LogBroadcaster {
         if followers[jobID]?.isEmpty == true { followers[jobID] = nil }
     }
 
+    /// Hands an event of a job this replica runs to its followers here and on the other replicas.
     func publish(jobID: Int, event: JobEvent) {
+        outbox?.send(jobID: jobID, event: event)
+        publishLocally(jobID: jobID, event: event)
+    }
+
+    func hasFollowers(jobID: Int) -> Bool { followers[jobID] != nil }
+
+    /// The job's followers catch up from the store (an event from another replica was not
+    /// in the store as announced, or some may have been missed).
+    func resync(jobID: Int) {
+        for continuation in followers[jobID]?.values ?? [:].values { continuation.finish() }
+        followers[jobID] = nil
+    }
+
+    func resyncAll() {
+        for jobID in Array(followers.keys) { resync(jobID: jobID) }
+    }
+
+    /// Hands an event to this replica's followers only.
+    func publishLocally(jobID: Int, event: JobEvent) {
         guard let subscribers = followers[jobID] else { return }
         for (id, continuation) in subscribers {
             if case .dropped = continuation.yield(event) {

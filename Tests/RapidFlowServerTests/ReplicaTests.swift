@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import RapidFlowStore
+import Testing
+
+/// Two real `rapidflow serve` processes on one PostgreSQL database.
+@Suite("Replicas on PostgreSQL", .serialized)
+struct ReplicaTests {
+    /// A replica process on `url`, its own data directory, the shell executor.
+    static func replica(_ url: String, leaseSeconds: Int = 30, maxConcurrentJobs: Int = 4) throws -> ServiceProcess {
+        try ServiceProcess.start(
+            dataDirectory: TestFiles.temporaryDirectory(),
+            arguments: [
+                "--executor", "shell", "--lease-seconds", "\(leaseSeconds)", "--kill-grace-seconds", "1",
+                "--max-concurrent-jobs", "\(maxConcurrentJobs)",
+            ],
+            // The URL carries the password: the environment keeps it off the command line.
+            environment: ["RAPIDFLOW_DATABASE": url])
+    }
+
+    static func withStore<T>(_ url: String, _ body: (SQLJobStore) async throws -> T) async throws -> T {
+        let store = try await SQLJobStore.openPostgres(url: url, logger: Logger(label: "replica-test"))
+        do {
+            let result = try await body(store)
+            await store.close()
+            return result
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    @Test func eachJobIsClaimedAndRunByExactlyOneReplica() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try Self.replica(url, maxConcurrentJobs: 3)
+            defer { a.kill(signal: SIGTERM) }
+            let b = try Self.replica(url, maxConcurrentJobs: 3)
+            defer { b.kill(signal: SIGTERM) }
+            let record = TestFiles.temporaryDirectory() + "/ran"
+            FileManager.default.createFile(atPath: record, contents: nil)
+            let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo \"$RAPIDFLOW_JOB_ID\" >> \(record); sleep 0.2\n")
+            var jobIDs: [Int] = []
+            for index in 0..<30 {
+                // Triggered on both replicas in turn; either may claim any of them.
+                jobIDs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(pipeline))
+            }
+            for id in jobIDs {
+                #expect(try await a.client.waitForJob(id)["status"] as? String == "success")
+            }
+            let ran = try String(contentsOfFile: record, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+            #expect(ran.sorted() == jobIDs.sorted(), "every job ran once, none twice: \(ran.sorted())")
+            let owners = try await Self.withStore(url) { store in
+                var owners: [String: Int] = [:]
+                for id in jobIDs { owners[try await store.owner(jobID: id) ?? "none", default: 0] += 1 }
+                return owners
+            }
+            #expect(owners.count == 2 && owners["none"] == nil, "both replicas claimed jobs: \(owners)")
+        }
+    }
+
+    @Test func aFollowerOnOneReplicaStreamsLiveTheJobTheOtherRuns() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try Self.replica(url)
+            defer { a.kill(signal: SIGTERM) }
+            let pipeline = try await a.client.createPipeline(
+                config: "steps:\n  - for i in $(seq 1 30); do echo \"line $i\"; sleep 0.1; done\n  - echo second step\n")
+            let jobID = try await a.client.trigger(pipeline)
+            try await a.client.waitForOutput(jobID, containing: "line 1")
+            // B starts once A runs the job, so A owns it.
+            let b = try Self.replica(url)
+            defer { b.kill(signal: SIGTERM) }
+            let started = ContinuousClock.now
+            let streamed = try await b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
+            let elapsed = ContinuousClock.now - started
+            let steps = (try await b.client.get("/jobs/\(jobID)/status").object["steps"] as? [[String: Any]] ?? []).compactMap { $0["step_id"] as? Int }
+            try #require(steps.count == 2)
+            let lines = (1...30).map { "line \($0)" }
+            let expected = "=== Step \(steps[0]) (bash) ===\n" + lines.joined(separator: "\n") + "\n\n=== Step \(steps[1]) (bash) ===\nsecond step\n\n=== Build completed ===\n"
+            #expect(streamed == expected)
+            #expect(elapsed < .seconds(20), "the stream ended with the job, not at a timeout: \(elapsed)")
+            #expect(try await Self.withStore(url) { try await $0.owner(jobID: jobID) } != nil)
+        }
+    }
+
+    @Test func aCancelOnOneReplicaStopsTheJobRunningOnTheOther() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try Self.replica(url)
+            defer { a.kill(signal: SIGTERM) }
+            let token = "rf-replica-cancel-\(UUID().uuidString.prefix(8))"
+            let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo started; exec -a \(token) sleep 300\n  - echo never\n")
+            let jobID = try await a.client.trigger(pipeline)
+            try await a.client.waitForOutput(jobID, containing: "started")
+            let b = try Self.replica(url)
+            defer { b.kill(signal: SIGTERM) }
+            let started = ContinuousClock.now
+            let reply = try await b.client.post("/jobs/\(jobID)/cancel")
+            #expect(reply.status == 200 && reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(!TestFiles.processExists(matching: token), "the step's process on replica A is gone")
+            let logs = try await a.client.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            #expect(logs.map { $0["status"] as? String } == ["cancelled", "skipped"])
+        }
+    }
+
+    @Test func whenAReplicaDiesAnotherSettlesItsJobsWithinTheLease() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try Self.replica(url, leaseSeconds: 2)
+            let token = "rf-replica-dies-\(UUID().uuidString.prefix(8))"
+            defer { _ = try? TestFiles.shell("pkill -f \(token) || true") }
+            let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo before the crash; exec -a \(token) sleep 300\n")
+            let jobID = try await a.client.trigger(pipeline)
+            try await a.client.waitForOutput(jobID, containing: "before the crash")
+            let b = try Self.replica(url, leaseSeconds: 2)
+            defer { b.kill(signal: SIGTERM) }
+            // B leaves A's job alone while A renews its lease.
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await b.client.job(jobID)["status"] as? String == "running")
+            a.kill(signal: SIGKILL)
+            let died = ContinuousClock.now
+            let job = try await b.client.waitForJob(jobID, timeout: .seconds(20))
+            #expect(job["status"] as? String == "failed")
+            #expect(ContinuousClock.now - died < .seconds(8), "settled within the lease and a renewal interval")
+            let output = try await b.client.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            #expect(output.hasPrefix("before the crash\n") && output.contains("stopped renewing its lease"), "\(output)")
+            // B goes on running jobs.
+            let next = try await b.client.trigger(try await b.client.createPipeline(config: "steps:\n  - echo after\n"))
+            #expect(try await b.client.waitForJob(next)["status"] as? String == "success")
+        }
+    }
+}
