@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "rapidflow",
             dependencies: [
-                "RapidFlowServer",
+                "RapidFlowServer", "RapidFlowRunner", "RapidFlowCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),

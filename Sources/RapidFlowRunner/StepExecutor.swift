@@ -61,4 +61,10 @@ public protocol StepExecutor: Sendable {
     var name: String { get }
     /// Runs one step to its end and returns its exit code.
     func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int
+    /// The job's last step has ended: release what the executor holds for it.
+    func jobFinished(jobID: Int) async
+}
+
+extension StepExecutor {
+    public func jobFinished(jobID: Int) async {}
 }

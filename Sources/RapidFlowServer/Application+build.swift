@@ -7,6 +7,7 @@ import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
 import ServiceLifecycle
+import Synchronization
 
 /// The running service's parts, for callers (tests, the CLI) that need more than the app.
 public struct RapidFlowService: Sendable {
@@ -30,8 +31,13 @@ public func buildApplication(
     try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
     let instanceID = try InstanceIdentity.load(dataDirectory: dataDirectory)
 
+    var nomad: NomadExecutor?
     if configuration.executor == .nomad {
-        throw RapidFlowError(.invalidRequest, "--executor nomad is not available in this build; use auto, shell or docker")
+        do {
+            nomad = try NomadExecutor(configuration: configuration.nomad, instanceID: instanceID)
+        } catch {
+            throw RapidFlowError(.invalidConfig, "--executor nomad: \(error)")
+        }
     }
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     do {
@@ -47,10 +53,29 @@ public func buildApplication(
     let docker = DockerEngine(socketPath: configuration.dockerSocket)
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
-    let executor = RoutingExecutor(
+    let localExecutor = RoutingExecutor(
         shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher, engine: docker),
         containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
         containersRequired: configuration.executor == .docker)
+    // Runners: each job's pipeline steps run in a `rapidflow runner` (on Nomad, or a local
+    // process) that reaches this replica at its advertised address, known once it listens.
+    let hub = RunnerHub()
+    let advertised = Mutex<String>(configuration.advertiseURL ?? "http://\(configuration.host):\(configuration.port)")
+    let executor: any StepExecutor
+    switch configuration.executor {
+    case .nomad, .runner:
+        let runnerLauncher: any RunnerLauncher =
+            if let nomad { NomadRunnerLauncher(nomad: nomad) } else {
+                LocalRunnerLauncher(
+                    binary: configuration.runnerBinary ?? ownExecutable(), workspaces: "\(dataDirectory)/runner-workspaces",
+                    executor: engineAnswers ? "auto" : "shell")
+            }
+        executor = RunnerExecutor(
+            hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { advertised.withLock { $0 } },
+            gracePeriod: configuration.killGracePeriod, logger: logger)
+    default:
+        executor = localExecutor
+    }
 
     // Replicas on one PostgreSQL store tell each other about events, cancels and new jobs.
     let notifier = (store as? SQLJobStore)?.notifier
@@ -76,7 +101,7 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics)
+        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics, hub: hub)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
@@ -93,7 +118,14 @@ public func buildApplication(
             configuration: .init(
                 http1: .init(httpDecoderConfiguration: .init(maxHeaderFieldSize: 1 << 20, maxHeaderListSize: 1 << 20)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            if configuration.advertiseURL == nil {
+                let host = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
+                advertised.withLock { $0 = "http://\(host):\(port)" }
+            }
+            await onServerRunning(port)
+        },
         logger: logger)
     // Services stop in reverse order: the closer is listed first so it runs last.
     app.addServices(ResourceCloser(store: store, waiters: waiters))
@@ -113,7 +145,8 @@ public func buildApplication(
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics
+    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics,
+    hub: RunnerHub = RunnerHub()
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -132,6 +165,7 @@ func buildRouter(
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
+    RunnerController(hub: hub).addRoutes(to: router)
     return router
 }
 
@@ -177,4 +211,9 @@ enum InstanceIdentity {
         try id.write(toFile: path, atomically: true, encoding: .utf8)
         return id
     }
+}
+
+/// This process's executable, for starting `rapidflow runner` beside it.
+private func ownExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }

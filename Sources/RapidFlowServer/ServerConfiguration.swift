@@ -7,6 +7,8 @@ import RapidFlowRunner
 public struct ServerConfiguration: Sendable {
     public enum ExecutorKind: String, Sendable, CaseIterable {
         case auto, shell, docker, nomad
+        /// Each job in its own `rapidflow runner` process on this machine.
+        case runner
     }
 
     public var host = "127.0.0.1"
@@ -33,6 +35,12 @@ public struct ServerConfiguration: Sendable {
     /// How long a running job stays a replica's without a renewal (renewed every third of it);
     /// when a replica dies, another settles its jobs within about this time.
     public var leaseDuration: Duration = .seconds(30)
+    /// How runners (`--executor nomad` or `runner`) reach this replica; default `http://<host>:<port>`.
+    public var advertiseURL: String?
+    /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.
+    public var runnerBinary: String?
+    /// `--executor nomad`: the cluster and how the runner task is started there.
+    public var nomad = NomadConfiguration.fromEnvironment()
 
     public init() {}
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import RapidFlowCore
+import RapidFlowRunner
 import RapidFlowServer
 
 /// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` (flag wins).
@@ -17,7 +18,18 @@ struct ServeCommand: AsyncParsableCommand {
     var dataDir: String?
     @Option(help: "Store URL: sqlite:///path or postgres://user:password@host:port/database (RAPIDFLOW_DATABASE). Default: <data-dir>/rapidflow.sqlite.")
     var database: String?
-    @Option(help: "Where steps run: auto, shell, docker or nomad (RAPIDFLOW_EXECUTOR).") var executor: String?
+    @Option(help: "Where steps run: auto, shell, docker, nomad (a Nomad batch job per job) or runner (a local `rapidflow runner` process per job) (RAPIDFLOW_EXECUTOR).")
+    var executor: String?
+    @Option(name: .customLong("advertise-url"), help: "How runners reach this replica (RAPIDFLOW_ADVERTISE_URL; default http://<host>:<port>).")
+    var advertiseURL: String?
+    @Option(name: .customLong("nomad-datacenters"), help: "Comma-separated datacenters for Nomad jobs (RAPIDFLOW_NOMAD_DATACENTERS, default *). The cluster itself: NOMAD_ADDR, NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_REGION, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY, NOMAD_SKIP_VERIFY.")
+    var nomadDatacenters: String?
+    @Option(name: .customLong("nomad-driver"), help: "Task driver for the runner: raw_exec or docker (RAPIDFLOW_NOMAD_DRIVER, default raw_exec).")
+    var nomadDriver: String?
+    @Option(name: .customLong("nomad-image"), help: "Image with rapidflow for the docker driver (RAPIDFLOW_NOMAD_IMAGE).")
+    var nomadImage: String?
+    @Option(name: .customLong("nomad-runner-command"), help: "The rapidflow binary on the node or in the image (RAPIDFLOW_NOMAD_RUNNER_COMMAND, default rapidflow).")
+    var nomadRunnerCommand: String?
     @Option(name: .customLong("max-concurrent-jobs"), help: "Jobs run at once; the rest wait in FIFO order (RAPIDFLOW_MAX_CONCURRENT_JOBS).")
     var maxConcurrentJobs: Int?
     @Option(name: .customLong("secrets-dir"), help: "Directory that credential paths are resolved in (RAPIDFLOW_SECRETS_DIR).")
@@ -65,10 +77,28 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.database = value(database, "DATABASE")
         if let raw = value(executor, "EXECUTOR") {
             guard let kind = ServerConfiguration.ExecutorKind(rawValue: raw) else {
-                throw ValidationError("--executor must be one of auto, shell, docker, nomad")
+                throw ValidationError("--executor must be one of auto, shell, docker, nomad, runner")
             }
             configuration.executor = kind
         }
+        if let url = value(advertiseURL, "ADVERTISE_URL") {
+            guard let components = URLComponents(string: url), ["http", "https"].contains(components.scheme ?? ""), components.host != nil else {
+                throw ValidationError("--advertise-url must be an http:// or https:// URL, got '\(url)'")
+            }
+            configuration.advertiseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        configuration.nomad = NomadConfiguration.fromEnvironment(environment)
+        if let list = value(nomadDatacenters, "NOMAD_DATACENTERS") {
+            configuration.nomad.datacenters = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let raw = value(nomadDriver, "NOMAD_DRIVER") {
+            guard let driver = NomadConfiguration.Driver(rawValue: raw) else {
+                throw ValidationError("--nomad-driver must be one of \(NomadConfiguration.Driver.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            configuration.nomad.driver = driver
+        }
+        configuration.nomad.dockerImage = value(nomadImage, "NOMAD_IMAGE") ?? configuration.nomad.dockerImage
+        configuration.nomad.runnerCommand = value(nomadRunnerCommand, "NOMAD_RUNNER_COMMAND") ?? configuration.nomad.runnerCommand
         configuration.maxConcurrentJobs = try number(maxConcurrentJobs, "MAX_CONCURRENT_JOBS") ?? configuration.maxConcurrentJobs
         guard (1...10_000).contains(configuration.maxConcurrentJobs) else {
             throw ValidationError("--max-concurrent-jobs must be from 1 to 10000")

@@ -14,6 +14,8 @@ public indirect enum JSONValue: Sendable, Equatable {
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
+    /// JSON text already encoded (by an `Encodable`), written as it is.
+    case encoded(Data)
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
@@ -24,6 +26,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
         case (.object(let a), .object(let b)): a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
+        case (.encoded(let a), .encoded(let b)): a == b
         default: false
         }
     }
@@ -62,7 +65,13 @@ public indirect enum JSONValue: Sendable, Equatable {
                 value.write(into: &buffer)
             }
             buffer.writeStaticString("}")
+        case .encoded(let data): buffer.writeBytes(data)
         }
+    }
+
+    /// An `Encodable` value as JSON.
+    static func encoding(_ value: some Encodable) throws -> JSONValue {
+        .encoded(try JSONEncoder().encode(value))
     }
 
     public var serialized: String {

@@ -82,6 +82,7 @@ struct JobExecution {
         if let reason = run.stopReason, status == .success {
             status = reason == .cancelled ? .cancelled : .failed
         }
+        await executor.jobFinished(jobID: jobID)
         try await store.skipPendingSteps(jobID: jobID, at: Date())
         _ = try await store.finishJob(id: jobID, status: status, cancelled: status == .cancelled, at: Date())
         settings.metrics.recordPhases(of: try await store.steps(jobID: jobID))

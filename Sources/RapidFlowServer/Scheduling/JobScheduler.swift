@@ -183,6 +183,7 @@ public actor JobScheduler: Service {
             ).run()
         } catch {
             logger.error("job failed to run", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            await executor.jobFinished(jobID: jobID)
             _ = try? await store.skipPendingSteps(jobID: jobID, at: Date())
             _ = try? await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
         }

@@ -1,0 +1,85 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RapidFlowCore
+
+/// `/runner/jobs/:id/…`: what a job's `rapidflow runner` calls, with the job's own token
+/// (`Authorization: Bearer <runner token>`) instead of the service's API token.
+struct RunnerController<Context: RequestContext> {
+    let hub: RunnerHub
+    /// Longest a long poll is held; the runner asks again after.
+    static var maxWait: Int { 60 }
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("runner/jobs/:id/next", use: next)
+        router.post("runner/jobs/:id/steps/:step/output", use: output)
+        router.post("runner/jobs/:id/steps/:step/exit", use: exit)
+        router.get("runner/jobs/:id/steps/:step/signal", use: signal)
+    }
+
+    /// Checks the runner's token and returns the job id.
+    private func authorize(_ request: Request, _ context: Context) async throws -> Int {
+        let jobID = try RequestParsing.id(context, what: "job")
+        let header = request.headers[.authorization] ?? ""
+        guard header.hasPrefix("Bearer ") else {
+            throw RapidFlowError(.unauthorized, "missing runner token: send 'Authorization: Bearer <the job's runner token>'")
+        }
+        try await hub.authorize(jobID: jobID, token: String(header.dropFirst("Bearer ".count)))
+        return jobID
+    }
+
+    private func wait(_ request: Request) throws -> Duration {
+        .seconds(try RequestParsing.queryInt(request, "wait", range: 0...Self.maxWait) ?? 25)
+    }
+
+    /// The next step to run: `{"step": {...}}`, `{"step": null}` when none came within `wait`
+    /// seconds, or `{"done": true}` when the job is over.
+    @Sendable func next(_ request: Request, context: Context) async throws -> APIResponse {
+        let jobID = try await authorize(request, context)
+        switch await hub.next(jobID: jobID, wait: try wait(request)) {
+        case .step(let step):
+            return APIResponse(.object([("done", false), ("step", try .encoding(step))]))
+        case .none:
+            return APIResponse(.object([("done", false), ("step", .null)]))
+        case .done:
+            return APIResponse(.object([("done", true), ("step", .null)]))
+        }
+    }
+
+    /// Raw output bytes of the step, from the byte offset in `RapidFlow-Offset` (default 0).
+    @Sendable func output(_ request: Request, context: Context) async throws -> APIResponse {
+        let jobID = try await authorize(request, context)
+        let stepID = try RequestParsing.id(context, "step", what: "step")
+        let rawOffset = request.headers[HTTPField.Name("RapidFlow-Offset")!] ?? "0"
+        guard let offset = Int(rawOffset), offset >= 0 else {
+            throw RapidFlowError(.invalidRequest, "header RapidFlow-Offset must be a byte offset (a whole number from 0), got '\(rawOffset)'")
+        }
+        let body = try await request.body.collect(upTo: 4 << 20)
+        try await hub.output(jobID: jobID, stepID: stepID, offset: offset, data: body)
+        return APIResponse(.object([("received", .int(offset + body.readableBytes))]))
+    }
+
+    /// The step's end: `{"exit_code": 0}`, or `{"error": "why it could not run"}`.
+    @Sendable func exit(_ request: Request, context: Context) async throws -> APIResponse {
+        let jobID = try await authorize(request, context)
+        let stepID = try RequestParsing.id(context, "step", what: "step")
+        let body = try await RequestParsing.jsonObject(request, limits: .default, allowedKeys: ["exit_code", "error"]) ?? [:]
+        let exitCode = try RequestParsing.number(body, "exit_code").map { Int($0) }
+        let error = try RequestParsing.string(body, "error", required: false)
+        guard exitCode != nil || error != nil else {
+            throw RapidFlowError(.invalidRequest, "send 'exit_code' (the step's exit code) or 'error' (why it could not run)")
+        }
+        try await hub.finish(jobID: jobID, stepID: stepID, exitCode: exitCode, error: error)
+        return APIResponse(.object([("step_id", .int(stepID))]))
+    }
+
+    /// The signal to stop the step with: `{"signal": 15}`, or `{"signal": null}` when none came within `wait`.
+    @Sendable func signal(_ request: Request, context: Context) async throws -> APIResponse {
+        let jobID = try await authorize(request, context)
+        let stepID = try RequestParsing.id(context, "step", what: "step")
+        let signal = await hub.signal(jobID: jobID, stepID: stepID, wait: try wait(request))
+        return APIResponse(.object([("signal", .optional(signal.map(Int.init)))]))
+    }
+}
+

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import RapidFlowCore
+import RapidFlowRunner
+import Synchronization
+
+/// Starts and stops the `rapidflow runner` of one job somewhere.
+protocol RunnerLauncher: Sendable {
+    var name: String { get }
+    /// Starts the runner of `jobID`, which reaches the service at `serverURL` with `token`.
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle
+}
+
+/// One launched runner.
+protocol RunnerHandle: Sendable {
+    /// Returns when the runner has ended, with why when it ended badly (nil: it exited cleanly).
+    func ended() async -> String?
+    /// Stops it (SIGTERM, SIGKILL after `grace`) and removes what it left (a Nomad job).
+    func stop(grace: Duration) async
+}
+
+/// Runs pipeline steps through each job's runner; image-job steps stay with the local
+/// executor (their credential files live on the service's machine).
+///
+/// The runner starts with the job's first step and is stopped when the job ends; if it ends
+/// first (crash, lost node, placement failure), the step it held fails with the reason.
+final class RunnerExecutor: StepExecutor {
+    let hub: RunnerHub
+    let launcher: any RunnerLauncher
+    let local: any StepExecutor
+    /// How the runner reaches this service (known once the server listens).
+    let serverURL: @Sendable () -> String
+    let gracePeriod: Duration
+    let logger: Logger
+    private let handles = Mutex<[Int: any RunnerHandle]>([:])
+
+    var name: String { launcher.name }
+
+    init(
+        hub: RunnerHub, launcher: any RunnerLauncher, local: any StepExecutor, serverURL: @escaping @Sendable () -> String,
+        gracePeriod: Duration, logger: Logger
+    ) {
+        self.hub = hub
+        self.launcher = launcher
+        self.local = local
+        self.serverURL = serverURL
+        self.gracePeriod = gracePeriod
+        self.logger = logger
+    }
+
+    func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        if DockerImageExecutor.types.contains(step.type) || step.snapshot.imageJob != nil {
+            return try await local.run(step, events: events)
+        }
+        try await ensureRunner(jobID: step.jobID)
+        let hub = hub
+        let jobID = step.jobID
+        let stepID = step.stepID
+        step.control.onStop { signal in
+            Task { await hub.stop(jobID: jobID, stepID: stepID, signal: signal) }
+        }
+        let payload = StepPayload(
+            jobID: step.jobID, stepID: step.stepID, type: step.type, name: step.name, content: step.content,
+            environment: step.environment.map { .init(key: $0.key, value: $0.value) }, snapshot: step.snapshot)
+        return try await hub.handOff(jobID: step.jobID, step: payload, events: events)
+    }
+
+    func jobFinished(jobID: Int) async {
+        await hub.close(jobID: jobID)
+        guard let handle = handles.withLock({ $0.removeValue(forKey: jobID) }) else { return }
+        await handle.stop(grace: gracePeriod)
+    }
+
+    private func ensureRunner(jobID: Int) async throws {
+        guard !(await hub.isOpen(jobID: jobID)) else { return }
+        let token = await hub.open(jobID: jobID)
+        let handle: any RunnerHandle
+        do {
+            handle = try await launcher.launch(jobID: jobID, serverURL: serverURL(), token: token, gracePeriod: gracePeriod)
+        } catch {
+            await hub.fail(jobID: jobID, reason: "the runner could not be started on \(launcher.name): \(error)")
+            return
+        }
+        handles.withLock { $0[jobID] = handle }
+        let hub = hub
+        let logger = logger
+        Task {
+            let reason = await handle.ended()
+            // Ending cleanly before the job is over is a failure too: nobody runs the step.
+            await hub.fail(jobID: jobID, reason: reason ?? "the runner ended before the job did")
+            if let reason { logger.warning("a job's runner ended", metadata: ["job": "\(jobID)", "reason": "\(reason)"]) }
+        }
+    }
+}
+
+/// `--executor runner`: each job's runner is a `rapidflow runner` child process on this machine.
+struct LocalRunnerLauncher: RunnerLauncher {
+    /// The `rapidflow` binary.
+    let binary: String
+    /// Where the runners' workspaces go.
+    let workspaces: String
+    /// `shell`, `docker` or `auto` for the runner's own executor.
+    let executor: String
+
+    var name: String { "runner" }
+
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor]
+        // The token travels in the environment, never on a command line others can read.
+        process.environment = [
+            "RAPIDFLOW_RUNNER_TOKEN": token, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOME": ProcessInfo.processInfo.environment["HOME"] ?? "/",
+        ]
+        process.standardInput = FileHandle.nullDevice
+        let (ends, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
+        try process.run()
+        return LocalRunnerHandle(process: process, ends: ends)
+    }
+}
+
+final class LocalRunnerHandle: RunnerHandle, @unchecked Sendable {
+    // Process is used from the handle's methods only; its own state is thread-safe for these calls.
+    private let process: Process
+    private let ends: AsyncStream<Int32>
+    private let status = Mutex<Int32?>(nil)
+
+    init(process: Process, ends: AsyncStream<Int32>) {
+        self.process = process
+        self.ends = ends
+    }
+
+    func ended() async -> String? {
+        var code: Int32 = 0
+        for await value in ends { code = value }
+        status.withLock { $0 = code }
+        return code == 0 ? nil : "the runner process exited with status \(code)"
+    }
+
+    func stop(grace: Duration) async {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + grace + .seconds(1)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// `--executor nomad`: each job's runner is one Nomad batch job.
+struct NomadRunnerLauncher: RunnerLauncher {
+    let nomad: NomadExecutor
+
+    var name: String { "nomad" }
+
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
+        NomadRunnerHandle(watcher: try await nomad.submit(jobID: jobID, serverURL: serverURL, runnerToken: token, gracePeriod: gracePeriod))
+    }
+}
+
+struct NomadRunnerHandle: RunnerHandle {
+    let watcher: NomadJobWatcher
+
+    func ended() async -> String? {
+        do {
+            return try await watcher.outcome().failureReason.map { "Nomad: \($0)" }
+        } catch {
+            return "Nomad: could not follow the job's allocation: \(error)"
+        }
+    }
+
+    /// DELETE (Nomad sends the kill signal, then SIGKILL after the kill timeout), then purge.
+    func stop(grace: Duration) async {
+        try? await watcher.stop(grace: grace)
+    }
+}

@@ -1,0 +1,225 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RapidFlowCore
+import RapidFlowRunner
+import Synchronization
+
+/// `rapidflow runner`: runs one job's steps on this machine for a service elsewhere.
+///
+/// It asks the service for each step, runs it with the local shell (or Docker) executor,
+/// sends the output as it is printed and the exit code when it ends, and stops the step when
+/// the service says so. The service records every state change; the runner keeps nothing.
+struct RunnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runner",
+        abstract: "Run one job's steps on this machine for a RapidFlow service (started by --executor nomad or runner).")
+
+    @Option(help: "The service's address, e.g. http://rapidflow.internal:3000.") var server: String
+    @Option(help: "The job to run.") var job: Int
+    @Option(help: "The job's runner token (default: RAPIDFLOW_RUNNER_TOKEN; the environment keeps it off the command line).")
+    var token: String?
+    @Option(help: "Where job workspaces go (default: a directory under the system's temporary directory).") var workspace: String?
+    @Option(help: "How steps run here: shell, docker or auto (containers when the engine answers and the config names an image).")
+    var executor: String = "auto"
+
+    func run() async throws {
+        guard let token = token ?? ProcessInfo.processInfo.environment["RAPIDFLOW_RUNNER_TOKEN"], !token.isEmpty else {
+            throw ValidationError("the job's runner token is missing: pass --token or set RAPIDFLOW_RUNNER_TOKEN")
+        }
+        guard ["shell", "docker", "auto"].contains(executor) else { throw ValidationError("--executor must be shell, docker or auto") }
+        let root = workspace ?? (NSTemporaryDirectory() + "rapidflow-runner")
+        let workspacePath = URL(fileURLWithPath: root).standardizedFileURL.path + "/job-\(job)"
+        try FileManager.default.createDirectory(atPath: workspacePath, withIntermediateDirectories: true)
+
+        let api = RunnerAPI(baseURL: server.trimmingSuffix("/"), jobID: job, token: token)
+        let waiters = NIOThreadPool(numberOfThreads: 2)
+        waiters.start()
+        let launcher = ProcessLauncher(waiters: waiters)
+        let docker = DockerEngine()
+        let containers = executor == "shell" ? nil : ContainerStepExecutor(launcher: launcher, languageImages: ContainerStepExecutor.defaultLanguageImages)
+        let engineAnswers = containers != nil ? await docker.isReachable() : false
+        let local = RoutingExecutor(
+            shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher, engine: docker),
+            containers: engineAnswers ? containers : nil, containersRequired: executor == "docker")
+
+        // SIGTERM (Nomad's kill, a local stop) stops the running step, which is reported.
+        signal(SIGTERM, SIG_IGN)
+        let current = Mutex<StepControl?>(nil)
+        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM)
+        terminate.setEventHandler { current.withLock { $0 }?.signal(SIGTERM) }
+        terminate.resume()
+
+        defer { Task { try? await waiters.shutdownGracefully() } }
+        // Marks this runner's step processes (and only these: several runners may share a machine).
+        let instance = UUID().uuidString.lowercased().prefix(8)
+        while true {
+            guard let next = try await api.next() else { return }
+            let control = StepControl(marker: "rapidflow-runner-\(instance)-\(job):\(next.stepID):")
+            current.withLock { $0 = control }
+            let invocation = StepInvocation(
+                jobID: job, stepID: next.stepID, type: next.type, content: next.content, workspace: workspacePath,
+                workingDirectory: next.type == "git" ? workspacePath : next.snapshot.folder.map { "\(workspacePath)/\($0)" } ?? workspacePath,
+                environment: next.environment.map { (key: $0.key, value: $0.value) }, snapshot: next.snapshot, control: control)
+            var named = invocation
+            named.name = next.name
+            let outcome = await runStep(named, control: control, executor: local, api: api)
+            current.withLock { $0 = nil }
+            try await api.finish(stepID: next.stepID, outcome: outcome)
+        }
+    }
+
+    /// Runs the step while following the service's stop signals; the exit code or why it failed.
+    private func runStep(_ step: StepInvocation, control: StepControl, executor: any StepExecutor, api: RunnerAPI) async -> Result<Int, any Error> {
+        let events = RunnerOutput(api: api, stepID: step.stepID)
+        return await withTaskGroup(of: Result<Int, any Error>?.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    let signal: Int?
+                    do {
+                        signal = try await api.signal(stepID: step.stepID)
+                    } catch {
+                        try? await Task.sleep(for: .milliseconds(500))
+                        continue
+                    }
+                    if let signal { control.signal(Int32(signal)) }
+                }
+                return nil
+            }
+            group.addTask {
+                if step.type != "git", !FileManager.default.fileExists(atPath: step.workingDirectory) {
+                    return .failure(RunnerFailure(description: "working directory '\(step.snapshot.folder ?? ".")' does not exist in the workspace"))
+                }
+                do {
+                    let code = try await executor.run(step, events: events)
+                    try await events.flush()
+                    return .success(code)
+                } catch {
+                    return .failure(error)
+                }
+            }
+            let result = await group.next()!!
+            group.cancelAll()
+            return result
+        }
+    }
+}
+
+struct RunnerFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Sends a step's output to the service in order, at its byte offset.
+actor RunnerOutput: StepEvents {
+    let api: RunnerAPI
+    let stepID: Int
+    private var offset = 0
+
+    init(api: RunnerAPI, stepID: Int) {
+        self.api = api
+        self.stepID = stepID
+    }
+
+    func started(processGroup: pid_t?) async {}
+
+    func output(_ chunk: ByteBuffer) async throws {
+        try await api.output(stepID: stepID, offset: offset, chunk: chunk)
+        offset += chunk.readableBytes
+    }
+
+    func flush() async throws {}
+}
+
+/// The service's `/runner/jobs/:id/…` calls, with the job's token.
+struct RunnerAPI: Sendable {
+    let baseURL: String
+    let jobID: Int
+    let token: String
+
+    struct Step: Decodable {
+        var stepID: Int
+        var type: String
+        var name: String?
+        var content: String
+        var environment: [Pair]
+        var snapshot: JobSnapshot
+
+        struct Pair: Decodable {
+            var key: String
+            var value: String
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case stepID = "step_id", type, name, content, environment, snapshot
+        }
+    }
+
+    private struct Envelope<T: Decodable>: Decodable {
+        var data: T?
+        var error: ErrorBody?
+        struct ErrorBody: Decodable {
+            var code: String
+            var message: String
+        }
+    }
+
+    private struct NextBody: Decodable {
+        var done: Bool
+        var step: Step?
+    }
+
+    private struct SignalBody: Decodable {
+        var signal: Int?
+    }
+
+    /// The next step, or nil when the job is over.
+    func next() async throws -> Step? {
+        while true {
+            let body: NextBody = try await call(.GET, "/next?wait=25", timeout: .seconds(60))
+            if body.done { return nil }
+            if let step = body.step { return step }
+        }
+    }
+
+    func output(stepID: Int, offset: Int, chunk: ByteBuffer) async throws {
+        let _: [String: Int] = try await call(
+            .POST, "/steps/\(stepID)/output", body: chunk, headers: ["RapidFlow-Offset": String(offset)], timeout: .seconds(60))
+    }
+
+    func finish(stepID: Int, outcome: Result<Int, any Error>) async throws {
+        let object: [String: Any] =
+            switch outcome {
+            case .success(let code): ["exit_code": code]
+            case .failure(let error): ["error": "\(error)"]
+            }
+        let body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: object))
+        let _: [String: Int] = try await call(.POST, "/steps/\(stepID)/exit", body: body, headers: ["Content-Type": "application/json"], timeout: .seconds(60))
+    }
+
+    /// A stop signal for the step, waiting up to 25 s; nil when none came.
+    func signal(stepID: Int) async throws -> Int? {
+        let body: SignalBody = try await call(.GET, "/steps/\(stepID)/signal?wait=25", timeout: .seconds(60))
+        return body.signal
+    }
+
+    private func call<T: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [String: String] = [:], timeout: TimeAmount
+    ) async throws -> T {
+        var request = HTTPClientRequest(url: "\(baseURL)/runner/jobs/\(jobID)\(path)")
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        let envelope = try JSONDecoder().decode(Envelope<T>.self, from: Data(buffer: bytes))
+        if let error = envelope.error {
+            throw RunnerFailure(description: "the service refused \(method) \(path): \(error.message) (\(error.code))")
+        }
+        guard let data = envelope.data else { throw RunnerFailure(description: "the service answered \(method) \(path) without data") }
+        return data
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// `rapidflow runner`: the same job run in-process and through a runner process ends the same.
+@Suite("Runner")
+struct RunnerTests {
+    static let config = """
+        env:
+          GREETING: "hello"
+          DEPLOY_TOKEN: "runner-secret-9731"
+        steps:
+          - echo "$GREETING ci=$CI"; echo to-stderr >&2; echo "token $DEPLOY_TOKEN"; mkdir -p out; echo kept > out/file
+          - cat out/file; test "$RAPIDFLOW_WORKSPACE" = "$PWD" && echo in-the-workspace; printf 'no newline'
+          - type: bash
+            content: echo failing; exit 3
+            phase: test
+          - echo never runs
+        """
+
+    /// A service whose pipeline steps run in `rapidflow runner` child processes.
+    static func withRunnerService<T>(_ body: (TestServer) async throws -> T) async throws -> T {
+        try await TestServer.with(configure: {
+            $0.executor = .runner
+            $0.runnerBinary = ServiceProcess.binary
+        }, body)
+    }
+
+    /// Each step's status, exit code and output, and the job's status.
+    static func outcome(of server: TestServer) async throws -> (String?, [String]) {
+        let jobID = try await server.trigger(try await server.createPipeline(config: config))
+        let job = try await server.waitForJob(jobID)
+        let logs = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+        let steps = logs.map { step in
+            "\(step["status"] ?? "-") \(step["exit_code"].map { "\($0)" } ?? "-") \(step["output"] ?? "")"
+        }
+        return (job["status"] as? String, steps)
+    }
+
+    @Test func aJobEndsTheSameInProcessAndThroughRapidflowRunner() async throws {
+        let inProcess = try await TestServer.with(configure: { $0.executor = .shell }) { try await Self.outcome(of: $0) }
+        let throughRunner = try await Self.withRunnerService { try await Self.outcome(of: $0) }
+        #expect(inProcess.0 == "failed")
+        #expect(inProcess.1.count == 4)
+        #expect(inProcess.1.first?.hasPrefix("success 0 hello ci=true\nto-stderr\ntoken ********\n") == true, "\(inProcess.1)")
+        #expect(throughRunner.0 == inProcess.0)
+        #expect(throughRunner.1 == inProcess.1, "runner: \(throughRunner.1)\nin-process: \(inProcess.1)")
+    }
+
+    @Test func aCancelReachesTheStepInTheRunnerProcess() async throws {
+        try await Self.withRunnerService { server in
+            let token = "rf-runner-cancel-\(UUID().uuidString.prefix(8))"
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo started; exec -a \(token) sleep 300\n"))
+            try await server.waitForOutput(jobID, containing: "started")
+            #expect(TestFiles.processExists(matching: "rapidflow runner --server \(server.baseURL) --job \(jobID)"))
+            let reply = try await server.post("/jobs/\(jobID)/cancel")
+            #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(!TestFiles.processExists(matching: token), "the step's process is gone")
+            let deadline = ContinuousClock.now + .seconds(10)
+            while TestFiles.processExists(matching: "--job \(jobID) ") && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(!TestFiles.processExists(matching: "rapidflow runner --server \(server.baseURL) --job \(jobID) "), "the runner ended with its job")
+        }
+    }
+
+    @Test func theRunnerRoutesTakeOnlyTheJobsOwnToken() async throws {
+        try await Self.withRunnerService { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 2\n"))
+            try await server.waitForStatus(jobID, "running")
+            for headers in [[], [("Authorization", "Bearer wrong-token")]] as [[(String, String)]] {
+                let reply = try await server.request(.GET, "/runner/jobs/\(jobID)/next?wait=0", headers: headers)
+                #expect(reply.status == 401 && reply.errorCode == "unauthorized", "\(reply.text)")
+                let output = try await server.request(.POST, "/runner/jobs/\(jobID)/steps/1/output", body: "forged\n", headers: headers)
+                #expect(output.status == 401)
+            }
+            let unknown = try await server.request(.GET, "/runner/jobs/999/next?wait=0", headers: [("Authorization", "Bearer x")])
+            #expect(unknown.status == 401)
+            let status = try await server.waitForJob(jobID)["status"] as? String
+            let text = try await server.get("/jobs/\(jobID)/logs").text
+            #expect(status == "success", "\(text)")
+            #expect(!(try await server.get("/jobs/\(jobID)/logs").text.contains("forged")), "nothing forged was stored")
+        }
+    }
+}
