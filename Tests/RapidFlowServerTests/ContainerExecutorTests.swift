@@ -55,7 +55,7 @@ struct ContainerExecutorTests {
             let container = try #require(try await server.job(jobID)["container_id"] as? String)
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
             #expect(try await server.job(jobID)["status"] as? String == "cancelled")
-            let running = try TestFiles.shell("docker ps -q --no-trunc")
+            let running = try await TestFiles.shell("docker ps -q --no-trunc")
             #expect(!running.contains(container))
         }
     }
@@ -63,7 +63,7 @@ struct ContainerExecutorTests {
     @Test func exposePortsPublishesOnLoopbackAndListsThemInDetails() async throws {
         let build = TestFiles.temporaryDirectory()
         try "FROM rapidflow-test/busybox\nEXPOSE 8080\n".write(toFile: "\(build)/Dockerfile", atomically: true, encoding: .utf8)
-        try TestFiles.shell("DOCKER_BUILDKIT=0 docker build -q -t rapidflow-test/busybox-web \(build)")
+        try await TestFiles.shell("DOCKER_BUILDKIT=0 docker build -q -t rapidflow-test/busybox-web \(build)")
         try await Self.withDockerServer { server in
             let pipelineID = try await server.createPipeline(config: """
                 image: rapidflow-test/busybox-web
@@ -80,7 +80,7 @@ struct ContainerExecutorTests {
             let hostPort = try #require(ports[0].split(separator: ":").last.map(String.init))
             var body = ""
             for _ in 0..<50 where !body.contains("served") {
-                body = (try? TestFiles.shell("curl -s http://127.0.0.1:\(hostPort)/index.html")) ?? ""
+                body = (try? await TestFiles.shell("curl -s http://127.0.0.1:\(hostPort)/index.html")) ?? ""
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(body == "served\n")

@@ -9,7 +9,7 @@ import Testing
 /// The dashboard's way in when the service has a token: its files are open, and its
 /// WebSocket carries the token as a `bearer.<base64url>` subprotocol (browsers cannot set
 /// headers on a WebSocket).
-@Suite("Dashboard token")
+@Suite("Dashboard token", .timeLimit(.minutes(3)))
 struct DashboardTokenTests {
     /// Characters outside an HTTP token, so the base64url encoding is what makes it fit.
     static let token = "dash/t0ken+=\(UUID().uuidString.prefix(8))"
@@ -39,8 +39,8 @@ struct DashboardTokenTests {
     }
 
     /// The raw handshake answer's header lines, read with curl (the WebSocket client hides them).
-    static func handshakeHeaders(_ server: TestServer, jobID: Int, protocols: String) throws -> String {
-        let answer = try TestFiles.shell(
+    static func handshakeHeaders(_ server: TestServer, jobID: Int, protocols: String) async throws -> String {
+        let answer = try await TestFiles.shell(
             "curl -s -i -N --http1.1 --max-time 10 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' "
                 + "-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Protocol: \(protocols)' "
                 + "'\(server.baseURL)/jobs/\(jobID)/logs/stream' || true")
@@ -49,7 +49,7 @@ struct DashboardTokenTests {
 
     @Test func theWebSocketTakesTheTokenAsASubprotocolAndNeverEchoesIt() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
-        let service = try ServiceProcess.start(
+        let service = try await ServiceProcess.start(
             dataDirectory: dataDirectory, arguments: ["--api-token", Self.token, "--executor", "shell", "--log-level", "trace"])
         defer { service.kill(signal: SIGTERM) }
         let server = service.client
@@ -84,7 +84,7 @@ struct DashboardTokenTests {
             #expect(try await Self.follow(server, jobID: jobID, headers: headers) == nil, "refused with \(what)")
         }
 
-        let answer = try Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow, bearer.\(encoded)")
+        let answer = try await Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow, bearer.\(encoded)")
         #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
         #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "the answer names rapidflow: \(answer)")
         #expect(!answer.contains(encoded) && !answer.contains(Self.token), "the answer never echoes the token")
@@ -93,7 +93,7 @@ struct DashboardTokenTests {
         #expect(overHTTP.status == 401, "the subprotocol form is for the WebSocket only")
 
         service.kill(signal: SIGTERM)
-        #expect(service.waitForExit(timeout: 20))
+        #expect(await service.waitForExit(timeout: 20))
         let logs = try FileManager.default.contentsOfDirectory(atPath: dataDirectory).filter { $0.hasSuffix(".log") }
         try #require(!logs.isEmpty)
         for log in logs {
@@ -109,10 +109,10 @@ struct DashboardTokenTests {
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo open\n")
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForJob(jobID)
-            let answer = try Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow")
+            let answer = try await Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow")
             #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
             #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "\(answer)")
-            let plain = try Self.handshakeHeaders(server, jobID: jobID, protocols: "")
+            let plain = try await Self.handshakeHeaders(server, jobID: jobID, protocols: "")
             #expect(!plain.lowercased().contains("sec-websocket-protocol"), "nothing is answered when nothing was offered")
         }
     }

@@ -83,17 +83,17 @@ struct RecoveryTests {
     @Test func killNineWithTenJobsRunningLeavesNothingRunningAfterRestart() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
         let token = "rf-crash-\(UUID().uuidString.prefix(8))"
-        var service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "10"])
+        var service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "10"])
         let shell = try await service.client.createPipeline(config: "steps:\n  - echo \"before crash $RAPIDFLOW_JOB_ID\"; setsid bash -c 'exec -a \(token) sleep 300' & exec -a \(token) sleep 300\n")
         let docker = try await service.client.createPipeline(config: "image: rapidflow-test/busybox\nsteps:\n  - echo \"before crash $RAPIDFLOW_JOB_ID\"; sleep 300\n")
         var jobs: [Int] = []
         for index in 0..<10 { jobs.append(try await service.client.trigger(index % 2 == 0 ? shell : docker)) }
         for id in jobs { try await service.client.waitForOutput(id, containing: "before crash \(id)", timeout: .seconds(90)) }
         let instance = try String(contentsOfFile: "\(dataDirectory)/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(!(try TestFiles.shell("docker ps -q --filter label=rapidflow.instance=\(instance)")).isEmpty)
+        #expect(!(try await TestFiles.shell("docker ps -q --filter label=rapidflow.instance=\(instance)")).isEmpty)
 
         service.kill(signal: SIGKILL)
-        service = try ServiceProcess.start(dataDirectory: dataDirectory)
+        service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
         #expect(try await service.client.get("/jobs?status=running").array.isEmpty, "no job stays running")
         for id in jobs {
@@ -103,7 +103,7 @@ struct RecoveryTests {
             #expect(output.hasPrefix("before crash \(id)\n"), "output printed before the crash is readable")
         }
         #expect(!TestFiles.processExists(matching: token), "no orphaned step process")
-        #expect(try TestFiles.shell("docker ps -aq --filter label=rapidflow.instance=\(instance)").isEmpty, "no orphaned container")
+        #expect(try await TestFiles.shell("docker ps -aq --filter label=rapidflow.instance=\(instance)").isEmpty, "no orphaned container")
     }
 }
 
@@ -111,8 +111,8 @@ struct RecoveryTests {
 struct DiskFullTests {
     @Test func aFullDataDiskFailsTheRunningStepAndTheServiceKeepsAnswering() async throws {
         let mountPoint = TestFiles.temporaryDirectory()
-        try TestFiles.shell("mount -t tmpfs -o size=16m tmpfs \(mountPoint)")
-        defer { _ = try? TestFiles.shell("umount -l \(mountPoint)") }
+        try await TestFiles.shell("mount -t tmpfs -o size=16m tmpfs \(mountPoint)")
+        defer { TestFiles.shellNow("umount -l \(mountPoint)") }
         try await TestServer.with(dataDirectory: mountPoint, configure: { $0.stepOutputCap = 64 << 20 }) { server in
             let small = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo stored before\n"))
             #expect(try await server.waitForJob(small)["status"] as? String == "success")
@@ -120,7 +120,7 @@ struct DiskFullTests {
             let flood = try await server.trigger(try await server.createPipeline(config: "steps:\n  - yes 'filling the disk' | head -c 40000000\n  - echo never\n"))
             guard let job = try? await server.waitForJob(flood, timeout: .seconds(60)) else {
                 let logs = try await server.get("/jobs/\(flood)/logs")
-                Issue.record("job did not finish: \(logs.text.suffix(600)) \(try TestFiles.shell("df -h \(mountPoint); ls -la \(mountPoint)"))")
+                Issue.record("job did not finish: \(logs.text.suffix(600)) \(try await TestFiles.shell("df -h \(mountPoint); ls -la \(mountPoint)"))")
                 return
             }
             #expect(job["status"] as? String == "failed")

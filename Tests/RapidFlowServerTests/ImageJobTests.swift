@@ -19,7 +19,7 @@ struct ImageJobTests {
         let root: String
     }
 
-    static func repository(dockerfile: String? = nil) throws -> Repository {
+    static func repository(dockerfile: String? = nil) async throws -> Repository {
         let root = TestFiles.temporaryDirectory()
         let file = dockerfile ?? """
             FROM rapidflow-test/busybox
@@ -27,7 +27,7 @@ struct ImageJobTests {
             RUN echo built > /built.txt
             CMD ["sh", "-c", "echo entry point says $(cat /message.txt)"]
             """
-        try TestFiles.shell("""
+        try await TestFiles.shell("""
             cd \(root) && git init -q --bare --initial-branch=main repo.git && git init -q work && cd work
             git config user.email t@example.com && git config user.name test
             cat > Dockerfile <<'DOCKERFILE'
@@ -37,12 +37,12 @@ struct ImageJobTests {
             git tag v1.0 && echo from-tag-commit > message.txt && git commit -qam second
             git push -q ../repo.git main v1.0
             """)
-        let sha = try TestFiles.shell("git -C \(root)/work rev-parse HEAD~1").trimmingCharacters(in: .whitespacesAndNewlines)
+        let sha = try await TestFiles.shell("git -C \(root)/work rev-parse HEAD~1").trimmingCharacters(in: .whitespacesAndNewlines)
         return Repository(url: "file://\(root)/repo.git", sha: sha, root: root)
     }
 
-    static func tags(_ repository: String) throws -> [String] {
-        let text = try TestFiles.shell("curl -s -u \(registryUser):\(registryPassword) http://\(registry)/v2/\(repository)/tags/list")
+    static func tags(_ repository: String) async throws -> [String] {
+        let text = try await TestFiles.shell("curl -s -u \(registryUser):\(registryPassword) http://\(registry)/v2/\(repository)/tags/list")
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         return (object?["tags"] as? [String] ?? []).sorted()
     }
@@ -76,7 +76,7 @@ struct ImageJobTests {
     @Test(arguments: ["main", "v1.0", "sha"])
     func aJobAtARefBuildsTestsAndPushesTwoTags(ref: String) async throws {
         try await Self.withServer { server, _ in
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             let gitRef = ref == "sha" ? repository.sha : ref
             let path = "it/\(ref == "sha" ? "bysha" : ref.replacingOccurrences(of: ".", with: ""))-\(UUID().uuidString.prefix(6).lowercased())"
             let jobID = try await Self.submit(server, [
@@ -98,7 +98,7 @@ struct ImageJobTests {
             #expect(steps[4]["output"] as? String == "entry point says \(expectedMessage)\n")
             #expect((steps[5]["output"] as? String ?? "").contains("1.0: digest: sha256:"))
             #expect((steps[6]["output"] as? String ?? "").contains("latest: digest: sha256:"))
-            #expect(try Self.tags(path) == ["1.0", "latest"])
+            #expect(try await Self.tags(path) == ["1.0", "latest"])
             #expect(job["container_id"] is String, "the container of the last test is recorded")
 
             let status = try await server.get("/jobs/\(jobID)/status").object
@@ -120,7 +120,7 @@ struct ImageJobTests {
 
     @Test func aFailingTestFailsTheJobAndLeavesTheRegistryUntouched() async throws {
         try await Self.withServer { server, _ in
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             let path = "it/failing-\(UUID().uuidString.prefix(6).lowercased())"
             let jobID = try await Self.submit(server, [
                 "owner": "it", "repo_url": repository.url, "git_ref": "main", "image_tags": ["1.0"],
@@ -132,7 +132,7 @@ struct ImageJobTests {
             let steps = try await Self.steps(server, jobID)
             #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed", "skipped", "skipped"])
             #expect(steps[2]["exit_code"] as? Int == 3)
-            #expect(try Self.tags(path).isEmpty)
+            #expect(try await Self.tags(path).isEmpty)
             let status = try await server.get("/jobs/\(jobID)/status").object
             #expect((status["metrics"] as? [String: Any])?["publish_duration_seconds"] is NSNull)
         }
@@ -141,7 +141,7 @@ struct ImageJobTests {
     @Test func killMidBuildAndMidTestLeavesNoContainerRunning() async throws {
         try await Self.withServer { server, _ in
             let token = "rfbuild\(UUID().uuidString.prefix(8).lowercased())"
-            let slow = try Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN echo \(token) && sleep 120\n")
+            let slow = try await Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN echo \(token) && sleep 120\n")
             let building = try await Self.submit(server, ["owner": "it", "repo_url": slow.url, "git_ref": "main"])
             try await server.waitForOutput(building, containing: token, timeout: .seconds(60))
             let reply = try await server.post("/jobs/\(building)/kill")
@@ -149,37 +149,37 @@ struct ImageJobTests {
             #expect(reply.object["success"] as? Bool == true)
             #expect(try await server.job(building)["status"] as? String == "cancelled")
             // The builder removes its container when the build is cancelled; allow it a bounded moment.
-            var running = try TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
+            var running = try await TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
             for _ in 0..<50 where running.contains(token) {
                 try await Task.sleep(for: .milliseconds(200))
-                running = try TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
+                running = try await TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
             }
             #expect(!running.contains(token), "the build's container was stopped")
 
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             let testing = try await Self.submit(server, [
                 "owner": "it", "repo_url": repository.url, "git_ref": "main", "test_commands": ["echo testing; sleep 120"],
             ])
             try await server.waitForOutput(testing, containing: "testing", timeout: .seconds(60))
             #expect(try await server.post("/jobs/\(testing)/kill").status == 200)
             #expect(try await server.job(testing)["status"] as? String == "cancelled")
-            let labelled = try TestFiles.shell("docker ps -q --filter label=rapidflow.job=\(testing) --filter label=rapidflow.instance=\(try Self.instance(server))")
+            let labelled = try await TestFiles.shell("docker ps -q --filter label=rapidflow.job=\(testing) --filter label=rapidflow.instance=\(try Self.instance(server))")
             #expect(labelled.isEmpty, "the test container was stopped")
         }
     }
 
     @Test func cleanupRemovesTheWorkspaceContainersAndImages() async throws {
         try await Self.withServer { server, _ in
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             let jobID = try await Self.submit(server, ["owner": "it", "repo_url": repository.url, "test_commands": ["true"]])
             #expect(try await server.waitForJob(jobID, timeout: .seconds(120))["status"] as? String == "success")
             let labels = "--filter label=rapidflow.job=\(jobID) --filter label=rapidflow.instance=\(try Self.instance(server))"
-            #expect(!(try TestFiles.shell("docker images -q \(labels)")).isEmpty)
+            #expect(!(try await TestFiles.shell("docker images -q \(labels)")).isEmpty)
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200)
             #expect(reply.object["success"] as? Bool == true)
-            #expect(try TestFiles.shell("docker images -q \(labels)").isEmpty)
-            #expect(try TestFiles.shell("docker ps -aq \(labels)").isEmpty)
+            #expect(try await TestFiles.shell("docker images -q \(labels)").isEmpty)
+            #expect(try await TestFiles.shell("docker ps -aq \(labels)").isEmpty)
             #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)"))
         }
     }
@@ -191,7 +191,7 @@ struct ImageJobTests {
         try await Self.withServer { server, secrets in
             try FileManager.default.copyItem(atPath: key, toPath: "\(secrets)/deploy_key")
             try FileManager.default.copyItem(atPath: otherKey, toPath: "\(secrets)/wrong_key")
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             let url = "ssh://root@127.0.0.1:\(port)\(repository.root)/repo.git"
             let good = try await Self.submit(server, [
                 "owner": "it", "repo_url": url, "git_credentials_path": "deploy_key", "test_entry_point": true,
@@ -216,13 +216,13 @@ struct ImageJobTests {
 
     @Test func faultsWhileRunningBecomeFailedJobsWithAClearMessage() async throws {
         try await Self.withServer { server, secrets in
-            let repository = try Self.repository()
+            let repository = try await Self.repository()
             try #"{"username": "rapidflow", "password": "wrong-password-123"}"#.write(toFile: "\(secrets)/bad.json", atomically: true, encoding: .utf8)
             let cases: [(body: [String: Any], failing: String, words: [String])] = [
                 (["owner": "it", "repo_url": "file:///nonexistent/repo.git"], "git", ["does not appear", "repo.git"]),
                 (["owner": "it", "repo_url": repository.url, "git_ref": "no-such-branch"], "git", ["no-such-branch"]),
                 (["owner": "it", "repo_url": repository.url, "dockerfile_path": "missing/Dockerfile"], "docker-build", ["no Dockerfile"]),
-                (["owner": "it", "repo_url": (try Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN exit 7\n")).url],
+                (["owner": "it", "repo_url": (try await Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN exit 7\n")).url],
                  "docker-build", ["returned a non-zero code: 7"]),
                 (["owner": "it", "repo_url": repository.url, "image_tags": ["x"], "registry_url": "\(Self.registry)/it/denied",
                   "registry_credentials_path": "bad.json"], "docker-push", ["unauthorized", "authentication required"]),

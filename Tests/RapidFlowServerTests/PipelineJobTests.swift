@@ -252,7 +252,7 @@ struct PipelineJobTests {
 
     @Test func triggerOverridesBranchAndAddsEnvironment() async throws {
         try await TestServer.with { server in
-            let repository = try GitFixture.repository(branches: ["main": "on main", "feature": "on feature"])
+            let repository = try await GitFixture.repository(branches: ["main": "on main", "feature": "on feature"])
             let pipelineID = try await server.createPipeline(config: """
                 repo: \(repository)
                 branch: main
@@ -275,7 +275,7 @@ struct PipelineJobTests {
 
     @Test func cloneOfAMissingBranchFailsTheJobWithGitsMessage() async throws {
         try await TestServer.with { server in
-            let repository = try GitFixture.repository(branches: ["main": "x"])
+            let repository = try await GitFixture.repository(branches: ["main": "x"])
             let pipelineID = try await server.createPipeline(config: "repo: \(repository)\nbranch: nope\nsteps:\n  - echo never\n")
             let jobID = try await server.trigger(pipelineID)
             #expect(try await server.waitForJob(jobID)["status"] as? String == "failed")
@@ -289,7 +289,7 @@ struct PipelineJobTests {
 /// Local git repositories served over file URLs.
 enum GitFixture {
     /// A bare repository with one commit per branch, each with `app/message.txt`.
-    static func repository(branches: [String: String]) throws -> String {
+    static func repository(branches: [String: String]) async throws -> String {
         let root = TestFiles.temporaryDirectory()
         var script = """
             cd \(root) && git init -q --bare repo.git && git init -q work && cd work
@@ -303,7 +303,7 @@ enum GitFixture {
                 git push -q ../repo.git \(branch)
                 """
         }
-        try TestFiles.shell(script)
+        try await TestFiles.shell(script)
         return "file://\(root)/repo.git"
     }
 }

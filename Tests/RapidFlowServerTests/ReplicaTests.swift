@@ -7,8 +7,8 @@ import Testing
 @Suite("Replicas on PostgreSQL", .serialized)
 struct ReplicaTests {
     /// A replica process on `url`, its own data directory, the shell executor.
-    static func replica(_ url: String, leaseSeconds: Int = 30, maxConcurrentJobs: Int = 4) throws -> ServiceProcess {
-        try ServiceProcess.start(
+    static func replica(_ url: String, leaseSeconds: Int = 30, maxConcurrentJobs: Int = 4) async throws -> ServiceProcess {
+        try await ServiceProcess.start(
             dataDirectory: TestFiles.temporaryDirectory(),
             arguments: [
                 "--executor", "shell", "--lease-seconds", "\(leaseSeconds)", "--kill-grace-seconds", "1",
@@ -32,9 +32,9 @@ struct ReplicaTests {
 
     @Test func eachJobIsClaimedAndRunByExactlyOneReplica() async throws {
         try await ScratchDatabase.with { url in
-            let a = try Self.replica(url, maxConcurrentJobs: 3)
+            let a = try await Self.replica(url, maxConcurrentJobs: 3)
             defer { a.kill(signal: SIGTERM) }
-            let b = try Self.replica(url, maxConcurrentJobs: 3)
+            let b = try await Self.replica(url, maxConcurrentJobs: 3)
             defer { b.kill(signal: SIGTERM) }
             let record = TestFiles.temporaryDirectory() + "/ran"
             FileManager.default.createFile(atPath: record, contents: nil)
@@ -60,14 +60,14 @@ struct ReplicaTests {
 
     @Test func aFollowerOnOneReplicaStreamsLiveTheJobTheOtherRuns() async throws {
         try await ScratchDatabase.with { url in
-            let a = try Self.replica(url)
+            let a = try await Self.replica(url)
             defer { a.kill(signal: SIGTERM) }
             let pipeline = try await a.client.createPipeline(
                 config: "steps:\n  - for i in $(seq 1 30); do echo \"line $i\"; sleep 0.1; done\n  - echo second step\n")
             let jobID = try await a.client.trigger(pipeline)
             try await a.client.waitForOutput(jobID, containing: "line 1")
             // B starts once A runs the job, so A owns it.
-            let b = try Self.replica(url)
+            let b = try await Self.replica(url)
             defer { b.kill(signal: SIGTERM) }
             let started = ContinuousClock.now
             let streamed = try await b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
@@ -84,13 +84,13 @@ struct ReplicaTests {
 
     @Test func aCancelOnOneReplicaStopsTheJobRunningOnTheOther() async throws {
         try await ScratchDatabase.with { url in
-            let a = try Self.replica(url)
+            let a = try await Self.replica(url)
             defer { a.kill(signal: SIGTERM) }
             let token = "rf-replica-cancel-\(UUID().uuidString.prefix(8))"
             let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo started; exec -a \(token) sleep 300\n  - echo never\n")
             let jobID = try await a.client.trigger(pipeline)
             try await a.client.waitForOutput(jobID, containing: "started")
-            let b = try Self.replica(url)
+            let b = try await Self.replica(url)
             defer { b.kill(signal: SIGTERM) }
             let started = ContinuousClock.now
             let reply = try await b.client.post("/jobs/\(jobID)/cancel")
@@ -104,13 +104,13 @@ struct ReplicaTests {
 
     @Test func whenAReplicaDiesAnotherSettlesItsJobsWithinTheLease() async throws {
         try await ScratchDatabase.with { url in
-            let a = try Self.replica(url, leaseSeconds: 2)
+            let a = try await Self.replica(url, leaseSeconds: 2)
             let token = "rf-replica-dies-\(UUID().uuidString.prefix(8))"
-            defer { _ = try? TestFiles.shell("pkill -f \(token) || true") }
+            defer { TestFiles.shellNow("pkill -f \(token) || true") }
             let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo before the crash; exec -a \(token) sleep 300\n")
             let jobID = try await a.client.trigger(pipeline)
             try await a.client.waitForOutput(jobID, containing: "before the crash")
-            let b = try Self.replica(url, leaseSeconds: 2)
+            let b = try await Self.replica(url, leaseSeconds: 2)
             defer { b.kill(signal: SIGTERM) }
             // B leaves A's job alone while A renews its lease.
             try await Task.sleep(for: .seconds(3))

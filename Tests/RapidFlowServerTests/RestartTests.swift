@@ -9,7 +9,7 @@ struct RestartTests {
     @Test func aJobRunningWhenTheServiceDiesIsSettledFailedAndPendingJobsRunAfterRestart() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
         let token = "rf-restart-\(UUID().uuidString.prefix(8))"
-        var service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])
+        var service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])
         let long = try await service.client.createPipeline(config: "steps:\n  - echo before crash; exec -a \(token) sleep 300\n")
         let quick = try await service.client.createPipeline(config: "steps:\n  - echo after restart\n")
         let running = try await service.client.trigger(long)
@@ -20,7 +20,7 @@ struct RestartTests {
         service.kill(signal: SIGKILL)
         #expect(TestFiles.processExists(matching: token), "the step outlives the service it was started by")
 
-        service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])
+        service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])
         defer { service.kill(signal: SIGTERM) }
         let settled = try await service.client.job(running)
         #expect(settled["status"] as? String == "failed")
@@ -37,7 +37,7 @@ struct RestartTests {
 
     @Test func gracefulShutdownSettlesRunningJobsAndEndsLiveStreams() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
-        var service = try ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--kill-grace-seconds", "1"])
+        var service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--kill-grace-seconds", "1"])
         let pipeline = try await service.client.createPipeline(config: "steps:\n  - echo working; sleep 300\n")
         let jobID = try await service.client.trigger(pipeline)
         try await service.client.waitForOutput(jobID, containing: "working")
@@ -49,9 +49,9 @@ struct RestartTests {
         #expect(stream.text.hasPrefix("=== Step 1 (bash) ===\nworking\n"))
         #expect(stream.text.hasSuffix("===\n"), "the stream ends with a closing line: \(stream.text)")
         #expect(stream.text.contains("shutting down") || stream.text.contains("=== Build failed ==="))
-        #expect(service.waitForExit(timeout: 15), "the service stops within the grace period")
+        #expect(await service.waitForExit(timeout: 15), "the service stops within the grace period")
 
-        service = try ServiceProcess.start(dataDirectory: dataDirectory)
+        service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
         let job = try await service.client.job(jobID)
         #expect(job["status"] as? String == "failed")
@@ -74,7 +74,7 @@ struct ServiceProcess {
         return packageRoot.appendingPathComponent(".build/debug/rapidflow").path
     }
 
-    static func start(dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
+    static func start(dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:]) async throws -> ServiceProcess {
         let logPath = "\(dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
@@ -93,7 +93,7 @@ struct ServiceProcess {
                 return ServiceProcess(process: process, client: TestServer(port: port, dataDirectory: dataDirectory, service: nil))
             }
             if !process.isRunning { throw TestFailure("rapidflow exited early: \(text)") }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         process.terminate()
         throw TestFailure("rapidflow did not start listening")
@@ -105,9 +105,9 @@ struct ServiceProcess {
         if signal == SIGKILL { process.waitUntilExit() }
     }
 
-    func waitForExit(timeout: TimeInterval) -> Bool {
+    func waitForExit(timeout: TimeInterval) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return !process.isRunning
     }
 }

@@ -154,21 +154,40 @@ enum TestFiles {
         return path
     }
 
-    /// Runs a shell command for test setup and returns its output; fails the test on a non-zero exit.
+    /// Runs a shell command for test setup and returns its output; fails the test on a non-zero
+    /// exit. It waits without holding a Swift concurrency thread (there are as few as there
+    /// are cores, and every test shares them).
     @discardableResult
-    static func shell(_ command: String) throws -> String {
+    static func shell(_ command: String) async throws -> String {
+        let output = temporaryDirectory() + "/shell-output"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: output) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-eo", "pipefail", "-c", command]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw TestFailure("setup command failed: \(command)\n\(text)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        try? handle.close()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else { throw TestFailure("setup command failed: \(command)\n\(text)") }
         return text
+    }
+
+    /// For cleanups in `defer`: a short command, run to its end on the calling thread.
+    static func shellNow(_ command: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+        process.waitUntilExit()
     }
 
     /// Whether any process still carries `text` on its command line.
