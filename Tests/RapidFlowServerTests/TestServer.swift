@@ -174,7 +174,8 @@ enum TestFiles {
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
         try? handle.close()
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        // Decoded leniently: a command may print bytes that are not UTF-8 (WebSocket frames).
+        let text = String(decoding: FileManager.default.contents(atPath: output) ?? Data(), as: UTF8.self)
         guard status == 0 else { throw TestFailure("setup command failed: \(command)\n\(text)") }
         return text
     }
