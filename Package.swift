@@ -107,6 +107,10 @@ let package = Package(
             name: "RapidFlowRunnerTests",
             dependencies: [
                 "RapidFlowRunner",
+                // The Nomad executor end to end: a service, the fake agent, a runner it starts.
+                "RapidFlowServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The fake Nomad agent the Nomad tests talk to, over HTTP or TLS.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

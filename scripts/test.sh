@@ -8,7 +8,14 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/test-services.sh)"
 
 swift build --build-tests
-swift test --skip-build "$@"
+if [ $# -eq 0 ]; then
+  # The dashboard's WebSocket token suite runs on its own after the rest: inside the parallel
+  # run its refused-upgrade client has hung (see the closing notes); alone it passes in a second.
+  swift test --skip-build --skip DashboardTokenTests
+  swift test --skip-build --filter DashboardTokenTests
+else
+  swift test --skip-build "$@"
+fi
 
 # With a filter the caller wants only some Swift tests; the whole run adds the HTTP contract
 # (schemathesis against /openapi.json) and the dashboard in headless Chromium.

@@ -128,7 +128,7 @@ public func buildApplication(
         },
         logger: logger)
     // Services stop in reverse order: the closer is listed first so it runs last.
-    app.addServices(ResourceCloser(store: store, waiters: waiters))
+    app.addServices(ResourceCloser(store: store, waiters: waiters, nomad: nomad))
     if let notifier, let outbox {
         app.addServices(
             ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
@@ -189,9 +189,11 @@ private func openStore(configuration: ServerConfiguration, dataDirectory: String
 struct ResourceCloser: Service {
     let store: any JobStore
     let waiters: NIOThreadPool
+    var nomad: NomadExecutor?
 
     func run() async throws {
         try? await gracefulShutdown()
+        try? await nomad?.shutdown()
         await store.close()
         try? await waiters.shutdownGracefully()
     }

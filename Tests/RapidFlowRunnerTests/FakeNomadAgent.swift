@@ -61,8 +61,12 @@ final class FakeNomadAgent: Sendable {
         }
     }
 
+    /// Answers what no scripted reply covers (IDs the test learns only from a request).
+    typealias Handler = @Sendable (Request) -> (Reply, Duration?)?
+
     private struct State {
         var routes: [String: [Reply]] = [:]
+        var fallback: Handler?
         var requests: [Request] = []
         var clients: [NomadClient] = []
     }
@@ -90,6 +94,11 @@ final class FakeNomadAgent: Sendable {
     /// Queues replies for `method path`, answered in order; the last one keeps answering.
     func on(_ method: String, _ path: String, _ replies: Reply...) {
         state.withLock { $0.routes["\(method) \(path)", default: []].append(contentsOf: replies) }
+    }
+
+    /// Sets the handler for requests without a scripted reply.
+    func onUnscripted(_ handler: @escaping Handler) {
+        state.withLock { $0.fallback = handler }
     }
 
     /// Every request received so far, in order.
@@ -179,6 +188,7 @@ final class FakeNomadAgent: Sendable {
         state.withLock { state in
             state.requests.append(request)
             guard var queue = state.routes[request.line], let reply = queue.first else {
+                if let answer = state.fallback?(request) { return answer }
                 let text = "no reply scripted for \(request.line)"
                 return (.answer(status: 404, index: nil, contentType: "text/plain; charset=utf-8", body: Data(text.utf8)), nil)
             }

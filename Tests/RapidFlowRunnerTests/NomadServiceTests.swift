@@ -1,0 +1,207 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import RapidFlowRunner
+import RapidFlowServer
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// `rapidflow serve --executor nomad` end to end against the fake agent, which plays a Nomad
+/// node with the raw_exec driver: it starts the registered task's command (a real
+/// `rapidflow runner`) with the task's environment, and reports the allocation from that
+/// process (running, then complete with its exit code, or stopped after a DELETE).
+@Suite("Service on Nomad", .serialized)
+struct NomadServiceTests {
+    static var binary: String {
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return ProcessInfo.processInfo.environment["RAPIDFLOW_BINARY"] ?? packageRoot.appendingPathComponent(".build/debug/rapidflow").path
+    }
+
+    /// The node's side: the runner process per Nomad job and how it ended.
+    final class Node: Sendable {
+        struct Run {
+            var process: Process
+            var stopped = false
+        }
+        let runs = Mutex<[String: Run]>([:])
+
+        func start(_ request: FakeNomadAgent.Request) throws -> String {
+            let job = try #require(try request.jsonObject()["Job"] as? [String: Any])
+            let id = try #require(job["ID"] as? String)
+            let task = try #require(((job["TaskGroups"] as? [[String: Any]])?.first?["Tasks"] as? [[String: Any]])?.first)
+            let config = try #require(task["Config"] as? [String: Any])
+            let environment = task["Env"] as? [String: String] ?? [:]
+            // Nomad interpolates ${VAR} in the arguments from the task's environment.
+            let arguments = (config["args"] as? [String] ?? []).map { argument in
+                environment.reduce(argument) { $0.replacingOccurrences(of: "${\($1.key)}", with: $1.value) }
+            }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try #require(config["command"] as? String))
+            process.arguments = arguments + ["--workspace", NSTemporaryDirectory() + "rapidflow-nomad-test", "--executor", "shell"]
+            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            runs.withLock { $0[id] = Run(process: process) }
+            return id
+        }
+
+        func stop(_ id: String) {
+            runs.withLock { runs in
+                guard var run = runs[id] else { return }
+                run.stopped = true
+                if run.process.isRunning { kill(run.process.processIdentifier, SIGTERM) }
+                runs[id] = run
+            }
+        }
+
+        /// The allocation list now, and its index (10 while running, 20 once ended).
+        func allocations(_ id: String) throws -> (Data, UInt64) {
+            guard let run = runs.withLock({ $0[id] }) else { return (Data("[]".utf8), 1) }
+            if run.process.isRunning { return (try NomadFixtures.allocations(), 10) }
+            if run.stopped { return (try NomadFixtures.allocations(.stopped), 20) }
+            return (try NomadFixtures.allocations(.complete(exitCode: Int(run.process.terminationStatus))), 20)
+        }
+
+        func endAll() {
+            runs.withLock { $0.values.forEach { if $0.process.isRunning { kill($0.process.processIdentifier, SIGKILL) } } }
+        }
+    }
+
+    /// Scripts the agent as a node that runs what it is given.
+    static func play(_ node: Node, on agent: FakeNomadAgent, evaluation: Data, places: Bool = true) throws {
+        let registered = try JSONSerialization.jsonObject(with: FakeNomadAgent.fixture("register-job.response.json")) as? [String: Any] ?? [:]
+        let evaluationID = try #require(try JSONSerialization.jsonObject(with: evaluation) as? [String: Any])["ID"] as? String ?? "eval"
+        let registerReply = try JSONSerialization.data(withJSONObject: registered.merging(["EvalID": evaluationID]) { $1 })
+        agent.on("GET", "/v1/evaluation/\(evaluationID)", .json(evaluation, index: 30))
+        agent.onUnscripted { request in
+            let parts = request.path.split(separator: "/").map(String.init)
+            switch (request.method, parts.count) {
+            case ("POST", 2) where request.path == "/v1/jobs":
+                if places { guard (try? node.start(request)) != nil else { return (.dropConnection, nil) } }
+                return (.json(registerReply, index: 5), nil)
+            case ("GET", 4) where parts[1] == "job" && parts[3] == "allocations":
+                guard let (body, index) = try? node.allocations(parts[2]) else { return nil }
+                // A blocking query at the current index waits a little, as Nomad's would.
+                let waits = request.query["index"].flatMap(UInt64.init).map { $0 >= index } ?? false
+                return (.json(body, index: index), waits ? .milliseconds(100) : nil)
+            case ("DELETE", 3) where parts[1] == "job":
+                node.stop(parts[2])
+                guard let reply = try? FakeNomadAgent.Reply.fixture("stop-job.response.json") else { return nil }
+                return (reply, nil)
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// An in-process service on `--executor nomad` at the fake agent.
+    static func withService<T>(agent: FakeNomadAgent, _ body: (String) async throws -> T) async throws -> T {
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.dataDirectory = NSTemporaryDirectory() + "rapidflow-nomad-\(UUID().uuidString.prefix(8))"
+        configuration.executor = .nomad
+        configuration.killGracePeriod = .seconds(2)
+        configuration.logLevel = .warning
+        configuration.nomad = NomadConfiguration(address: agent.address, token: "nomad-acl-token-5150", runnerCommand: binary)
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "nomad-service-test")))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            do {
+                let result = try await body("http://127.0.0.1:\(port)")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    static func call(_ method: HTTPMethod, _ url: String, _ body: String? = nil) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        return try JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any] ?? [:]
+    }
+
+    static func waitForJob(_ base: String, _ id: Int) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let job = try await call(.GET, "\(base)/jobs/\(id)")["data"] as? [String: Any] ?? [:]
+            if ["success", "failed", "cancelled"].contains(job["status"] as? String ?? "") { return job }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw NomadServiceFailure("job \(id) did not finish")
+    }
+
+    static func trigger(_ base: String, config: String) async throws -> Int {
+        let pipeline = try await call(.POST, "\(base)/pipelines", #"{"name": "nomad", "config": \#(jsonString(config))}"#)
+        let pipelineID = try #require((pipeline["data"] as? [String: Any])?["id"] as? Int)
+        let job = try await call(.POST, "\(base)/pipelines/\(pipelineID)/jobs")
+        return try #require((job["data"] as? [String: Any])?["id"] as? Int)
+    }
+
+    static func jsonString(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed]), as: UTF8.self)
+    }
+
+    @Test func aJobRunsInTheRunnerTheNomadNodeStartsAndIsStoppedAndPurgedAfter() async throws {
+        let node = Node()
+        defer { node.endAll() }
+        try await FakeNomadAgent.run { agent in
+            try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluation(status: "complete"))
+            try await Self.withService(agent: agent) { base in
+                let jobID = try await Self.trigger(base, config: "env:\n  DEPLOY_TOKEN: \"nomad-secret-77\"\nsteps:\n  - echo \"on the node $CI $DEPLOY_TOKEN\"\n  - echo second; exit 4\n")
+                let job = try await Self.waitForJob(base, jobID)
+                #expect(job["status"] as? String == "failed")
+                let logs = try await Self.call(.GET, "\(base)/jobs/\(jobID)/logs")["data"] as? [String: Any] ?? [:]
+                let steps = logs["logs"] as? [[String: Any]] ?? []
+                #expect(steps.map { $0["exit_code"] as? Int } == [0, 4])
+                #expect(logs["build"] as? String == "on the node true ********\nsecond\n[rapidflow] step failed with exit code 4\n")
+            }
+            let requests = agent.requests
+            let register = try #require(requests.first { $0.line == "POST /v1/jobs" })
+            #expect(register.header("X-Nomad-Token") == "nomad-acl-token-5150")
+            let body = String(decoding: register.body, as: UTF8.self)
+            #expect(body.contains("${RAPIDFLOW_RUNNER_TOKEN}"), "the arguments name the variable, not the token")
+            let job = try #require(try register.jsonObject()["Job"] as? [String: Any])
+            let nomadID = try #require(job["ID"] as? String)
+            #expect(job["Type"] as? String == "batch")
+            // After the job: DELETE, then DELETE ?purge=true.
+            let deletes = requests.filter { $0.method == "DELETE" && $0.path == "/v1/job/\(nomadID)" }
+            #expect(deletes.map { $0.query["purge"] } == [nil, "true"])
+        }
+    }
+
+    @Test func aJobNomadCannotPlaceFailsWithTheSchedulersReason() async throws {
+        let node = Node()
+        defer { node.endAll() }
+        try await FakeNomadAgent.run { agent in
+            try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluationFilteredAndExhausted(), places: false)
+            try await Self.withService(agent: agent) { base in
+                let jobID = try await Self.trigger(base, config: "steps:\n  - echo never\n")
+                let job = try await Self.waitForJob(base, jobID)
+                #expect(job["status"] as? String == "failed")
+                let output = (try await Self.call(.GET, "\(base)/jobs/\(jobID)/logs")["data"] as? [String: Any])?["build"] as? String ?? ""
+                #expect(output.contains("Nomad:") && output.contains("windows"), "\(output)")
+            }
+        }
+    }
+}
+
+struct NomadServiceFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
