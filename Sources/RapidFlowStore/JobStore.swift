@@ -31,6 +31,8 @@ public enum InterruptedScope: Sendable, Equatable {
     /// Jobs whose owner stopped renewing its lease before the date (a replica died), other
     /// than `exceptOwner`'s.
     case leaseEndedBefore(Date, exceptOwner: String?)
+    /// One job, on the terms of `ownedBy`: a zombie that `cleanup` settles.
+    case zombie(jobID: Int, ownedBy: String, orLeaseEndedBefore: Date)
 }
 
 /// What settling interrupted jobs changed.

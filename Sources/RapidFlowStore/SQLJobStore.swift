@@ -542,6 +542,12 @@ public final class SQLJobStore: JobStore {
             condition.appendInterpolation(bind: Millis(leaseEnd))
             condition.appendInterpolation(unsafeRaw: " OR j.owner IS NULL OR j.owner = ")
             condition.appendInterpolation(bind: owner)
+        case .zombie(let jobID, let owner, let leaseEnd):
+            condition.appendInterpolation(bind: Millis(leaseEnd))
+            condition.appendInterpolation(unsafeRaw: " OR j.owner IS NULL OR j.owner = ")
+            condition.appendInterpolation(bind: owner)
+            condition.appendInterpolation(unsafeRaw: ") AND (j.id = ")
+            condition.appendInterpolation(bind: jobID)
         case .leaseEndedBefore(let leaseEnd, let exceptOwner):
             condition.appendInterpolation(bind: Millis(leaseEnd))
             if let exceptOwner {

@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowCore
+import RapidFlowStore
 import Testing
 
 @Suite("Timeouts and masking")
@@ -131,6 +133,37 @@ struct DiskFullTests {
             #expect(earlier.object["build"] as? String == "stored before\n", "what was stored is intact")
             let steps = try await server.get("/jobs/\(flood)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
+        }
+    }
+}
+
+@Suite("Zombie cleanup")
+struct ZombieCleanupTests {
+    @Test func cleanupSettlesAJobTheStoreShowsRunningButNothingRuns() async throws {
+        try await TestServer.with { server in
+            let store = try #require(server.service?.store)
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - echo one\n  - echo two\n")
+            // A job claimed outside the scheduler: `running` in the store, run by nobody.
+            let job = try await store.createJob(
+                NewJob(kind: .pipeline, pipelineID: pipelineID, pipelineName: "test", snapshot: JobSnapshot(),
+                       steps: [StepPlan(type: "bash", content: "echo one", phase: .build)], environment: []))
+            #expect(try await store.claimJob(id: job.id, at: Date()))
+            let step = try #require(try await store.steps(jobID: job.id).first)
+            try await store.startStep(id: step.id, at: Date(), processGroup: nil)
+            #expect(try await server.job(job.id)["status"] as? String == "running")
+
+            let reply = try await server.post("/jobs/\(job.id)/cleanup")
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(try await server.job(job.id)["status"] as? String == "failed")
+            let output = try await server.get("/jobs/\(job.id)/logs").object["build"] as? String ?? ""
+            #expect(output.contains("cleanup settled it as failed"))
+
+            // A job this service really runs is refused, and goes on.
+            let live = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 1\n"))
+            try await server.waitForStatus(live, "running")
+            let refused = try await server.post("/jobs/\(live)/cleanup")
+            #expect(refused.status == 400 && refused.errorCode == "job_not_finished")
+            #expect(try await server.waitForJob(live)["status"] as? String == "success")
         }
     }
 }

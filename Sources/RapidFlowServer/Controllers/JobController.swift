@@ -152,7 +152,11 @@ struct JobController<Context: RequestContext> {
 
     /// Document 000's cleanup: removes what a finished job left behind.
     @Sendable func cleanup(_ request: Request, context: Context) async throws -> APIResponse {
-        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        var job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        // A zombie (running in the store, run by nobody) is settled first, like recovery does.
+        if job.status == .running, try await scheduler.settleZombie(jobID: job.id) {
+            job = try await store.requireJob(id: job.id)
+        }
         guard job.status.isFinal else {
             throw RapidFlowError(
                 .jobNotFinished, "job \(job.id) is \(job.status.rawValue); cancel it before cleaning up")

@@ -249,6 +249,23 @@ public actor JobScheduler: Service {
 
     // MARK: - Recovery
 
+    /// A job the store shows `running` that no replica runs (a zombie: its process died and
+    /// recovery has not seen it yet): settles it `failed` and kills what it left. False when
+    /// the job runs here or on a replica that still renews its lease.
+    func settleZombie(jobID: Int) async throws -> Bool {
+        guard runs[jobID] == nil else { return false }
+        let settled = try await store.settleInterruptedJobs(
+            reason: "nothing was running this job any more; cleanup settled it as failed",
+            at: Date(), scope: .zombie(jobID: jobID, ownedBy: settings.instanceID, orLeaseEndedBefore: Date()))
+        guard settled.jobIDs == [jobID] else { return false }
+        // By marker, not by the stored process group: after a crash that number may be another process's.
+        for step in settled.steps {
+            ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):\(step.stepID):", signal: SIGKILL)
+        }
+        await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
+        return true
+    }
+
     /// No job stays `running` across a crash or restart: what the previous process left
     /// running is settled `failed`, and its orphaned processes are killed.
     func recoverInterruptedJobs() async throws {
