@@ -101,7 +101,8 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics, hub: hub)
+        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics, hub: hub,
+        nomad: nomad)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
@@ -146,7 +147,7 @@ public func buildApplication(
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
     executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics,
-    hub: RunnerHub = RunnerHub()
+    hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -155,12 +156,13 @@ func buildRouter(
     if let token = configuration.apiToken, !token.isEmpty {
         router.add(middleware: BearerTokenMiddleware(token: token))
     }
-    HealthController(store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker)
-        .addRoutes(to: router)
+    HealthController(
+        store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad
+    ).addRoutes(to: router)
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
-        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID
+        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID, nomad: nomad
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)

@@ -77,6 +77,9 @@ struct NomadServiceTests {
         let evaluationID = try #require(try JSONSerialization.jsonObject(with: evaluation) as? [String: Any])["ID"] as? String ?? "eval"
         let registerReply = try JSONSerialization.data(withJSONObject: registered.merging(["EvalID": evaluationID]) { $1 })
         agent.on("GET", "/v1/evaluation/\(evaluationID)", .json(evaluation, index: 30))
+        agent.on("GET", "/v1/agent/health", try .fixture("agent-health.response.json"))
+        agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"))
+        agent.on("PUT", "/v1/system/gc", .answer(status: 200, index: nil, contentType: "text/plain", body: try FakeNomadAgent.fixture("system-gc.response.txt")))
         agent.onUnscripted { request in
             let parts = request.path.split(separator: "/").map(String.init)
             switch (request.method, parts.count) {
@@ -170,6 +173,10 @@ struct NomadServiceTests {
                 let steps = logs["logs"] as? [[String: Any]] ?? []
                 #expect(steps.map { $0["exit_code"] as? Int } == [0, 4])
                 #expect(logs["build"] as? String == "on the node true ********\nsecond\n[rapidflow] step failed with exit code 4\n")
+                // Ready while the agent is healthy and there is a leader; cleanup asks Nomad to collect garbage.
+                #expect((try await Self.call(.GET, "\(base)/ready")["data"] as? [String: Any])?["executor"] as? String == "nomad")
+                let cleaned = try await Self.call(.POST, "\(base)/jobs/\(jobID)/cleanup")
+                #expect(((cleaned["data"] as? [String: Any])?["removed"] as? [String: Any])?["nomad_gc"] as? Bool == true, "\(cleaned)")
             }
             let requests = agent.requests
             let register = try #require(requests.first { $0.line == "POST /v1/jobs" })
@@ -182,6 +189,7 @@ struct NomadServiceTests {
             // After the job: DELETE, then DELETE ?purge=true.
             let deletes = requests.filter { $0.method == "DELETE" && $0.path == "/v1/job/\(nomadID)" }
             #expect(deletes.map { $0.query["purge"] } == [nil, "true"])
+            #expect(requests.contains { $0.line == "PUT /v1/system/gc" })
         }
     }
 

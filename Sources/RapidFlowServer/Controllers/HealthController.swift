@@ -12,6 +12,8 @@ struct HealthController<Context: RequestContext> {
     /// With `--executor docker` an unreachable engine makes the service not ready; otherwise
     /// it is reported and only image jobs fail.
     let requiresDocker: Bool
+    /// With `--executor nomad`: the agent must be healthy and the cluster have a leader.
+    var nomad: NomadExecutor? = nil
 
     func addRoutes(to router: Router<Context>) {
         router.get("health", use: health)
@@ -28,6 +30,13 @@ struct HealthController<Context: RequestContext> {
         } catch {
             context.logger.error("readiness check failed", metadata: ["error": "\(error)"])
             throw RapidFlowError(.notReady, "the store does not answer; see the service log")
+        }
+        if let nomad {
+            do {
+                try await nomad.checkReady()
+            } catch {
+                throw RapidFlowError(.notReady, "Nomad is not ready: \(error)")
+            }
         }
         let dockerReachable = await docker.isReachable()
         if requiresDocker && !dockerReachable {

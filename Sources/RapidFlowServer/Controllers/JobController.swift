@@ -13,6 +13,8 @@ struct JobController<Context: RequestContext> {
     let credentials: CredentialStore
     let instanceID: String
     let docker = DockerEngine()
+    /// With `--executor nomad`, cleanup also asks Nomad to collect finished jobs.
+    var nomad: NomadExecutor? = nil
 
     func addRoutes(to router: Router<Context>) {
         router.post("jobs", use: submit)
@@ -174,6 +176,15 @@ struct JobController<Context: RequestContext> {
             } catch {
                 context.logger.error("cleanup could not remove docker artifacts", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 throw RapidFlowError(.internalError, "the Docker engine refused to remove job \(job.id)'s containers or images; see the service log")
+            }
+        }
+        if let nomad {
+            do {
+                try await nomad.cleanup()
+                removed.append(("nomad_gc", true))
+            } catch {
+                context.logger.warning("Nomad refused the garbage collection", metadata: ["error": "\(error)"])
+                removed.append(("nomad_gc", false))
             }
         }
         return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("removed", .object(removed))]))
