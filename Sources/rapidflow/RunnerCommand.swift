@@ -139,23 +139,7 @@ struct RunnerAPI: Sendable {
     let jobID: Int
     let token: String
 
-    struct Step: Decodable {
-        var stepID: Int
-        var type: String
-        var name: String?
-        var content: String
-        var environment: [Pair]
-        var snapshot: JobSnapshot
-
-        struct Pair: Decodable {
-            var key: String
-            var value: String
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case stepID = "step_id", type, name, content, environment, snapshot
-        }
-    }
+    typealias Step = StepPayload
 
     private struct Envelope<T: Decodable>: Decodable {
         var data: T?

@@ -190,23 +190,3 @@ actor RunnerHub {
         jobs[jobID]?.signalWaiters.removeValue(forKey: id)?.resume(returning: nil)
     }
 }
-
-/// A step as the runner receives it: what `StepInvocation` needs on the other machine.
-struct StepPayload: Codable, Sendable {
-    var jobID: Int
-    var stepID: Int
-    var type: String
-    var name: String?
-    var content: String
-    var environment: [EnvironmentPair]
-    var snapshot: JobSnapshot
-
-    struct EnvironmentPair: Codable, Sendable {
-        var key: String
-        var value: String
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case jobID = "job_id", stepID = "step_id", type, name, content, environment, snapshot
-    }
-}
