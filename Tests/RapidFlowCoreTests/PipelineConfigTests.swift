@@ -100,5 +100,8 @@ struct PipelineConfigTests {
 
     @Test func timestampsAreRFC3339InUTC() {
         #expect(Timestamp.format(.init(timeIntervalSince1970: 1_758_880_805.25)) == "2025-09-26T10:00:05.250Z")
+        #expect(Timestamp.format(.init(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(.init(timeIntervalSince1970: 4_102_444_799.999)) == "2099-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(.init(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
     }
 }
