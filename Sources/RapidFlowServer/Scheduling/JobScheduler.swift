@@ -110,13 +110,20 @@ public actor JobScheduler: Service {
 
     // MARK: - Claiming
 
+    /// Claims in batches of at most this many: one statement holds SQLite's only connection,
+    /// so a large batch would make the submits waiting behind it slow.
+    static let claimBatch = 16
+
     private func claimJobs() async -> [JobRun] {
         let free = settings.maxConcurrentJobs - runs.count
         guard free > 0 else { return [] }
         do {
             let now = Date()
             let jobs = try await store.claimPendingJobs(
-                owner: settings.instanceID, limit: free, at: now, leaseUntil: now.addingTimeInterval(settings.leaseDuration.seconds))
+                owner: settings.instanceID, limit: min(free, Self.claimBatch), at: now,
+                leaseUntil: now.addingTimeInterval(settings.leaseDuration.seconds))
+            // More may be waiting: look again once these have started.
+            if jobs.count == Self.claimBatch { wake() }
             return jobs.map { job in
                 let run = JobRun(jobID: job.id)
                 // Clamped: a job stored before the bound was validated must not overflow.
