@@ -81,4 +81,30 @@ struct RunnerTests {
             #expect(!(try await server.get("/jobs/\(jobID)/logs").text.contains("forged")), "nothing forged was stored")
         }
     }
+
+    @Test func aCancelEndsEvenWhenTheRunnerNeverTakesTheStep() async throws {
+        // A "runner" that never calls the service: a cancel must still end the job.
+        let directory = TestFiles.temporaryDirectory()
+        let silent = "\(directory)/silent-runner"
+        let token = "rf-silent-runner-\(UUID().uuidString.prefix(8))"
+        try "#!/bin/bash\nexec -a \(token) sleep 300\n".write(toFile: silent, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: silent)
+        try await TestServer.with(configure: {
+            $0.executor = .runner
+            $0.runnerBinary = silent
+            $0.killGracePeriod = .seconds(1)
+        }) { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
+            try await server.waitForStatus(jobID, "running")
+            let started = ContinuousClock.now
+            let reply = try await server.post("/jobs/\(jobID)/cancel")
+            #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(ContinuousClock.now - started < .seconds(15))
+            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            #expect(output.contains("did not report the step's end"), "\(output)")
+            let deadline = ContinuousClock.now + .seconds(5)
+            while TestFiles.processExists(matching: token) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!TestFiles.processExists(matching: token), "the silent runner was stopped with its job")
+        }
+    }
 }

@@ -73,14 +73,29 @@ actor RunnerHub {
         }
     }
 
-    /// Tells the runner to stop the current step with `signal`.
-    func stop(jobID: Int, stepID: Int, signal: Int32) {
+    /// Tells the runner to stop the current step with `signal`. After SIGKILL the step is given
+    /// up on if the runner has not reported its end within `abandonAfter` (it may never have
+    /// started, or its node went away), so a stop always ends.
+    func stop(jobID: Int, stepID: Int, signal: Int32, abandonAfter: Duration = .seconds(5)) {
         guard var state = jobs[jobID], state.current?.step.stepID == stepID else { return }
         state.signal = signal
         let waiters = state.signalWaiters
         state.signalWaiters = [:]
         jobs[jobID] = state
         waiters.values.forEach { $0.resume(returning: signal) }
+        if signal == SIGKILL {
+            Task {
+                try? await Task.sleep(for: abandonAfter)
+                self.abandon(jobID: jobID, stepID: stepID)
+            }
+        }
+    }
+
+    private func abandon(jobID: Int, stepID: Int) {
+        guard var state = jobs[jobID], let current = state.current, current.step.stepID == stepID else { return }
+        state.current = nil
+        jobs[jobID] = state
+        current.exit.resume(throwing: RapidFlowError(.internalError, "the runner did not report the step's end after it was killed"))
     }
 
     /// The runner went away: the step it held fails with `reason`, and so does every later one.
