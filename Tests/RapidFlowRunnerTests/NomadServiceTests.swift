@@ -166,7 +166,7 @@ struct NomadServiceTests {
         try await FakeNomadAgent.run { agent in
             try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluation(status: "complete"))
             try await Self.withService(agent: agent) { base in
-                let jobID = try await Self.trigger(base, config: "env:\n  DEPLOY_TOKEN: \"nomad-secret-77\"\nsteps:\n  - echo \"on the node $CI $DEPLOY_TOKEN\"\n  - echo second; exit 4\n")
+                let jobID = try await Self.trigger(base, config: "kill_timeout_seconds: 3\nenv:\n  DEPLOY_TOKEN: \"nomad-secret-77\"\nsteps:\n  - echo \"on the node $CI $DEPLOY_TOKEN\"\n  - echo second; exit 4\n")
                 let job = try await Self.waitForJob(base, jobID)
                 #expect(job["status"] as? String == "failed")
                 let logs = try await Self.call(.GET, "\(base)/jobs/\(jobID)/logs")["data"] as? [String: Any] ?? [:]
@@ -186,6 +186,8 @@ struct NomadServiceTests {
             let job = try #require(try register.jsonObject()["Job"] as? [String: Any])
             let nomadID = try #require(job["ID"] as? String)
             #expect(job["Type"] as? String == "batch")
+            let task = ((job["TaskGroups"] as? [[String: Any]])?.first?["Tasks"] as? [[String: Any]])?.first
+            #expect(task?["KillTimeout"] as? Int == 3_000_000_000, "the job's own kill_timeout_seconds")
             // After the job: DELETE, then DELETE ?purge=true.
             let deletes = requests.filter { $0.method == "DELETE" && $0.path == "/v1/job/\(nomadID)" }
             #expect(deletes.map { $0.query["purge"] } == [nil, "true"])

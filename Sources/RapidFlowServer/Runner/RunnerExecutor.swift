@@ -32,7 +32,7 @@ final class RunnerExecutor: StepExecutor {
     let serverURL: @Sendable () -> String
     let gracePeriod: Duration
     let logger: Logger
-    private let handles = Mutex<[Int: any RunnerHandle]>([:])
+    private let handles = Mutex<[Int: (handle: any RunnerHandle, grace: Duration)]>([:])
 
     var name: String { launcher.name }
 
@@ -52,7 +52,10 @@ final class RunnerExecutor: StepExecutor {
         if DockerImageExecutor.types.contains(step.type) || step.snapshot.imageJob != nil {
             return try await local.run(step, events: events)
         }
-        try await ensureRunner(jobID: step.jobID)
+        // The job's own kill_timeout_seconds wins, as for a local stop (clamped the same way).
+        let grace = step.snapshot.killTimeoutSeconds.map { Duration.milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+            ?? gracePeriod
+        try await ensureRunner(jobID: step.jobID, grace: grace)
         let hub = hub
         let jobID = step.jobID
         let stepID = step.stepID
@@ -67,21 +70,21 @@ final class RunnerExecutor: StepExecutor {
 
     func jobFinished(jobID: Int) async {
         await hub.close(jobID: jobID)
-        guard let handle = handles.withLock({ $0.removeValue(forKey: jobID) }) else { return }
-        await handle.stop(grace: gracePeriod)
+        guard let launched = handles.withLock({ $0.removeValue(forKey: jobID) }) else { return }
+        await launched.handle.stop(grace: launched.grace)
     }
 
-    private func ensureRunner(jobID: Int) async throws {
+    private func ensureRunner(jobID: Int, grace: Duration) async throws {
         guard !(await hub.isOpen(jobID: jobID)) else { return }
         let token = await hub.open(jobID: jobID)
         let handle: any RunnerHandle
         do {
-            handle = try await launcher.launch(jobID: jobID, serverURL: serverURL(), token: token, gracePeriod: gracePeriod)
+            handle = try await launcher.launch(jobID: jobID, serverURL: serverURL(), token: token, gracePeriod: grace)
         } catch {
             await hub.fail(jobID: jobID, reason: "the runner could not be started on \(launcher.name): \(error)")
             return
         }
-        handles.withLock { $0[jobID] = handle }
+        handles.withLock { $0[jobID] = (handle, grace) }
         let hub = hub
         let logger = logger
         Task {
