@@ -97,9 +97,9 @@ public struct ProcessLauncher: Sendable {
                 do {
                     try await channel.executeThenClose { inbound, _ in
                         for try await chunk in inbound {
-                            lastRead.touch()
+                            lastRead.begin()
                             try await output(chunk)
-                            lastRead.touch()
+                            lastRead.end()
                         }
                     }
                 } catch {
@@ -127,7 +127,7 @@ public struct ProcessLauncher: Sendable {
                             // Read to the end; close only a pipe that stays silent (held by an escapee).
                             while !Task.isCancelled {
                                 try? await Task.sleep(for: .milliseconds(250))
-                                if ContinuousClock.now - lastRead.instant > idleTimeout {
+                                if lastRead.idle(longerThan: idleTimeout) {
                                     channel.channel.close(promise: nil)
                                     break
                                 }
@@ -192,9 +192,14 @@ public enum ProcessError: Error, CustomStringConvertible {
     }
 }
 
-/// When the pipe last delivered (or finished handing over) output.
+/// When the pipe last delivered (or finished handing over) output, and whether a chunk is
+/// being handed over now: a slow store is not a silent pipe.
 private final class LastRead: Sendable {
-    private let value = Mutex(ContinuousClock.now)
-    func touch() { value.withLock { $0 = .now } }
-    var instant: ContinuousClock.Instant { value.withLock { $0 } }
+    private let value = Mutex((instant: ContinuousClock.now, busy: false))
+    func begin() { value.withLock { $0 = (.now, true) } }
+    func end() { value.withLock { $0 = (.now, false) } }
+    /// True when the reader has waited for data longer than `timeout`.
+    func idle(longerThan timeout: Duration) -> Bool {
+        value.withLock { !$0.busy && ContinuousClock.now - $0.instant > timeout }
+    }
 }
