@@ -538,22 +538,22 @@ public final class SQLJobStore: JobStore {
         // Which running jobs: a condition on `jobs` (aliased j), with its binds.
         var condition = SQLQueryString("j.status = \(bind: JobStatus.running.rawValue) AND (j.lease_until IS NULL OR j.lease_until < ")
         switch scope {
-        case .ownedBy(let owner, let leaseEnd):
+        case .ownedBy(_, let leaseEnd), .zombie(_, _, let leaseEnd), .leaseEndedBefore(let leaseEnd, _):
             condition.appendInterpolation(bind: Millis(leaseEnd))
+        }
+        switch scope {
+        case .ownedBy(let owner, _), .zombie(_, let owner, _):
             condition.appendInterpolation(unsafeRaw: " OR j.owner IS NULL OR j.owner = ")
             condition.appendInterpolation(bind: owner)
-        case .zombie(let jobID, let owner, let leaseEnd):
-            condition.appendInterpolation(bind: Millis(leaseEnd))
-            condition.appendInterpolation(unsafeRaw: " OR j.owner IS NULL OR j.owner = ")
-            condition.appendInterpolation(bind: owner)
+        case .leaseEndedBefore(_, let exceptOwner?):
+            condition.appendInterpolation(unsafeRaw: ") AND (j.owner IS NULL OR j.owner <> ")
+            condition.appendInterpolation(bind: exceptOwner)
+        case .leaseEndedBefore(_, nil):
+            break
+        }
+        if case .zombie(let jobID, _, _) = scope {
             condition.appendInterpolation(unsafeRaw: ") AND (j.id = ")
             condition.appendInterpolation(bind: jobID)
-        case .leaseEndedBefore(let leaseEnd, let exceptOwner):
-            condition.appendInterpolation(bind: Millis(leaseEnd))
-            if let exceptOwner {
-                condition.appendInterpolation(unsafeRaw: ") AND (j.owner IS NULL OR j.owner <> ")
-                condition.appendInterpolation(bind: exceptOwner)
-            }
         }
         condition.appendInterpolation(unsafeRaw: ")")
         let selected = condition

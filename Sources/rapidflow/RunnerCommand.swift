@@ -95,7 +95,6 @@ struct RunnerCommand: AsyncParsableCommand {
                 }
                 do {
                     let code = try await executor.run(step, events: events)
-                    try await events.flush()
                     return .success(code)
                 } catch {
                     return .failure(error)
@@ -129,8 +128,6 @@ actor RunnerOutput: StepEvents {
         try await api.output(stepID: stepID, offset: offset, chunk: chunk)
         offset += chunk.readableBytes
     }
-
-    func flush() async throws {}
 }
 
 /// The service's `/runner/jobs/:id/…` calls, with the job's token.

@@ -128,7 +128,6 @@ final class LocalRunnerHandle: RunnerHandle, @unchecked Sendable {
     // Process is used from the handle's methods only; its own state is thread-safe for these calls.
     private let process: Process
     private let ends: AsyncStream<Int32>
-    private let status = Mutex<Int32?>(nil)
 
     init(process: Process, ends: AsyncStream<Int32>) {
         self.process = process
@@ -138,7 +137,6 @@ final class LocalRunnerHandle: RunnerHandle, @unchecked Sendable {
     func ended() async -> String? {
         var code: Int32 = 0
         for await value in ends { code = value }
-        status.withLock { $0 = code }
         return code == 0 ? nil : "the runner process exited with status \(code)"
     }
 

@@ -29,10 +29,10 @@ actor RunnerHub {
         var current: HandOff?
         var done = false
         /// Runners waiting for the next step.
-        var nextWaiters: [UUID: CheckedContinuation<NextAnswer, Never>] = [:]
+        var nextWaiters = LongPolls<NextAnswer>()
         /// The stop signal for the current step, and runners waiting for one.
         var signal: Int32?
-        var signalWaiters: [UUID: CheckedContinuation<Int32?, Never>] = [:]
+        var signalWaiters = LongPolls<Int32?>()
         /// Set when the runner went away (its process or allocation ended).
         var failure: String?
     }
@@ -64,12 +64,11 @@ actor RunnerHub {
         return try await withCheckedThrowingContinuation { continuation in
             state.current = HandOff(step: step, events: events, exit: continuation)
             state.signal = nil
-            let waiters = state.nextWaiters
-            state.nextWaiters = [:]
+            let waiters = state.nextWaiters.takeAll()
             if !waiters.isEmpty { state.current?.taken = true }
             jobs[jobID] = state
             // One waiting runner takes it; any other poll answers "nothing yet".
-            for (index, waiter) in waiters.values.enumerated() { waiter.resume(returning: index == 0 ? .step(step) : .none) }
+            for (index, waiter) in waiters.enumerated() { waiter.resume(returning: index == 0 ? .step(step) : .none) }
         }
     }
 
@@ -79,10 +78,9 @@ actor RunnerHub {
     func stop(jobID: Int, stepID: Int, signal: Int32, abandonAfter: Duration = .seconds(5)) {
         guard var state = jobs[jobID], state.current?.step.stepID == stepID else { return }
         state.signal = signal
-        let waiters = state.signalWaiters
-        state.signalWaiters = [:]
+        let waiters = state.signalWaiters.takeAll()
         jobs[jobID] = state
-        waiters.values.forEach { $0.resume(returning: signal) }
+        waiters.forEach { $0.resume(returning: signal) }
         if signal == SIGKILL {
             Task {
                 try? await Task.sleep(for: abandonAfter)
@@ -112,8 +110,8 @@ actor RunnerHub {
     func close(jobID: Int) {
         guard var state = jobs.removeValue(forKey: jobID) else { return }
         state.done = true
-        state.nextWaiters.values.forEach { $0.resume(returning: .done) }
-        state.signalWaiters.values.forEach { $0.resume(returning: nil) }
+        state.nextWaiters.takeAll().forEach { $0.resume(returning: .done) }
+        state.signalWaiters.takeAll().forEach { $0.resume(returning: nil) }
         state.current?.exit.resume(throwing: RapidFlowError(.internalError, "the job ended while its runner held a step"))
     }
 
@@ -138,19 +136,7 @@ actor RunnerHub {
             jobs[jobID] = state
             return .step(current.step)
         }
-        let id = UUID()
-        let timer = Task {
-            try? await Task.sleep(for: wait)
-            self.endNextWait(jobID: jobID, id: id)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            jobs[jobID]?.nextWaiters[id] = continuation
-        }
-    }
-
-    private func endNextWait(jobID: Int, id: UUID) {
-        jobs[jobID]?.nextWaiters.removeValue(forKey: id)?.resume(returning: .none)
+        return await hold(for: wait, answering: .none, in: \.nextWaiters, of: jobID)
     }
 
     /// Output of the current step from raw byte `offset`; what was already received is skipped.
@@ -175,10 +161,9 @@ actor RunnerHub {
         }
         state.current = nil
         state.signal = nil
-        let waiters = state.signalWaiters
-        state.signalWaiters = [:]
+        let waiters = state.signalWaiters.takeAll()
         jobs[jobID] = state
-        waiters.values.forEach { $0.resume(returning: nil) }
+        waiters.forEach { $0.resume(returning: nil) }
         if let exitCode {
             current.exit.resume(returning: exitCode)
         } else {
@@ -190,18 +175,39 @@ actor RunnerHub {
     func signal(jobID: Int, stepID: Int, wait: Duration) async -> Int32? {
         guard let state = jobs[jobID], state.current?.step.stepID == stepID else { return nil }
         if let signal = state.signal { return signal }
+        return await hold(for: wait, answering: nil, in: \.signalWaiters, of: jobID)
+    }
+
+    /// Holds a long poll in the job's `polls` until something answers it or `wait` passes,
+    /// when it answers `timeout`. The job exists (the caller checked, on this actor).
+    private func hold<T: Sendable>(
+        for wait: Duration, answering timeout: T, in polls: WritableKeyPath<JobState, LongPolls<T>>, of jobID: Int
+    ) async -> T {
         let id = UUID()
         let timer = Task {
             try? await Task.sleep(for: wait)
-            self.endSignalWait(jobID: jobID, id: id)
+            self.jobs[jobID]?[keyPath: polls].remove(id)?.resume(returning: timeout)
         }
         defer { timer.cancel() }
         return await withCheckedContinuation { continuation in
-            jobs[jobID]?.signalWaiters[id] = continuation
+            jobs[jobID]?[keyPath: polls].add(id, continuation)
         }
     }
+}
 
-    private func endSignalWait(jobID: Int, id: UUID) {
-        jobs[jobID]?.signalWaiters.removeValue(forKey: id)?.resume(returning: nil)
+/// Long polls waiting for one kind of answer.
+struct LongPolls<T: Sendable> {
+    private var waiting: [UUID: CheckedContinuation<T, Never>] = [:]
+
+    var isEmpty: Bool { waiting.isEmpty }
+
+    mutating func add(_ id: UUID, _ continuation: CheckedContinuation<T, Never>) { waiting[id] = continuation }
+
+    mutating func remove(_ id: UUID) -> CheckedContinuation<T, Never>? { waiting.removeValue(forKey: id) }
+
+    /// Every waiting poll, for the caller to answer; none are left.
+    mutating func takeAll() -> [CheckedContinuation<T, Never>] {
+        defer { waiting = [:] }
+        return Array(waiting.values)
     }
 }

@@ -65,8 +65,9 @@ actor LogBroadcaster {
 
     func hasFollowers(jobID: Int) -> Bool { followers[jobID] != nil }
 
-    /// The job's followers catch up from the store (an event from another replica was not
-    /// in the store as announced, or some may have been missed).
+    /// Ends the job's followers' streams: they catch up from the store (an event from another
+    /// replica was not in the store as announced, or some may have been missed), or, once the
+    /// job is over, end.
     func resync(jobID: Int) {
         for continuation in followers[jobID]?.values ?? [:].values { continuation.finish() }
         followers[jobID] = nil
@@ -86,9 +87,7 @@ actor LogBroadcaster {
                 followers[jobID]?[id] = nil
             }
         }
-        if case .jobFinished = event {
-            for continuation in followers[jobID]?.values ?? [:].values { continuation.finish() }
-            followers[jobID] = nil
-        }
+        // The job is over: its streams end.
+        if case .jobFinished = event { resync(jobID: jobID) }
     }
 }
