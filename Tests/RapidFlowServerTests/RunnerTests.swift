@@ -95,7 +95,13 @@ struct RunnerTests {
             $0.killGracePeriod = .seconds(1)
         }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
-            try await server.waitForStatus(jobID, "running")
+            // The step itself has started (it is handed to the runner), not only the job.
+            let startDeadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < startDeadline,
+                (try await server.get("/jobs/\(jobID)/status").object["steps"] as? [[String: Any]])?.first?["status"] as? String != "running"
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let started = ContinuousClock.now
             let reply = try await server.post("/jobs/\(jobID)/cancel")
             #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
