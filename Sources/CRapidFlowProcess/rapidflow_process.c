@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
@@ -44,5 +47,74 @@ int rapidflow_pipe_cloexec(int fds[2]) {
     /* A larger pipe lets a fast step write ahead while the service stores a chunk, and
        lets each read take more at once. Best effort: the default size still works. */
     (void)fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    return 0;
+}
+
+int rapidflow_set_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+/* The child's side of rapidflow_spawn_in_cgroup: async-signal-safe calls only (it runs after
+   fork in a multithreaded process). Reports a failure's errno on report_fd and exits. */
+static void child_exec(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
+                       int cgroup_fd, int report_fd) {
+    int error = 0;
+    /* Join the cgroup before anything else runs: every process the step starts is inside. */
+    char digits[24];
+    int length = 0;
+    for (pid_t value = getpid(); value > 0; value /= 10) digits[length++] = (char)('0' + value % 10);
+    char text[24];
+    for (int i = 0; i < length; i++) text[i] = digits[length - 1 - i];
+    if (write(cgroup_fd, text, (size_t)length) != length) goto fail;
+
+    struct sigaction action = {0};
+    action.sa_handler = SIG_DFL;
+    for (int number = 1; number < NSIG; number++) (void)sigaction(number, &action, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) goto fail;
+    if (setsid() < 0) goto fail;
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
+    if (cwd != NULL && chdir(cwd) != 0) goto fail;
+    /* No descriptor of the service reaches the child; report_fd closes itself on exec. */
+    if (report_fd > 3) (void)close_range(3, (unsigned)report_fd - 1, 0);
+    (void)close_range((unsigned)report_fd + 1, ~0U, 0);
+    execve(path, argv, envp);
+fail:
+    error = errno;
+    (void)write(report_fd, &error, sizeof error);
+    _exit(127);
+}
+
+int rapidflow_spawn_in_cgroup(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
+                              int cgroup_procs_fd, pid_t *pid) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    /* No signal handler of the service may run in the child between fork and exec. */
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pid_t child = fork();
+    if (child == 0) child_exec(path, argv, envp, cwd, output_fd, cgroup_procs_fd, report[1]);
+    int fork_error = child < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    close(report[1]);
+    if (fork_error != 0) {
+        close(report[0]);
+        return fork_error;
+    }
+    int child_error = 0;
+    ssize_t got;
+    do {
+        got = read(report[0], &child_error, sizeof child_error);
+    } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof child_error) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return child_error != 0 ? child_error : EIO;
+    }
+    *pid = child;
     return 0;
 }

@@ -24,12 +24,15 @@ public struct ProcessSpec: Sendable {
     public var arguments: [String]
     public var environment: [String: String]
     public var workingDirectory: String?
+    /// A cgroup (v2) directory the process joins before it runs anything.
+    public var cgroup: String?
 
-    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String?) {
+    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String?, cgroup: String? = nil) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.workingDirectory = workingDirectory
+        self.cgroup = cgroup
     }
 }
 
@@ -167,12 +170,25 @@ public struct ProcessLauncher: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
+        // Into the step's cgroup when it has one; if joining it fails, as before without.
+        let procs = spec.cgroup.map { open("\($0)/cgroup.procs", O_WRONLY | O_CLOEXEC) } ?? -1
+        defer { if procs >= 0 { close(procs) } }
+        var status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
             (envp + [nil]).withUnsafeBufferPointer { envpPointer in
-                if let directory = spec.workingDirectory {
-                    return rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
+                spec.workingDirectory.withOptionalCString { directory in
+                    procs >= 0
+                        ? rapidflow_spawn_in_cgroup(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, procs, &pid)
+                        : rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
                 }
-                return rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, nil, outputFD, &pid)
+            }
+        }
+        if status != 0, procs >= 0 {
+            status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
+                (envp + [nil]).withUnsafeBufferPointer { envpPointer in
+                    spec.workingDirectory.withOptionalCString { directory in
+                        rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
+                    }
+                }
             }
         }
         guard status == 0 else { throw ProcessError.spawnFailed(spec.executable, errno: status) }
@@ -201,5 +217,15 @@ private final class LastRead: Sendable {
     /// True when the reader has waited for data longer than `timeout`.
     func idle(longerThan timeout: Duration) -> Bool {
         value.withLock { !$0.busy && ContinuousClock.now - $0.instant > timeout }
+    }
+}
+
+extension Optional where Wrapped == String {
+    /// The C string of the value, or NULL.
+    fileprivate func withOptionalCString<T>(_ body: (UnsafePointer<CChar>?) -> T) -> T {
+        switch self {
+        case .some(let text): text.withCString { body($0) }
+        case .none: body(nil)
+        }
     }
 }

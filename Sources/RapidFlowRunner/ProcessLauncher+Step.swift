@@ -3,10 +3,23 @@ import NIOCore
 
 extension ProcessLauncher {
     /// Runs one step's process: its group is attached to the step's control (so a stop
-    /// reaches it), its output goes to the step's events, and whatever escaped the group
-    /// (a `setsid` grandchild carrying the step's marker) is killed when it exits.
+    /// reaches it), its output goes to the step's events, and whatever escaped the group is
+    /// killed when it exits: everything in the step's cgroup, and every process carrying its marker.
     func runStep(_ spec: ProcessSpec, _ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        let termination = try await run(
+        var spec = spec
+        spec.cgroup = StepCgroups.create(marker: step.control.marker)
+        let outcome: Result<Termination, any Error>
+        do {
+            outcome = .success(try await runContained(spec, step, events: events))
+        } catch {
+            outcome = .failure(error)
+        }
+        if spec.cgroup != nil { await StepCgroups.remove(markedWith: step.control.marker) }
+        return try outcome.get().exitCode
+    }
+
+    private func runContained(_ spec: ProcessSpec, _ step: StepInvocation, events: any StepEvents) async throws -> Termination {
+        try await run(
             spec,
             started: { pid in
                 step.control.attach(processGroup: pid)
@@ -14,7 +27,6 @@ extension ProcessLauncher {
             },
             output: { try await events.output($0) },
             exited: { ProcessSweeper.signalProcesses(markedWith: step.control.marker, signal: SIGKILL) })
-        return termination.exitCode
     }
 
     /// On each stop signal of the step, sends the same signal to the container `current()`

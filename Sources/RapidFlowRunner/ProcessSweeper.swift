@@ -1,3 +1,4 @@
+import CRapidFlowProcess
 import Foundation
 
 /// Finds processes by the marker variable every step runs with, so processes that left the
@@ -9,6 +10,12 @@ public enum ProcessSweeper {
     /// Sends `signal` to every process whose marker starts with `prefix`; returns how many.
     @discardableResult
     public static func signalProcesses(markedWith prefix: String, signal: Int32) -> Int {
+        // The step's cgroup holds even the processes that dropped the marker.
+        let contained = StepCgroups.signal(markedWith: prefix, signal: signal)
+        return max(contained, signalMarked(prefix, signal: signal))
+    }
+
+    private static func signalMarked(_ prefix: String, signal: Int32) -> Int {
         let needle = Array("\(markerVariable)=\(prefix)".utf8)
         let own = getpid()
         var count = 0
@@ -28,5 +35,15 @@ public enum ProcessSweeper {
     /// True when some process still carries a marker starting with `prefix`.
     public static func hasProcesses(markedWith prefix: String) -> Bool {
         signalProcesses(markedWith: prefix, signal: 0) > 0
+    }
+}
+
+/// Keeps what this process holds (tokens, credentials, the database URL) from the steps it starts.
+public enum ProcessProtection {
+    /// Steps run as the same user: without this they could read this process's memory and
+    /// environment through /proc. Children are dumpable again after `exec`, so the sweep
+    /// still reads their markers.
+    public static func hideFromSameUser() {
+        _ = rapidflow_set_undumpable()
     }
 }

@@ -94,7 +94,8 @@ public func buildApplication(
 
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
     // the previous run started (processes, containers) is left behind.
-    try await scheduler.recoverInterruptedJobs()
+    logger.info("step containment", metadata: ["containment": "\(StepCgroups.containment)"])
+    await scheduler.recoverInterruptedJobsOrDefer()
     if engineAnswers, let removed = try? await docker.removeContainers(instanceID: instanceID), removed > 0 {
         logger.notice("removed containers left by the previous run", metadata: ["containers": "\(removed)"])
     }

@@ -1,18 +1,98 @@
 import Foundation
+import RapidFlowCore
+import Synchronization
 
-/// A file of reserved space beside the database. When the disk fills up, it is deleted so
-/// the few writes that settle the running step and job (status, reason) still fit.
+/// Keeps a full data disk from wedging the service.
+///
+/// - A file of reserved space lies beside the database. When a write finds the disk full, it
+///   is deleted so the few writes that settle the running step and job still fit; it is made
+///   again as soon as the disk has room for it twice over, so a second episode finds it too.
+/// - Step output, the only write a step can grow without bound, is refused while less than
+///   `outputFloor` bytes are free, which leaves room for state changes even with no reserve.
 public final class DiskReserve: Sendable {
     public let path: String
+    private let bytes: Int
+    public let outputFloor: Int
+    private let state = Mutex<(present: Bool, lastAttempt: ContinuousClock.Instant?)>((false, nil))
 
-    public init(path: String, bytes: Int = 4 << 20) {
+    public init(path: String, bytes: Int = 4 << 20, outputFloor: Int = 4 << 20) {
         self.path = path
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: Data(count: bytes))
-        }
+        self.bytes = bytes
+        self.outputFloor = outputFloor
+        let present = FileManager.default.fileExists(atPath: path) || Self.create(path: path, bytes: bytes)
+        state.withLock { $0.present = present }
     }
+
+    public var isPresent: Bool { state.withLock { $0.present } }
 
     public func release() {
         try? FileManager.default.removeItem(atPath: path)
+        state.withLock { $0.present = false }
+    }
+
+    /// Makes the reserve again when it is gone and the disk has room; tries at most once a second.
+    public func restoreIfRoom() {
+        let due = state.withLock { state -> Bool in
+            guard !state.present else { return false }
+            if let last = state.lastAttempt, ContinuousClock.now - last < .seconds(1) { return false }
+            state.lastAttempt = .now
+            return true
+        }
+        guard due, let free = freeBytes, free >= 2 * bytes + outputFloor, Self.create(path: path, bytes: bytes) else { return }
+        state.withLock { $0.present = true }
+    }
+
+    /// Throws `insufficient_storage` when step output would eat the room kept for state changes.
+    public func checkRoomForOutput() throws {
+        if let free = freeBytes, free < outputFloor {
+            throw RapidFlowError.diskFull("fewer than \(outputFloor >> 20) MiB are free, kept for the service's own records")
+        }
+    }
+
+    /// Free bytes for an unprivileged writer on the disk holding the reserve.
+    var freeBytes: Int? {
+        var stats = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        guard statvfs(directory, &stats) == 0 else { return nil }
+        return Int(stats.f_bavail) * Int(stats.f_frsize)
+    }
+
+    /// Writes real zeros (not a sparse file), so the space is really taken; false when it does not fit.
+    private static func create(path: String, bytes: Int) -> Bool {
+        let temporary = path + ".new"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
+            return false
+        }
+        do {
+            let block = Data(count: 1 << 20)
+            var written = 0
+            while written < bytes {
+                try handle.write(contentsOf: block.prefix(bytes - written))
+                written += min(block.count, bytes - written)
+            }
+            try handle.synchronize()
+            try handle.close()
+            try FileManager.default.moveItem(atPath: temporary, toPath: path)
+            return true
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: temporary)
+            return false
+        }
+    }
+}
+
+extension RapidFlowError {
+    /// The data directory's disk (or the database server's) has no room: 507.
+    public static func diskFull(_ detail: String) -> RapidFlowError {
+        RapidFlowError(.insufficientStorage, "the data directory's disk is full (\(detail)); free space on it, the service resumes by itself")
+    }
+
+    /// Whether `error` says a disk is full, as SQLite (SQLITE_FULL), PostgreSQL (53100) or the OS say it.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        if let error = error as? RapidFlowError { return error.code == .insufficientStorage }
+        let text = String(describing: error)
+        return text.contains("database or disk is full") || text.contains("No space left on device") || text.contains("53100")
+            || text.contains("disk full") || text.contains("SQLITE_FULL")
     }
 }

@@ -109,6 +109,9 @@ public protocol JobStore: Sendable {
     func skipPendingSteps(jobID: Int, at: Date) async throws
     /// Appends a chunk of a step's output at its byte offset.
     func appendOutput(stepID: Int, offset: Int, data: Data) async throws
+    /// Throws `insufficient_storage` when a step's own output would take the room kept for the
+    /// service's records (the service's notes about a step are still written).
+    func checkRoomForOutput() throws
     func output(stepID: Int) async throws -> Data
     /// The piece of output stored at exactly `offset` (what one append wrote), if any.
     func outputChunk(stepID: Int, offset: Int) async throws -> Data?
@@ -122,6 +125,8 @@ public protocol JobStore: Sendable {
 }
 
 extension JobStore {
+    public func checkRoomForOutput() throws {}
+
     /// Settles every job left `running`: for a store only one service uses.
     public func settleInterruptedJobs(reason: String, at date: Date) async throws -> [InterruptedStep] {
         try await settleInterruptedJobs(reason: reason, at: date, scope: .leaseEndedBefore(.distantFuture, exceptOwner: nil)).steps

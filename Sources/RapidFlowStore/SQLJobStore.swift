@@ -71,8 +71,8 @@ public final class SQLJobStore: JobStore {
     /// Opens (creating if needed) the SQLite file at `path`, in WAL mode so a crash of the
     /// service loses nothing that was committed.
     public static func openSQLite(path: String, logger: Logger) async throws -> SQLJobStore {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let database = connection.sql()
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: Self.driverLogger(logger))
+        let database = connection.sql(queryLogLevel: nil)
         do {
             try await database.raw("PRAGMA journal_mode = WAL").run()
             try await database.raw("PRAGMA synchronous = NORMAL").run()
@@ -91,6 +91,7 @@ public final class SQLJobStore: JobStore {
     /// and checks that it answers. Errors name the host and database, never the password.
     public static func openPostgres(url: String, logger: Logger) async throws -> SQLJobStore {
         let location = try PostgresURL(url)
+        let logger = Self.driverLogger(logger)
         let pool = PostgresPool(configuration: location.configuration, logger: logger)
         let store = SQLJobStore(pool: pool, notifier: PostgresNotifier(configuration: location.configuration, pool: pool, logger: logger))
         do {
@@ -107,18 +108,31 @@ public final class SQLJobStore: JobStore {
         await onClose()
     }
 
+    /// The database drivers log statements with their binds at debug and trace level, and
+    /// binds carry job environments and configs: the drivers never log below info.
+    static func driverLogger(_ logger: Logger) -> Logger {
+        var quieter = logger
+        quieter.logLevel = max(logger.logLevel, .info)
+        return quieter
+    }
+
     /// Runs `body` with the database: under the lock on SQLite, on a leased connection on
     /// PostgreSQL.
     private func withDatabase<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
         do {
+            let result: T
             switch connections {
-            case .shared(let database, let lock): return try await lock.withLock { try await body(database) }
-            case .pool(let pool): return try await pool.withDatabase(body)
+            case .shared(let database, let lock): result = try await lock.withLock { try await body(database) }
+            case .pool(let pool): result = try await pool.withDatabase(body)
             }
-        } catch {
-            // A full disk: free the reserve so the job's final state can still be written.
-            if String(describing: error).contains("full") { reserve?.release() }
+            reserve?.restoreIfRoom()
+            return result
+        } catch let error as RapidFlowError {
             throw error
+        } catch where RapidFlowError.isDiskFull(error) {
+            // Free the reserve so the job's final state can still be written, and say what happened.
+            reserve?.release()
+            throw RapidFlowError.diskFull(dialect == .sqlite ? "SQLite could not write" : "PostgreSQL could not write")
         }
     }
 
@@ -486,6 +500,10 @@ public final class SQLJobStore: JobStore {
                 """
             ).run()
         }
+    }
+
+    public func checkRoomForOutput() throws {
+        try reserve?.checkRoomForOutput()
     }
 
     public func appendOutput(stepID: Int, offset: Int, data: Data) async throws {

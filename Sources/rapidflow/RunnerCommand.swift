@@ -20,16 +20,19 @@ struct RunnerCommand: AsyncParsableCommand {
 
     @Option(help: "The service's address, e.g. http://rapidflow.internal:3000.") var server: String
     @Option(help: "The job to run.") var job: Int
-    @Option(help: "The job's runner token (default: RAPIDFLOW_RUNNER_TOKEN; the environment keeps it off the command line).")
-    var token: String?
+    @Option(
+        name: .customLong("token-file"),
+        help: "A file holding the job's runner token, removed once read; '-' reads it from standard input. Never put it in the environment or on the command line: the job's steps could read it there.")
+    var tokenFile: String
     @Option(help: "Where job workspaces go (default: a directory under the system's temporary directory).") var workspace: String?
     @Option(help: "How steps run here: shell, docker or auto (containers when the engine answers and the config names an image).")
     var executor: String = "auto"
 
     func run() async throws {
-        guard let token = token ?? ProcessInfo.processInfo.environment["RAPIDFLOW_RUNNER_TOKEN"], !token.isEmpty else {
-            throw ValidationError("the job's runner token is missing: pass --token or set RAPIDFLOW_RUNNER_TOKEN")
-        }
+        // Steps run as this user: they must not read the token from this process's memory
+        // (/proc/<pid>/mem, environ) or find it in a file they can open.
+        ProcessProtection.hideFromSameUser()
+        let token = try Self.readToken(tokenFile)
         guard ["shell", "docker", "auto"].contains(executor) else { throw ValidationError("--executor must be shell, docker or auto") }
         let root = workspace ?? (NSTemporaryDirectory() + "rapidflow-runner")
         let workspacePath = URL(fileURLWithPath: root).standardizedFileURL.path + "/job-\(job)"
@@ -127,6 +130,27 @@ actor RunnerOutput: StepEvents {
     func output(_ chunk: ByteBuffer) async throws {
         try await api.output(stepID: stepID, offset: offset, chunk: chunk)
         offset += chunk.readableBytes
+    }
+}
+
+extension RunnerCommand {
+    /// Reads the token from `path` (or standard input for `-`) and removes the file, so that
+    /// nothing the steps can reach still holds it.
+    static func readToken(_ path: String) throws -> String {
+        let data: Data
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+            close(STDIN_FILENO)
+        } else {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read the runner token file \(path)")
+            }
+            data = contents
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("the runner token file \(path) is empty") }
+        return token
     }
 }
 

@@ -53,6 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
+        // Steps run as this user; they must not read the API token or the database URL from us.
+        ProcessProtection.hideFromSameUser()
         let (app, _) = try await buildApplication(configuration: configuration) { port in
             print("rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory))")
             fflush(nil)

@@ -33,8 +33,16 @@ struct NomadServiceTests {
             let id = try #require(job["ID"] as? String)
             let task = try #require(((job["TaskGroups"] as? [[String: Any]])?.first?["Tasks"] as? [[String: Any]])?.first)
             let config = try #require(task["Config"] as? [String: Any])
-            let environment = task["Env"] as? [String: String] ?? [:]
-            // Nomad interpolates ${VAR} in the arguments from the task's environment.
+            // Nomad renders the task's templates into its directories and interpolates ${VAR} in
+            // the arguments from the task's environment, which names those directories.
+            let secrets = NSTemporaryDirectory() + "rapidflow-nomad-secrets-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+            for template in task["Templates"] as? [[String: Any]] ?? [] {
+                let destination = try #require(template["DestPath"] as? String)
+                let path = secrets + "/" + destination.replacingOccurrences(of: "secrets/", with: "")
+                FileManager.default.createFile(atPath: path, contents: Data((template["EmbeddedTmpl"] as? String ?? "").utf8), attributes: [.posixPermissions: 0o400])
+            }
+            let environment = (task["Env"] as? [String: String] ?? [:]).merging(["NOMAD_SECRETS_DIR": secrets]) { $1 }
             let arguments = (config["args"] as? [String] ?? []).map { argument in
                 environment.reduce(argument) { $0.replacingOccurrences(of: "${\($1.key)}", with: $1.value) }
             }
@@ -182,7 +190,7 @@ struct NomadServiceTests {
             let register = try #require(requests.first { $0.line == "POST /v1/jobs" })
             #expect(register.header("X-Nomad-Token") == "nomad-acl-token-5150")
             let body = String(decoding: register.body, as: UTF8.self)
-            #expect(body.contains("${RAPIDFLOW_RUNNER_TOKEN}"), "the arguments name the variable, not the token")
+            #expect(body.contains("${NOMAD_SECRETS_DIR}/rapidflow-runner-token"), "the arguments name the file, not the token")
             let job = try #require(try register.jsonObject()["Job"] as? [String: Any])
             let nomadID = try #require(job["ID"] as? String)
             #expect(job["Type"] as? String == "batch")

@@ -153,10 +153,14 @@ struct NomadTests {
         #expect(task["Driver"] as? String == "raw_exec")
         #expect(task["KillTimeout"] as? Int == 7_500_000_000)
         #expect(task["KillSignal"] as? String == "SIGTERM")
-        #expect(task["Env"] as? [String: String] == ["RAPIDFLOW_RUNNER_TOKEN": Self.runnerToken])
+        #expect(task["Env"] == nil, "nothing in the task's environment: its steps could read it")
+        let template = try #require((task["Templates"] as? [[String: Any]])?.first)
+        #expect(template["EmbeddedTmpl"] as? String == Self.runnerToken)
+        #expect(template["DestPath"] as? String == "secrets/rapidflow-runner-token")
+        #expect(template["Perms"] as? String == "0400")
         let config = try #require(task["Config"] as? [String: Any])
         #expect(config["command"] as? String == "/usr/local/bin/rapidflow")
-        #expect(config["args"] as? [String] == ["runner", "--server", "http://10.0.0.5:8080", "--job", "42", "--token", "${RAPIDFLOW_RUNNER_TOKEN}"])
+        #expect(config["args"] as? [String] == ["runner", "--server", "http://10.0.0.5:8080", "--job", "42", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token"])
         #expect(config["image"] == nil)
     }
 
@@ -180,7 +184,7 @@ struct NomadTests {
         let config = try #require(task["Config"] as? [String: Any])
         #expect(config["image"] as? String == "registry.example/rapidflow:1")
         #expect(config["command"] as? String == "/usr/local/bin/rapidflow")
-        #expect(config["args"] as? [String] == ["runner", "--server", "https://ci.example", "--job", "7", "--token", "${RAPIDFLOW_RUNNER_TOKEN}"])
+        #expect(config["args"] as? [String] == ["runner", "--server", "https://ci.example", "--job", "7", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token"])
     }
 
     @Test func everyRunGetsItsOwnJobID() {
@@ -195,7 +199,7 @@ struct NomadTests {
     /// Same keys at every level as Nomad's sample, except the optional ones the sample leaves out
     /// (Namespace, Region) or sets where we keep Nomad's default (LogConfig, Resources); same JSON types.
     func expectSameShape(_ ours: Any, _ sample: Any, path: String = "", sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let optional: Set<String> = ["Namespace", "Region", "LogConfig", "Resources"]
+        let optional: Set<String> = ["Namespace", "Region", "LogConfig", "Resources", "Env"]
         switch (ours, sample) {
         case (let ours as [String: Any], let sample as [String: Any]):
             // Driver config, Env and Meta are free-form maps whose keys are values, not fields.
@@ -241,9 +245,10 @@ struct NomadTests {
             #expect(try jsonText(group["ReschedulePolicy"]) == #"{"Attempts":0,"Unlimited":false}"#)
             let task = try #require((group["Tasks"] as? [[String: Any]])?.first)
             #expect(task["KillTimeout"] as? Int == 3_000_000_000)
-            // The runner's token is in the task's environment once, not in its arguments.
+            // The runner's token is in the template once: not in the environment or the arguments.
             #expect(String(decoding: request.body, as: UTF8.self).components(separatedBy: Self.runnerToken).count == 2)
-            #expect(task["Env"] as? [String: String] == ["RAPIDFLOW_RUNNER_TOKEN": Self.runnerToken])
+            #expect(task["Env"] == nil)
+            #expect((task["Templates"] as? [[String: Any]])?.first?["EmbeddedTmpl"] as? String == Self.runnerToken)
         }
     }
 

@@ -23,6 +23,7 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let bodyTooLarge = Code(rawValue: "body_too_large")
         public static let unauthorized = Code(rawValue: "unauthorized")
         public static let notReady = Code(rawValue: "not_ready")
+        public static let insufficientStorage = Code(rawValue: "insufficient_storage")
         public static let internalError = Code(rawValue: "internal_error")
     }
 

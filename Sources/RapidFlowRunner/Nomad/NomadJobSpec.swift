@@ -9,9 +9,10 @@ import Foundation
 /// - `KillTimeout` is the job's grace period (Nomad caps it at the client's `max_kill_timeout`,
 ///   30 s by default) and `KillSignal` is SIGTERM, for the runner to stop its step as a local
 ///   stop does.
-/// - The runner's token travels in the task's environment only; the arguments name the variable,
-///   which Nomad interpolates when it starts the task, so the token appears once in the spec.
-///   The spec's `description` never shows it.
+/// - The runner's token reaches the task as a file in its secrets directory, rendered by a
+///   template (`Perms` 0400); the runner reads it and removes it before any step runs. It is
+///   never in the task's environment or on its command line, where the job's steps could read
+///   it (`/proc/<runner>/environ`, `cmdline`). The spec's `description` never shows it.
 public struct NomadJobSpec: Sendable {
     /// The Nomad job ID, e.g. `rapidflow-1a2b3c4d-job-42-9f8e7d6c`.
     public let id: String
@@ -24,8 +25,8 @@ public struct NomadJobSpec: Sendable {
 
     public static let groupName = "build"
     public static let taskName = "runner"
-    /// The task's environment variable that holds the runner's per-job token.
-    public static let tokenVariable = "RAPIDFLOW_RUNNER_TOKEN"
+    /// The file in the task's secrets directory that the template writes the runner's token to.
+    public static let tokenFile = "rapidflow-runner-token"
 
     public init(
         jobID: Int, instanceID: String, serverURL: String, runnerToken: String, gracePeriod: Duration,
@@ -48,7 +49,7 @@ public struct NomadJobSpec: Sendable {
 
     /// The runner's command line after the binary.
     public var runnerArguments: [String] {
-        ["runner", "--server", serverURL, "--job", String(jobID), "--token", "${\(Self.tokenVariable)}"]
+        ["runner", "--server", serverURL, "--job", String(jobID), "--token-file", "${NOMAD_SECRETS_DIR}/\(Self.tokenFile)"]
     }
 
     /// Ties the Nomad job to its RapidFlow job and service instance.
@@ -70,7 +71,8 @@ public struct NomadJobSpec: Sendable {
             case .docker: DriverConfig(image: configuration.dockerImage, command: configuration.runnerCommand, args: runnerArguments)
             }
         let task = TaskBody(
-            name: Self.taskName, driver: configuration.driver.rawValue, config: config, env: [Self.tokenVariable: runnerToken],
+            name: Self.taskName, driver: configuration.driver.rawValue, config: config,
+            templates: [Template(embedded: runnerToken, destination: "secrets/\(Self.tokenFile)", permissions: "0400", changeMode: "noop")],
             resources: configuration.resources.map { Resources(cpu: $0.cpu, memoryMB: $0.memoryMB) },
             killTimeout: gracePeriod.nanoseconds, killSignal: "SIGTERM"
         )
@@ -144,13 +146,24 @@ extension NomadJobSpec {
         var name: String
         var driver: String
         var config: DriverConfig
-        var env: [String: String]
+        var templates: [Template]
         var resources: Resources?
         var killTimeout: Int64
         var killSignal: String
         enum CodingKeys: String, CodingKey {
-            case name = "Name", driver = "Driver", config = "Config", env = "Env", resources = "Resources"
+            case name = "Name", driver = "Driver", config = "Config", templates = "Templates", resources = "Resources"
             case killTimeout = "KillTimeout", killSignal = "KillSignal"
+        }
+    }
+
+    /// A file Nomad renders into the task directory (api/tasks.go `Template`).
+    private struct Template: Encodable {
+        var embedded: String
+        var destination: String
+        var permissions: String
+        var changeMode: String
+        enum CodingKeys: String, CodingKey {
+            case embedded = "EmbeddedTmpl", destination = "DestPath", permissions = "Perms", changeMode = "ChangeMode"
         }
     }
 

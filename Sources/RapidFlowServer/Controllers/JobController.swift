@@ -83,11 +83,9 @@ struct JobController<Context: RequestContext> {
         let steps = try await store.steps(jobID: job.id)
         let outputs = try await store.outputs(jobID: job.id)
         let environment = try await store.environment(jobID: job.id)
-        // The config as the job copied it, with secret-looking env values masked.
-        let secrets = environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value).filter { $0.count >= 4 }
-        let config = job.snapshot.config.map { text in
-            secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: Payloads.mask) }
-        }
+        // The config as the job copied it, with secret values (its own and the trigger's) masked.
+        let secrets = environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
+        let config = job.snapshot.config.map { PipelineConfig.maskedText($0, extraSecrets: secrets) }
         let pipeline: JSONValue =
             if let pipelineID = job.pipelineID {
                 .object([("id", .int(pipelineID)), ("name", .optional(job.pipelineName)), ("config", .optional(config))])

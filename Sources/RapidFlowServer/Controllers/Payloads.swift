@@ -35,7 +35,8 @@ enum Payloads {
         .object([
             ("id", .int(pipeline.id)),
             ("name", .string(pipeline.name)),
-            ("config", .string(pipeline.config)),
+            // Secret-looking env values are never shown back: the config is rendered masked.
+            ("config", .string(PipelineConfig.maskedText(pipeline.config))),
             ("created_at", .time(pipeline.createdAt)),
             ("updated_at", .time(pipeline.updatedAt)),
         ])

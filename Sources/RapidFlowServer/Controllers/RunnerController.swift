@@ -52,7 +52,7 @@ struct RunnerController<Context: RequestContext> {
         let jobID = try await authorize(request, context)
         let stepID = try RequestParsing.id(context, "step", what: "step")
         let rawOffset = request.headers[HTTPField.Name("RapidFlow-Offset")!] ?? "0"
-        guard let offset = Int(rawOffset), offset >= 0 else {
+        guard let offset = Int(rawOffset), (0...(1 << 48)).contains(offset) else {
             throw RapidFlowError(.invalidRequest, "header RapidFlow-Offset must be a byte offset (a whole number from 0), got '\(rawOffset)'")
         }
         let body = try await request.body.collect(upTo: 4 << 20)
@@ -65,7 +65,8 @@ struct RunnerController<Context: RequestContext> {
         let jobID = try await authorize(request, context)
         let stepID = try RequestParsing.id(context, "step", what: "step")
         let body = try await RequestParsing.jsonObject(request, limits: .default, allowedKeys: ["exit_code", "error"]) ?? [:]
-        let exitCode = try RequestParsing.number(body, "exit_code").map { Int($0) }
+        // 0–255 as a process can exit (128 + n for a signal n).
+        let exitCode = try RequestParsing.integer(body, "exit_code", range: 0...255)
         let error = try RequestParsing.string(body, "error", required: false)
         guard exitCode != nil || error != nil else {
             throw RapidFlowError(.invalidRequest, "send 'exit_code' (the step's exit code) or 'error' (why it could not run)")

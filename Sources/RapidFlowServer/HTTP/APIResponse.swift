@@ -63,6 +63,7 @@ public struct APIResponse: ResponseGenerator {
         case .unauthorized: .unauthorized
         case .methodNotAllowed: .methodNotAllowed
         case .notReady: .serviceUnavailable
+        case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .internalError: .internalServerError
         default: .badRequest
         }

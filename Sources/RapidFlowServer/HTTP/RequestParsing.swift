@@ -101,6 +101,17 @@ enum RequestParsing {
         return number.doubleValue
     }
 
+    /// A whole number in `range`: anything else (a fraction, 1e300, a value past `Int`) is a 400,
+    /// never a conversion that traps.
+    static func integer(_ object: [String: Any], _ key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let number = try number(object, key) else { return nil }
+        guard number.isFinite, number.rounded() == number, abs(number) <= 9_007_199_254_740_992, number >= Double(range.lowerBound), number <= Double(range.upperBound)
+        else {
+            throw RapidFlowError(.invalidRequest, "field '\(key)' must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return Int(number)
+    }
+
     /// Foundation bridges JSON numbers and booleans to NSNumber, which can also cast to String on some platforms.
     private static func isBoolOrNumber(_ value: Any) -> Bool {
         value is NSNumber && !(value is String)

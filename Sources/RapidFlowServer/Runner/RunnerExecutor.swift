@@ -110,16 +110,23 @@ struct LocalRunnerLauncher: RunnerLauncher {
     func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor]
-        // The token travels in the environment, never on a command line others can read.
+        process.arguments = [
+            "runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor, "--token-file", "-",
+        ]
+        // The token goes through a pipe the runner reads once: neither its environment nor its
+        // command line holds it, and its steps inherit neither end.
         process.environment = [
-            "RAPIDFLOW_RUNNER_TOKEN": token, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "HOME": ProcessInfo.processInfo.environment["HOME"] ?? "/",
         ]
-        process.standardInput = FileHandle.nullDevice
+        let tokenPipe = Pipe()
+        process.standardInput = tokenPipe
         let (ends, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
         try process.run()
+        tokenPipe.fileHandleForWriting.write(Data(token.utf8))
+        try? tokenPipe.fileHandleForWriting.close()
+        try? tokenPipe.fileHandleForReading.close()
         return LocalRunnerHandle(process: process, ends: ends)
     }
 }

@@ -116,7 +116,7 @@ public actor JobScheduler: Service {
 
     private func claimJobs() async -> [JobRun] {
         let free = settings.maxConcurrentJobs - runs.count
-        guard free > 0 else { return [] }
+        guard free > 0, !recoveryPending else { return [] }
         do {
             let now = Date()
             let jobs = try await store.claimPendingJobs(
@@ -153,6 +153,7 @@ public actor JobScheduler: Service {
     }
 
     func renewLeasesOnce() async {
+        if recoveryPending { await recoverInterruptedJobsOrDefer() }
         let now = Date()
         do {
             let renewal = try await store.renewLeases(
@@ -191,11 +192,33 @@ public actor JobScheduler: Service {
         } catch {
             logger.error("job failed to run", metadata: ["job": "\(jobID)", "error": "\(error)"])
             await executor.jobFinished(jobID: jobID)
-            _ = try? await store.skipPendingSteps(jobID: jobID, at: Date())
-            _ = try? await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
+            await settleUntilStored(jobID: jobID, reason: "the job could not be completed: \(error)")
         }
         await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
         finished(run)
+    }
+
+    /// Settles a job that could not finish normally as `failed` with `reason` in its output.
+    /// The store may refuse writes for a while (a full disk): the job is not left `running`,
+    /// it is settled as soon as a write goes through, or by the next start of the service.
+    private func settleUntilStored(jobID: Int, reason: String) async {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                _ = try await store.settleInterruptedJobs(
+                    reason: reason, at: Date(), scope: .zombie(jobID: jobID, ownedBy: settings.instanceID, orLeaseEndedBefore: Date()))
+                if try await store.job(id: jobID)?.status.isFinal ?? true { return }
+                // Not running (claimed but no step started): settle it plainly.
+                try await store.skipPendingSteps(jobID: jobID, at: Date())
+                _ = try await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
+                return
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                logger.warning("could not settle a job yet; trying again", metadata: ["job": "\(jobID)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
     }
 
     // MARK: - Stopping
@@ -268,6 +291,7 @@ public actor JobScheduler: Service {
         // By marker, not by the stored process group: after a crash that number may be another process's.
         for step in settled.steps {
             ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):\(step.stepID):", signal: SIGKILL)
+            await StepCgroups.remove(markedWith: "\(settings.instanceID):\(step.stepID):")
         }
         await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
         return true
@@ -275,14 +299,34 @@ public actor JobScheduler: Service {
 
     /// No job stays `running` across a crash or restart: what the previous process left
     /// running is settled `failed`, and its orphaned processes are killed.
+    /// Set while start-up recovery could not be written (a full disk): no job is claimed until
+    /// it has, so recovery never settles a job this run started.
+    private var recoveryPending = false
+
+    /// Recovery at start-up that never stops the service from starting: when the store refuses
+    /// the writes, it is tried again with every lease round until it goes through.
+    func recoverInterruptedJobsOrDefer() async {
+        do {
+            try await recoverInterruptedJobs()
+            recoveryPending = false
+        } catch {
+            if !recoveryPending {
+                logger.error("could not settle the jobs the previous run left; trying again until the store accepts it", metadata: ["error": "\(error)"])
+            }
+            recoveryPending = true
+        }
+    }
+
     func recoverInterruptedJobs() async throws {
         // Only this service's own jobs (and those of replicas whose leases ran out): other
         // replicas on the same store keep theirs.
+        // Orphans first: they must die even when the store cannot be written yet.
+        let killed = ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):", signal: SIGKILL)
+        await StepCgroups.remove(markedWith: "\(settings.instanceID):")
         let interrupted = try await store.settleInterruptedJobs(
             reason: "the service stopped while this step was running (crash or restart); the job was settled as failed",
             at: Date(), scope: .ownedBy(settings.instanceID, orLeaseEndedBefore: Date())
         ).steps
-        let killed = ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):", signal: SIGKILL)
         if !interrupted.isEmpty || killed > 0 {
             logger.notice(
                 "settled jobs interrupted by a restart",

@@ -13,12 +13,13 @@ actor StepOutputRecorder: StepEvents {
     private let stepID: Int
     private let metrics: ServiceMetrics?
     private(set) var offset = 0
-    /// Output past `cap` keeps its head and its tail: the first half is stored as it comes,
-    /// the last half is held in memory and stored when the step ends, with a marker between.
+    /// Output up to `cap` bytes is stored as printed, as it comes. Past the cap the step keeps
+    /// only its last `cap / 2` bytes in a ring, stored when the step ends; a marker says how
+    /// much of the middle was cut. Nothing under the cap is ever held back.
     private let cap: Int
-    private var cutting = false
     private var tail: TailBuffer
-    private var omitted: Int { tail.dropped }
+    /// Set once the ring first drops a byte: the output is then really cut.
+    private var cutAnnounced = false
     private var masker: SecretMasker
 
     init(
@@ -27,7 +28,7 @@ actor StepOutputRecorder: StepEvents {
     ) {
         self.metrics = metrics
         self.masker = SecretMasker(secrets: secrets)
-        self.tail = TailBuffer(capacity: cap - cap / 2)
+        self.tail = TailBuffer(capacity: max(1, cap / 2))
         self.store = store
         self.broadcaster = broadcaster
         self.jobID = jobID
@@ -50,41 +51,40 @@ actor StepOutputRecorder: StepEvents {
     }
 
     func output(_ chunk: ByteBuffer) async throws {
+        try store.checkRoomForOutput()
         try await capture(masker.feed(Data(chunk.readableBytesView)))
     }
 
-    /// Stores masked output, keeping the head and the tail past the cap.
+    /// Stores masked output as printed up to the cap; past it, feeds the tail ring.
     private func capture(_ data: Data) async throws {
         guard !data.isEmpty else { return }
-        let headLimit = cap / 2
-        if cutting {
-            keepTail(data)
-            return
-        }
-        let room = headLimit - offset
-        if data.count <= room {
+        let room = max(0, cap - offset)
+        if tail.isEmpty, data.count <= room {
             try await write(data)
             return
         }
-        try await write(data.prefix(room))
-        cutting = true
-        try await write(Data(
-            "\n[rapidflow] output passed the \(cap)-byte cap of a step: its middle is cut; the last \(cap - headLimit) bytes follow when the step ends\n".utf8))
-        keepTail(data.dropFirst(room))
-    }
-
-    private func keepTail(_ data: Data) {
-        tail.append(data)
+        if tail.isEmpty, room > 0 {
+            try await write(data.prefix(room))
+        }
+        tail.append(tail.isEmpty ? data.dropFirst(room) : data)
+        if tail.dropped > 0, !cutAnnounced {
+            cutAnnounced = true
+            try await write(Data(
+                "\n[rapidflow] output passed the \(cap)-byte cap of a step: its middle is cut; the last \(tail.capacity) bytes follow when the step ends\n".utf8))
+        }
     }
 
     /// Stores the held tail of a step that passed the cap; call once the step's output ended.
     func finish() async {
         try? await capture(masker.flush())
-        guard cutting else { return }
-        try? await write(Data("[rapidflow] \(omitted) bytes of output were cut here\n".utf8))
+        guard !tail.isEmpty else { return }
+        if cutAnnounced {
+            try? await write(Data("[rapidflow] \(tail.dropped) bytes of output were cut here\n".utf8))
+        }
+        // Past the cap but never over the ring: nothing was cut, the output is stored as printed.
         try? await write(tail.contents)
         tail = TailBuffer(capacity: tail.capacity)
-        cutting = false
+        cutAnnounced = false
     }
 
     /// Appends text the service itself says about the step (a failure to start, a stop).
@@ -144,6 +144,8 @@ struct TailBuffer {
         }
         end = (end + bytes.count) % capacity
     }
+
+    var isEmpty: Bool { storage.isEmpty }
 
     var contents: Data {
         storage.count < capacity ? Data(storage) : Data(storage[end...] + storage[..<end])
