@@ -15,7 +15,8 @@ public final class DiskReserve: Sendable {
     public let outputFloor: Int
     private let state = Mutex<(present: Bool, lastAttempt: ContinuousClock.Instant?)>((false, nil))
 
-    public init(path: String, bytes: Int = 4 << 20, outputFloor: Int = 4 << 20) {
+    /// The floor leaves room for a checkpoint of the write-ahead log (up to about 4 MiB) too.
+    public init(path: String, bytes: Int = 4 << 20, outputFloor: Int = 8 << 20) {
         self.path = path
         self.bytes = bytes
         self.outputFloor = outputFloor

@@ -112,6 +112,9 @@ public protocol JobStore: Sendable {
     /// Throws `insufficient_storage` when a step's own output would take the room kept for the
     /// service's records (the service's notes about a step are still written).
     func checkRoomForOutput() throws
+    /// Removes a step's stored output past its first `bytes` (a flood that filled the disk) and
+    /// gives the space back where the store can; returns how many bytes went.
+    func trimOutput(stepID: Int, keepingFirst bytes: Int) async throws -> Int
     func output(stepID: Int) async throws -> Data
     /// The piece of output stored at exactly `offset` (what one append wrote), if any.
     func outputChunk(stepID: Int, offset: Int) async throws -> Data?

@@ -71,18 +71,38 @@ public final class SQLJobStore: JobStore {
     /// Opens (creating if needed) the SQLite file at `path`, in WAL mode so a crash of the
     /// service loses nothing that was committed.
     public static func openSQLite(path: String, logger: Logger) async throws -> SQLJobStore {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let reserve = DiskReserve(path: "\(directory)/.rapidflow-disk-reserve")
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: Self.driverLogger(logger))
         let database = connection.sql(queryLogLevel: nil)
-        do {
-            try await database.raw("PRAGMA journal_mode = WAL").run()
-            try await database.raw("PRAGMA synchronous = NORMAL").run()
-            try await database.raw("PRAGMA busy_timeout = 5000").run()
-        } catch {
-            try? await connection.close()
-            throw error
+        // On a full disk (a start after one filled it) the reserve makes room for these.
+        for attempt in 0..<2 {
+            do {
+                // Only on a new database (it takes effect before the first table, and writes):
+                // pages freed later can then be given back to the disk, which is how trimming a
+                // flood of output frees a full disk.
+                if try await database.raw("SELECT COUNT(*) AS n FROM sqlite_master").first()?.decode(column: "n", as: Int.self) == 0 {
+                    try await database.raw("PRAGMA auto_vacuum = INCREMENTAL").run()
+                }
+                if try await database.raw("PRAGMA journal_mode").first()?.decode(column: "journal_mode", as: String.self) != "wal" {
+                    try await database.raw("PRAGMA journal_mode = WAL").run()
+                }
+                try await database.raw("PRAGMA synchronous = NORMAL").run()
+                // The driver builds SQLite with secure delete on, which rewrites every deleted
+                // page: trimming a flood on a full disk would need as much room as it frees.
+                try await database.raw("PRAGMA secure_delete = OFF").run()
+                // The write-ahead log shrinks back after a checkpoint instead of keeping its peak size.
+                try await database.raw("PRAGMA journal_size_limit = 4194304").run()
+                try await database.raw("PRAGMA busy_timeout = 5000").run()
+                break
+            } catch where attempt == 0 && RapidFlowError.isDiskFull(error) {
+                reserve.release()
+            } catch {
+                try? await connection.close()
+                throw RapidFlowError.isDiskFull(error) ? RapidFlowError.diskFull("SQLite could not open \(path)") : error
+            }
         }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return SQLJobStore(database: database, dialect: .sqlite, reserve: DiskReserve(path: "\(directory)/.rapidflow-disk-reserve")) {
+        return SQLJobStore(database: database, dialect: .sqlite, reserve: reserve) {
             try? await connection.close()
         }
     }
@@ -158,6 +178,12 @@ public final class SQLJobStore: JobStore {
     }
 
     private func migrate(_ database: any SQLDatabase) async throws {
+        // Up to date: nothing to write (a start on a full disk needs no room for this).
+        if let versions = try? await database.raw("SELECT version FROM schema_migrations").all(),
+            Set(try versions.map { try $0.decode(column: "version", as: Int.self) }).isSuperset(of: Migrations.all.map(\.version))
+        {
+            return
+        }
         try await database.raw(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
         ).run()
@@ -511,6 +537,40 @@ public final class SQLJobStore: JobStore {
             try await database.raw(
                 "INSERT INTO step_output (step_id, byte_offset, data) VALUES (\(bind: stepID), \(bind: offset), \(bind: data))"
             ).run()
+        }
+    }
+
+    public func trimOutput(stepID: Int, keepingFirst bytes: Int) async throws -> Int {
+        do {
+            return try await trimOutputOnce(stepID: stepID, keepingFirst: bytes)
+        } catch where RapidFlowError.isDiskFull(error) {
+            // Deleting writes too: with the reserve freed (withDatabase did) it fits.
+            return try await trimOutputOnce(stepID: stepID, keepingFirst: bytes)
+        }
+    }
+
+    private func trimOutputOnce(stepID: Int, keepingFirst bytes: Int) async throws -> Int {
+        try await withDatabase { database in
+            let rows = try await database.raw(
+                "SELECT CAST(COALESCE(SUM(LENGTH(data)), 0) AS BIGINT) AS size FROM step_output WHERE step_id = \(bind: stepID) AND byte_offset >= \(bind: bytes)"
+            ).first()
+            let removed = try rows?.decode(column: "size", as: Int.self) ?? 0
+            guard removed > 0 else { return 0 }
+            try await database.raw("DELETE FROM step_output WHERE step_id = \(bind: stepID) AND byte_offset >= \(bind: bytes)").run()
+            if dialect == .sqlite {
+                // Give the freed pages back to the disk (a no-op on databases made before
+                // auto_vacuum): empty the write-ahead log first, so the vacuum has room to write.
+                // The output is gone either way; these only hand back space.
+                _ = try? await database.raw("PRAGMA wal_checkpoint(TRUNCATE)").run()
+                // A step of incremental_vacuum may free a single page: go on until none is left.
+                for _ in 0..<100_000 {
+                    guard let free = try? await database.raw("PRAGMA freelist_count").first()?.decode(column: "freelist_count", as: Int.self),
+                        free > 0, (try? await database.raw("PRAGMA incremental_vacuum(1000)").run()) != nil
+                    else { break }
+                }
+                _ = try? await database.raw("PRAGMA wal_checkpoint(TRUNCATE)").run()
+            }
+            return removed
         }
     }
 

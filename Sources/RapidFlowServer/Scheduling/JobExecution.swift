@@ -133,11 +133,21 @@ struct JobExecution {
             } else {
                 exitCode = try await executor.run(invocation, events: recorder)
             }
+        } catch where RapidFlowError.isDiskFull(error) {
+            // The step's own flood is the likeliest culprit: keep its head, give the rest back
+            // to the disk, so the service and the next jobs can go on.
+            let kept = 64 << 10
+            var removed = 0
+            do {
+                removed = try await store.trimOutput(stepID: step.id, keepingFirst: kept)
+            } catch {
+                logger.warning("could not remove a flooding step's output from a full disk", metadata: ["step": "\(step.id)", "error": "\(error)"])
+            }
+            await recorder.note(
+                "the step's output could not be stored: the data directory's disk is full; the step was stopped"
+                    + (removed > 0 ? " (its output past the first \(kept >> 10) KiB, \(removed) bytes, was removed to free the disk)" : ""))
         } catch {
-            let reason = String(describing: error).contains("full")
-                ? "the step's output could not be stored: the data directory's disk is full; the step was stopped"
-                : "the step could not run: \(error)"
-            await recorder.note(reason)
+            await recorder.note("the step could not run: \(error)")
         }
         await recorder.finish()
 

@@ -192,7 +192,12 @@ public actor JobScheduler: Service {
         } catch {
             logger.error("job failed to run", metadata: ["job": "\(jobID)", "error": "\(error)"])
             await executor.jobFinished(jobID: jobID)
+            // Nothing runs any more: a cancel waiting for the run answers now, and the slot is
+            // free. The store records the end as soon as it accepts writes again.
+            finished(run)
             await settleUntilStored(jobID: jobID, reason: "the job could not be completed: \(error)")
+            await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
+            return
         }
         await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
         finished(run)
@@ -233,6 +238,13 @@ public actor JobScheduler: Service {
         }
         if let run = runs[jobID] {
             await stop(run)
+            let stopped = try await store.requireJob(id: jobID)
+            guard stopped.status.isFinal else {
+                throw RapidFlowError(
+                    .insufficientStorage,
+                    "job \(jobID) was stopped, but its final status cannot be stored yet (the store refuses writes: is the disk full?); it is stored as soon as it can be")
+            }
+            return stopped
         } else if try await store.cancelPendingJob(id: jobID, at: Date()) {
             try await store.skipPendingSteps(jobID: jobID, at: Date())
             await broadcaster.publish(jobID: jobID, event: .jobFinished(.cancelled))
