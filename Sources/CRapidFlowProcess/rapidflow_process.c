@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <grp.h>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -54,18 +55,26 @@ int rapidflow_set_undumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
 }
 
-/* The child's side of rapidflow_spawn_in_cgroup: async-signal-safe calls only (it runs after
+/* The child's side of rapidflow_spawn_contained: async-signal-safe calls only (it runs after
    fork in a multithreaded process). Reports a failure's errno on report_fd and exits. */
 static void child_exec(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
-                       int cgroup_fd, int report_fd) {
+                       int cgroup_fd, const struct rapidflow_identity *identity, int report_fd) {
     int error = 0;
     /* Join the cgroup before anything else runs: every process the step starts is inside. */
-    char digits[24];
-    int length = 0;
-    for (pid_t value = getpid(); value > 0; value /= 10) digits[length++] = (char)('0' + value % 10);
-    char text[24];
-    for (int i = 0; i < length; i++) text[i] = digits[length - 1 - i];
-    if (write(cgroup_fd, text, (size_t)length) != length) goto fail;
+    if (cgroup_fd >= 0) {
+        char digits[24];
+        int length = 0;
+        for (pid_t value = getpid(); value > 0; value /= 10) digits[length++] = (char)('0' + value % 10);
+        char text[24];
+        for (int i = 0; i < length; i++) text[i] = digits[length - 1 - i];
+        if (write(cgroup_fd, text, (size_t)length) != length) goto fail;
+    }
+    /* Then become the step's user, groups first (setuid drops the right to change them). */
+    if (identity != NULL) {
+        if (setgroups((size_t)identity->group_count, identity->groups) != 0) goto fail;
+        if (setgid(identity->gid) != 0) goto fail;
+        if (setuid(identity->uid) != 0) goto fail;
+    }
 
     struct sigaction action = {0};
     action.sa_handler = SIG_DFL;
@@ -87,8 +96,8 @@ fail:
     _exit(127);
 }
 
-int rapidflow_spawn_in_cgroup(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
-                              int cgroup_procs_fd, pid_t *pid) {
+int rapidflow_spawn_contained(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
+                              int cgroup_procs_fd, const struct rapidflow_identity *identity, pid_t *pid) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     /* No signal handler of the service may run in the child between fork and exec. */
@@ -96,7 +105,7 @@ int rapidflow_spawn_in_cgroup(const char *path, char *const argv[], char *const 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t child = fork();
-    if (child == 0) child_exec(path, argv, envp, cwd, output_fd, cgroup_procs_fd, report[1]);
+    if (child == 0) child_exec(path, argv, envp, cwd, output_fd, cgroup_procs_fd, identity, report[1]);
     int fork_error = child < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(report[1]);

@@ -26,6 +26,8 @@ public struct ProcessSpec: Sendable {
     public var workingDirectory: String?
     /// A cgroup (v2) directory the process joins before it runs anything.
     public var cgroup: String?
+    /// The user it runs as; nil: this process's.
+    public var identity: StepIdentity?
 
     public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String?, cgroup: String? = nil) {
         self.executable = executable
@@ -170,27 +172,32 @@ public struct ProcessLauncher: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        // Into the step's cgroup when it has one; if joining it fails, as before without.
+        // Into the step's cgroup when it has one (if joining it fails, as before without), and
+        // as the step's user when one is set (which must not fail quietly).
         let procs = spec.cgroup.map { open("\($0)/cgroup.procs", O_WRONLY | O_CLOEXEC) } ?? -1
         defer { if procs >= 0 { close(procs) } }
-        var status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
-            (envp + [nil]).withUnsafeBufferPointer { envpPointer in
-                spec.workingDirectory.withOptionalCString { directory in
-                    procs >= 0
-                        ? rapidflow_spawn_in_cgroup(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, procs, &pid)
-                        : rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
-                }
-            }
-        }
-        if status != 0, procs >= 0 {
-            status = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
+        func spawn(joining cgroup: Int32) -> Int32 {
+            (argv + [nil]).withUnsafeBufferPointer { argvPointer in
                 (envp + [nil]).withUnsafeBufferPointer { envpPointer in
                     spec.workingDirectory.withOptionalCString { directory in
-                        rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
+                        guard cgroup >= 0 || spec.identity != nil else {
+                            return rapidflow_spawn(spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, &pid)
+                        }
+                        guard let identity = spec.identity else {
+                            return rapidflow_spawn_contained(
+                                spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, cgroup, nil, &pid)
+                        }
+                        return identity.groups.withUnsafeBufferPointer { groups in
+                            var user = rapidflow_identity(uid: identity.uid, gid: identity.gid, groups: groups.baseAddress, group_count: Int32(groups.count))
+                            return rapidflow_spawn_contained(
+                                spec.executable, argvPointer.baseAddress, envpPointer.baseAddress, directory, outputFD, cgroup, &user, &pid)
+                        }
                     }
                 }
             }
         }
+        var status = spawn(joining: procs)
+        if status != 0, procs >= 0 { status = spawn(joining: -1) }
         guard status == 0 else { throw ProcessError.spawnFailed(spec.executable, errno: status) }
         return pid
     }

@@ -7,10 +7,15 @@ public struct ShellExecutor: StepExecutor {
     public let name = "shell"
     private let launcher: ProcessLauncher
     private let baseEnvironment: [String: String]
+    /// The user pipeline steps run as (`--step-user`); nil: the service's own.
+    private let identity: StepIdentity?
 
-    public init(launcher: ProcessLauncher, baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment()) {
+    public init(
+        launcher: ProcessLauncher, baseEnvironment: [String: String] = ShellExecutor.defaultEnvironment(), identity: StepIdentity? = nil
+    ) {
         self.launcher = launcher
         self.baseEnvironment = baseEnvironment
+        self.identity = identity
     }
 
     /// A clean environment: the service's own variables (its token among them) never reach a step.
@@ -34,7 +39,19 @@ public struct ShellExecutor: StepExecutor {
             arguments: Self.arguments(for: step),
             environment: environment(for: step),
             workingDirectory: step.type == "git" ? step.workspace : step.workingDirectory)
-        return try await launcher.runStep(spec, step, events: events)
+        return try await launcher.runStep(asStepUser(spec, step), step, events: events)
+    }
+
+    /// Pipeline steps (and their clone) run as the step user, in a workspace it owns. An image
+    /// job's clone stays with the service: it reads the job's credential files.
+    private func asStepUser(_ spec: ProcessSpec, _ step: StepInvocation) -> ProcessSpec {
+        guard let identity, step.snapshot.imageJob == nil else { return spec }
+        var spec = spec
+        spec.identity = identity
+        spec.environment["HOME"] = identity.home
+        spec.environment["USER"] = identity.name
+        identity.own(step.workspace)
+        return spec
     }
 
     func environment(for step: StepInvocation) -> [String: String] {

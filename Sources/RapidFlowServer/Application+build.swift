@@ -53,8 +53,14 @@ public func buildApplication(
     let docker = DockerEngine(socketPath: configuration.dockerSocket)
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
+    let stepIdentity: StepIdentity?
+    do {
+        stepIdentity = try configuration.stepUser.map(StepIdentity.init(user:))
+    } catch {
+        throw RapidFlowError(.invalidConfig, "\(error)")
+    }
     let localExecutor = RoutingExecutor(
-        shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher, engine: docker),
+        shell: ShellExecutor(launcher: launcher, identity: stepIdentity), image: DockerImageExecutor(launcher: launcher, engine: docker),
         containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
         containersRequired: configuration.executor == .docker)
     // Runners: each job's pipeline steps run in a `rapidflow runner` (on Nomad, or a local
@@ -68,7 +74,7 @@ public func buildApplication(
             if let nomad { NomadRunnerLauncher(nomad: nomad) } else {
                 LocalRunnerLauncher(
                     binary: configuration.runnerBinary ?? ownExecutable(), workspaces: "\(dataDirectory)/runner-workspaces",
-                    executor: engineAnswers ? "auto" : "shell")
+                    executor: engineAnswers ? "auto" : "shell", stepUser: stepIdentity?.name)
             }
         executor = RunnerExecutor(
             hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { advertised.withLock { $0 } },

@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable {
     public var advertiseURL: String?
     /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.
     public var runnerBinary: String?
+    /// The user pipeline steps run as (a name or uid); nil: the service's own user.
+    public var stepUser: String?
     /// `--executor nomad`: the cluster and how the runner task is started there.
     public var nomad = NomadConfiguration.fromEnvironment()
 

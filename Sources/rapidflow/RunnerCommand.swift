@@ -27,6 +27,8 @@ struct RunnerCommand: AsyncParsableCommand {
     @Option(help: "Where job workspaces go (default: a directory under the system's temporary directory).") var workspace: String?
     @Option(help: "How steps run here: shell, docker or auto (containers when the engine answers and the config names an image).")
     var executor: String = "auto"
+    @Option(name: .customLong("step-user"), help: "Run pipeline steps as this unprivileged user (a name or uid), in a workspace it owns.")
+    var stepUser: String?
 
     func run() async throws {
         // Steps run as this user: they must not read the token from this process's memory
@@ -46,7 +48,9 @@ struct RunnerCommand: AsyncParsableCommand {
         let containers = executor == "shell" ? nil : ContainerStepExecutor(launcher: launcher, languageImages: ContainerStepExecutor.defaultLanguageImages)
         let engineAnswers = containers != nil ? await docker.isReachable() : false
         let local = RoutingExecutor(
-            shell: ShellExecutor(launcher: launcher), image: DockerImageExecutor(launcher: launcher, engine: docker),
+            shell: ShellExecutor(launcher: launcher, identity: try stepUser.map { user in
+                do { return try StepIdentity(user: user) } catch { throw ValidationError("\(error)") }
+            }), image: DockerImageExecutor(launcher: launcher, engine: docker),
             containers: engineAnswers ? containers : nil, containersRequired: executor == "docker")
 
         // SIGTERM (Nomad's kill, a local stop) stops the running step, which is reported.

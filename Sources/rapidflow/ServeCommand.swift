@@ -48,6 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
     var retentionHours: Double?
     @Option(name: .customLong("lease-seconds"), help: "Seconds a running job stays this replica's without a renewal; another replica settles a dead one's jobs after this (RAPIDFLOW_LEASE_SECONDS, default 30).")
     var leaseSeconds: Double?
+    @Option(name: .customLong("step-user"), help: "Run pipeline steps as this unprivileged user (a name or uid), in workspaces it owns (RAPIDFLOW_STEP_USER; default: the service's own user).")
+    var stepUser: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -137,6 +139,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let lease = try number(leaseSeconds, "LEASE_SECONDS") {
             guard lease >= 1, lease <= 3600 else { throw ValidationError("--lease-seconds must be from 1 to 3600") }
             configuration.leaseDuration = .milliseconds(Int(lease * 1000))
+        }
+        if let user = value(stepUser, "STEP_USER") {
+            do {
+                _ = try StepIdentity(user: user)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            configuration.stepUser = user
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

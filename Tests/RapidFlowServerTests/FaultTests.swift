@@ -97,6 +97,29 @@ struct FaultTests {
         }
     }
 
+    @Test(arguments: [false, true]) func stepsRunAsTheStepUserAndCannotReadTheProcessThatStartedThem(throughRunner: Bool) async throws {
+        try await TestServer.with(configure: {
+            $0.stepUser = "nobody"
+            if throughRunner {
+                $0.executor = .runner
+                $0.runnerBinary = ServiceProcess.binary
+            } else {
+                $0.executor = .shell
+            }
+        }) { server in
+            let config = """
+                steps:
+                  - id -un; echo kept > in-the-workspace; cat in-the-workspace; (cat /proc/$PPID/environ /proc/$PPID/mem > /dev/null 2>&1 && echo "read its parent") || echo "its parent is hidden"
+                  - cat in-the-workspace
+                """
+            let jobID = try await server.trigger(try await server.createPipeline(config: config))
+            let job = try await server.waitForJob(jobID)
+            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            #expect(job["status"] as? String == "success", "\(output)")
+            #expect(output == "nobody\nkept\nits parent is hidden\nkept\n", "\(output)")
+        }
+    }
+
     // MARK: - Output under the cap
 
     static func stepOutputs(_ server: TestServer, _ jobID: Int) async throws -> [(id: Int, output: Data)] {
@@ -300,7 +323,14 @@ struct FaultTests {
         #expect(try await service.client.get("/jobs?status=pending").array.isEmpty)
         let last = try await service.client.trigger(try await service.client.createPipeline(name: "last", config: "steps:\n  - echo resumed\n"))
         #expect(try await service.client.waitForJob(last)["status"] as? String == "success")
-        #expect(FileManager.default.fileExists(atPath: "\(mountPoint)/.rapidflow-disk-reserve"), "the reserve is back once there is room")
+        // The reserve is made again by the next store calls once there is room (tried at most once a second).
+        let reserve = "\(mountPoint)/.rapidflow-disk-reserve"
+        let reserveDeadline = ContinuousClock.now + .seconds(30)
+        while !FileManager.default.fileExists(atPath: reserve), ContinuousClock.now < reserveDeadline {
+            _ = try await service.client.get("/jobs?limit=1")
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(FileManager.default.fileExists(atPath: reserve), "the reserve is back once there is room")
     }
 }
 

@@ -10,11 +10,20 @@
 int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                     int output_fd, pid_t *pid);
 
-/// As rapidflow_spawn, and the child joins the cgroup whose `cgroup.procs` is open as
-/// `cgroup_procs_fd` before it runs anything, so no process it starts is ever outside it.
-/// Forks (posix_spawn cannot join a cgroup); the child makes only async-signal-safe calls.
-int rapidflow_spawn_in_cgroup(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
-                              int cgroup_procs_fd, pid_t *pid);
+/// A user to run a child as: its uid, gid and supplementary groups.
+struct rapidflow_identity {
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int group_count;
+};
+
+/// As rapidflow_spawn, and before it runs anything the child joins the cgroup whose
+/// `cgroup.procs` is open as `cgroup_procs_fd` (unless -1), so no process it starts is ever
+/// outside it, and becomes `identity` (unless NULL). Forks (posix_spawn can do neither); the
+/// child makes only async-signal-safe calls.
+int rapidflow_spawn_contained(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
+                              int cgroup_procs_fd, const struct rapidflow_identity *identity, pid_t *pid);
 
 /// pipe2 with O_CLOEXEC on both ends, so no other child inherits them.
 int rapidflow_pipe_cloexec(int fds[2]);

@@ -104,6 +104,8 @@ struct LocalRunnerLauncher: RunnerLauncher {
     let workspaces: String
     /// `shell`, `docker` or `auto` for the runner's own executor.
     let executor: String
+    /// The user the runner runs pipeline steps as (`--step-user`).
+    var stepUser: String?
 
     var name: String { "runner" }
 
@@ -112,7 +114,7 @@ struct LocalRunnerLauncher: RunnerLauncher {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
             "runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor, "--token-file", "-",
-        ]
+        ] + (stepUser.map { ["--step-user", $0] } ?? [])
         // The token goes through a pipe the runner reads once: neither its environment nor its
         // command line holds it, and its steps inherit neither end.
         process.environment = [
