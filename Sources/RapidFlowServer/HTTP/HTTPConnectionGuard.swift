@@ -8,11 +8,11 @@ import RapidFlowCore
 /// - What the request decoder refuses gets an answer (400, 431, 501) in the error envelope,
 ///   then the connection closes. Without this the decoder's error went nowhere: before the
 ///   first request head the WebSocket upgrade handler waits for a head that never comes.
-/// - A request head must arrive within `headerTimeout` of the connection opening, or of its
+/// - A request head must arrive within `timeouts.header` of the connection opening, or of its
 ///   first byte after the previous response (408 and close): a client sending a byte a
 ///   second no longer holds a connection for ever.
 /// - A connection with no request in flight, or whose request body stops arriving, closes
-///   after `idleTimeout`. A request being answered is never timed out: long polls, log
+///   after `timeouts.idle`. A request being answered is never timed out: long polls, log
 ///   streams and WebSockets (which leave this handler behind) run as long as they need.
 /// - A request that asks for it (HTTP/1.0 without keep-alive, `Connection: close`) gets
 ///   `Connection: close` and the connection is closed after its answer.
@@ -21,7 +21,7 @@ import RapidFlowCore
 /// part before the upgrade handler does, and each response part on its way out. Its
 /// `InputTap`, first in the pipeline, tells it when bytes arrive and keeps the first bytes of
 /// each request, to tell an unknown method (501) from garbage (400). Closing shuts the output
-/// first and reads what the client still sends for up to `lingerTimeout`, so a client still
+/// first and reads what the client still sends for up to `timeouts.linger`, so a client still
 /// writing (a 2 MiB header block) reads the answer rather than a connection reset.
 final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     // Any rather than HTTPServerRequestPart: a WebSocket upgrade removes the decoder, which
@@ -33,6 +33,8 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     struct Timeouts: Sendable {
         var header: TimeAmount
         var idle: TimeAmount
+        /// Long enough for a client on a slow link to finish a write it had started; bounded so
+        /// a client that never stops cannot keep the connection.
         var linger: TimeAmount = .seconds(2)
     }
 
@@ -309,6 +311,8 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The parser reports an unknown method like any bad first byte; the request's first
     /// bytes tell them apart: a token and a space is a method this service does not have.
+    /// A request pipelined into the read that ended the one before is seen from its next read
+    /// on; what was missed is a prefix of a known method, so at worst a 501 becomes a 400.
     private func refusal(for error: HTTPParserError) -> RapidFlowError {
         if case .invalidMethod = error, let start = self.requestStart, let space = start.firstIndex(of: UInt8(ascii: " ")),
             space > 0, start[..<space].allSatisfy(Self.isTokenCharacter)
