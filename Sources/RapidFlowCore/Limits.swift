@@ -4,22 +4,28 @@ public struct Limits: Sendable, Equatable {
     public var maxScriptBytes: Int
     public var maxEnvironmentEntries: Int
     public var maxBodyBytes: Int
-    /// Names and values of all request headers together. The HTTP parser's own bound is
-    /// 1 MiB (past it the connection is closed); below that this limit answers with a message.
+    /// Names and values of all request headers together. The HTTP parser's own bounds are
+    /// `maxParsedHeaderBytes` and `maxHeaderFields` (past them the answer is a 431); below
+    /// them this limit answers with a message.
     public var maxHeaderBytes: Int
+    public var maxParsedHeaderBytes: Int
+    public var maxHeaderFields: Int
     /// The longest `timeout_seconds` or `kill_timeout_seconds` a job may ask for: a week. Also
     /// keeps the value convertible to a `Duration` without overflow.
     public var maxTimeoutSeconds: Double
 
     public init(
         maxSteps: Int = 200, maxScriptBytes: Int = 64 * 1024, maxEnvironmentEntries: Int = 200, maxBodyBytes: Int = 1 << 20,
-        maxHeaderBytes: Int = 32 * 1024, maxTimeoutSeconds: Double = 7 * 24 * 60 * 60
+        maxHeaderBytes: Int = 32 * 1024, maxParsedHeaderBytes: Int = 1 << 20, maxHeaderFields: Int = 1000,
+        maxTimeoutSeconds: Double = 7 * 24 * 60 * 60
     ) {
         self.maxSteps = maxSteps
         self.maxScriptBytes = maxScriptBytes
         self.maxEnvironmentEntries = maxEnvironmentEntries
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
+        self.maxParsedHeaderBytes = maxParsedHeaderBytes
+        self.maxHeaderFields = maxHeaderFields
         self.maxTimeoutSeconds = maxTimeoutSeconds
     }
 

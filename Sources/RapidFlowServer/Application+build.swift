@@ -119,12 +119,9 @@ public func buildApplication(
     LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: webSocketRouter,
-            // The parser's own bound sits well above the service's header limit, so oversized
-            // headers get the envelope and a message rather than a closed connection.
-            configuration: .init(
-                http1: .init(httpDecoderConfiguration: .init(maxHeaderFieldSize: 1 << 20, maxHeaderListSize: 1 << 20)))),
+        server: .guardedHTTP1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter, limits: configuration.limits,
+            timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port

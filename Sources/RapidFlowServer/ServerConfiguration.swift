@@ -35,6 +35,12 @@ public struct ServerConfiguration: Sendable {
     /// How long a running job stays a replica's without a renewal (renewed every third of it);
     /// when a replica dies, another settles its jobs within about this time.
     public var leaseDuration: Duration = .seconds(30)
+    /// A request head must be complete this long after the connection opens or its first byte
+    /// arrives (else 408 and close): a client cannot hold a connection by sending slowly.
+    public var headerTimeout: Duration = .seconds(10)
+    /// A connection with no request in flight (or whose request body stops arriving) is closed
+    /// after this long; a request being answered (long poll, log stream, WebSocket) is not.
+    public var idleTimeout: Duration = .seconds(75)
     /// How runners (`--executor nomad` or `runner`) reach this replica; default `http://<host>:<port>`.
     public var advertiseURL: String?
     /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.

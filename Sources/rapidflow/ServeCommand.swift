@@ -50,6 +50,10 @@ struct ServeCommand: AsyncParsableCommand {
     var leaseSeconds: Double?
     @Option(name: .customLong("step-user"), help: "Run pipeline steps as this unprivileged user (a name or uid), in workspaces it owns (RAPIDFLOW_STEP_USER; default: the service's own user).")
     var stepUser: String?
+    @Option(name: .customLong("header-timeout-seconds"), help: "Seconds a client has to send a request head, from connecting or from its first byte; then 408 and close (RAPIDFLOW_HEADER_TIMEOUT_SECONDS, default 10).")
+    var headerTimeoutSeconds: Double?
+    @Option(name: .customLong("idle-timeout-seconds"), help: "Seconds a connection may sit with no request in flight before it is closed (RAPIDFLOW_IDLE_TIMEOUT_SECONDS, default 75).")
+    var idleTimeoutSeconds: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -147,6 +151,14 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("\(error)")
             }
             configuration.stepUser = user
+        }
+        if let seconds = try number(headerTimeoutSeconds, "HEADER_TIMEOUT_SECONDS") {
+            guard seconds > 0, seconds <= 3600 else { throw ValidationError("--header-timeout-seconds must be from above 0 to 3600") }
+            configuration.headerTimeout = .milliseconds(Int(seconds * 1000))
+        }
+        if let seconds = try number(idleTimeoutSeconds, "IDLE_TIMEOUT_SECONDS") {
+            guard seconds > 0, seconds <= 86_400 else { throw ValidationError("--idle-timeout-seconds must be from above 0 to 86400") }
+            configuration.idleTimeout = .milliseconds(Int(seconds * 1000))
         }
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }

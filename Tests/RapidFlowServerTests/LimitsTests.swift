@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import NIOHTTP1
 import Testing
 
@@ -73,43 +72,16 @@ struct LimitsTests {
                 .GET, "/jobs", headers: [("X-Padding", String(repeating: "p", count: 100 * 1024))])
             #expect(hundred.status == 400)
             #expect(hundred.errorMessage.contains("at most 32768"))
-            // Past the HTTP parser's own 1 MiB bound the connection is closed without an answer
-            // (sent on a raw socket: AsyncHTTPClient does not expect an early close), and the
-            // service keeps answering.
-            let raw = try Self.rawExchange(
+            // Past the HTTP parser's own 1 MiB bound the answer is a 431 and the connection closes
+            // (sent on a raw connection: AsyncHTTPClient does not expect an answer before it has
+            // written the request), and the service keeps answering.
+            let raw = try await RawHTTPConnection.exchange(
                 port: server.port,
                 "GET /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(String(repeating: "p", count: 2 << 20))\r\n\r\n")
-            #expect(!raw.hasPrefix("HTTP/1.1 200"))
+            #expect(raw.closed)
+            #expect(raw.responses.map(\.status) == [431], "\(raw)")
             #expect(try await server.get("/health").status == 200)
             #expect(try await server.counts() == before)
         }
-    }
-
-    /// Writes `request` on a fresh TCP connection and returns what the server answers before closing.
-    static func rawExchange(port: Int, _ request: String) throws -> String {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw TestFailure("socket() failed") }
-        defer { close(socket) }
-        var timeout = timeval(tv_sec: 3, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect() failed") }
-        // The server may close before everything is written; what it answered is still readable.
-        _ = Array(request.utf8).withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var answer = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while answer.count < 1 << 20 {
-            let count = recv(socket, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            answer += buffer[0..<count]
-        }
-        return String(decoding: answer, as: UTF8.self)
     }
 }

@@ -25,6 +25,12 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let notReady = Code(rawValue: "not_ready")
         public static let insufficientStorage = Code(rawValue: "insufficient_storage")
         public static let internalError = Code(rawValue: "internal_error")
+        /// The bytes are not an HTTP/1.1 request the parser accepts.
+        public static let malformedRequest = Code(rawValue: "malformed_request")
+        public static let methodNotImplemented = Code(rawValue: "method_not_implemented")
+        public static let headersTooLarge = Code(rawValue: "headers_too_large")
+        /// The request head did not arrive in time.
+        public static let requestTimeout = Code(rawValue: "request_timeout")
     }
 
     public let code: Code

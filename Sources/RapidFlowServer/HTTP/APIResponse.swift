@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOHTTP1
 import RapidFlowCore
 
 /// Every JSON body is the envelope `{"data": …, "error": …, "timestamp": …}`.
@@ -20,26 +21,32 @@ public struct APIResponse: ResponseGenerator {
     }
 
     static func envelope(data: JSONValue, error: JSONValue, status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
+        var allHeaders = headers
+        allHeaders[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: allHeaders, body: .init(byteBuffer: envelopeBody(data: data, error: error)))
+    }
+
+    static func envelopeBody(data: JSONValue, error: JSONValue) -> ByteBuffer {
         let body: JSONValue = .object([("data", data), ("error", error), ("timestamp", .string(Timestamp.format(Date())))])
         var buffer = ByteBuffer()
         buffer.reserveCapacity(256)
         body.write(into: &buffer)
-        var allHeaders = headers
-        allHeaders[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: allHeaders, body: .init(byteBuffer: buffer))
+        return buffer
     }
 
     /// The one place where errors become HTTP responses.
     static func failure(_ error: any Error) -> Response {
         let apiError = Self.classify(error)
-        return envelope(
-            data: .null,
-            error: .object([("code", .string(apiError.code.rawValue)), ("message", .string(apiError.message))]),
-            status: Self.status(for: apiError.code))
+        return envelope(data: .null, error: errorObject(apiError), status: Self.status(for: apiError.code))
+    }
+
+    static func errorObject(_ error: RapidFlowError) -> JSONValue {
+        .object([("code", .string(error.code.rawValue)), ("message", .string(error.message))])
     }
 
     static func classify(_ error: any Error) -> RapidFlowError {
         if let error = error as? RapidFlowError { return error }
+        if let error = error as? HTTPParserError { return malformed(error) }
         if let error = error as? any HTTPResponseError {
             switch error.status {
             case .notFound: return RapidFlowError(.routeNotFound, "no such route; see the README for the API")
@@ -65,7 +72,38 @@ public struct APIResponse: ResponseGenerator {
         case .notReady: .serviceUnavailable
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .internalError: .internalServerError
+        case .methodNotImplemented: .notImplemented
+        case .headersTooLarge: .requestHeaderFieldsTooLarge
+        case .requestTimeout: .requestTimeout
         default: .badRequest
+        }
+    }
+
+    /// What the HTTP parser refused, in words; an unknown method is told apart by the caller,
+    /// which has seen the request's first bytes (the parser reports it like any bad start).
+    static func malformed(_ error: HTTPParserError) -> RapidFlowError {
+        let limits = Limits.default
+        return switch error {
+        case .headerOverflow:
+            RapidFlowError(
+                .headersTooLarge,
+                "request headers are over \(limits.maxParsedHeaderBytes / 1024) KiB or \(limits.maxHeaderFields) fields")
+        case .invalidMethod:
+            RapidFlowError(.malformedRequest, "the request does not start with an HTTP method")
+        // The parser pauses on the HTTP/2 preface (`PRI * HTTP/2.0`).
+        case .invalidVersion, .paused:
+            RapidFlowError(.malformedRequest, "unsupported HTTP version: the service speaks HTTP/1.1 and 1.0")
+        case .unexpectedContentLength:
+            RapidFlowError(.malformedRequest, "Content-Length together with Transfer-Encoding, or more than one Content-Length")
+        case .invalidContentLength:
+            RapidFlowError(.malformedRequest, "Content-Length is not a non-negative decimal number")
+        case .invalidChunkSize:
+            RapidFlowError(.malformedRequest, "malformed chunked body")
+        // Among others, a Transfer-Encoding the parser refuses (as it does next to a Content-Length).
+        case .unknown:
+            RapidFlowError(.malformedRequest, "malformed HTTP request: invalid Transfer-Encoding or message framing")
+        default:
+            RapidFlowError(.malformedRequest, "malformed HTTP request: \(error.debugDescription)")
         }
     }
 }
