@@ -57,7 +57,7 @@ stop_server() {
 trap stop_server EXIT
 
 : >"$work/server.log"
-"${run_as[@]}" "$PWD/$binary" serve --host 127.0.0.1 --port 0 --data-dir "$data" --executor shell \
+"${run_as[@]}" "$PWD/$binary" serve --host 127.0.0.1 --port 0 --data-dir "$data" --executor shell --allow-local-repos \
   --max-concurrent-jobs 1 --job-timeout-seconds 10 --kill-grace-seconds 1 --log-level warning \
   >"$work/server.log" 2>&1 &
 server_pid=$!

@@ -25,6 +25,7 @@ struct LiveLogBenchmark {
         configuration.dataDirectory = dataDirectory
         configuration.logLevel = .error
         configuration.maxConcurrentJobs = 4
+        configuration.allowLocalRepositories = true
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
