@@ -28,7 +28,7 @@ head -c 200000 /dev/urandom | base64 > "$work/src/data.txt"
 git -C "$work/src" add . && git -C "$work/src" -c user.email=b@e -c user.name=b commit -qm bench
 git -C "$work/src" push -q "$work/repo.git" HEAD:main
 
-"$binary" serve --port 3917 --data-dir "$work/data" --secrets-dir "$work/secrets" --log-level error > "$work/server.log" 2>&1 &
+"$binary" serve --port 3917 --data-dir "$work/data" --secrets-dir "$work/secrets" --allow-local-repos --log-level error > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:3917/health >/dev/null && break; sleep 0.1; done
 

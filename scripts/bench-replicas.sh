@@ -38,7 +38,7 @@ start_replica() {
   local name=$1 database=$2 port
   port=$(free_port)
   mkdir -p "$work/$name"
-  RAPIDFLOW_DATABASE=$database "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$work/$name" --executor shell \
+  RAPIDFLOW_DATABASE=$database "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$work/$name" --executor shell --allow-local-repos \
     --max-concurrent-jobs 4 --log-level error > "$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -66,7 +66,7 @@ rss_mb() { awk -v key="$2:" '$1 == key { printf "%.1f\n", $2 / 1024 }' "/proc/$1
 start_rapidflow() {
   local data=$1; shift
   port=$(free_port)
-  "$bin/rapidflow" serve --host 127.0.0.1 --port "$port" --data-dir "$data" --executor shell --log-level error "$@" \
+  "$bin/rapidflow" serve --host 127.0.0.1 --port "$port" --data-dir "$data" --executor shell --allow-local-repos --log-level error "$@" \
     > "$data.log" 2>&1 &
   server=$!
   pids+=("$server")

@@ -48,7 +48,7 @@ trap cleanup EXIT
 start_service() {
   local name=$1; shift
   mkdir -p "$work/$name"
-  "$PWD/$binary" serve --host 127.0.0.1 --port 0 --data-dir "$work/$name" --executor shell \
+  "$PWD/$binary" serve --host 127.0.0.1 --port 0 --data-dir "$work/$name" --executor shell --allow-local-repos \
     --kill-grace-seconds 2 --log-level warning "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")

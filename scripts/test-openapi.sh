@@ -19,7 +19,8 @@
 #   and `--kill-grace-seconds 1`: one step at a time, none for longer than 10 s;
 # - the document's config examples are `echo` steps, and a generated string is almost never
 #   a valid pipeline (a YAML mapping with a non-empty `steps` list), so what runs is the
-#   examples' echo; clones go to the examples' example.com URLs or generated ones;
+#   examples' echo; clones go to the examples' example.com URLs or generated ones, never to a
+#   repository on this host (no --allow-local-repos: generated paths and file:// URLs are 400s);
 # - everything listens on 127.0.0.1 and the data directory is removed at the end.
 # Triggering is not excluded: it is part of the API the document describes.
 set -euo pipefail

@@ -44,14 +44,15 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
         self.timeoutSeconds = timeoutSeconds
     }
 
-    /// Checks every field; each refusal names the field.
-    public func validate(limits: Limits = .default) throws(RapidFlowError) {
+    /// Checks every field; each refusal names the field. `repositories` says whether a
+    /// repository on the service's own machine may be cloned.
+    public func validate(limits: Limits = .default, repositories: RepositoryPolicy = .remoteOnly) throws(RapidFlowError) {
         func bad(_ message: String) -> RapidFlowError { RapidFlowError(.invalidRequest, message) }
         guard !owner.isEmpty, owner.count <= 100,
             owner.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }),
             !owner.hasPrefix("-"), !owner.hasPrefix(".")
         else { throw bad("'owner' must be 1 to 100 letters, digits, '.', '_' or '-'") }
-        try Self.checkRepositoryURL(repoURL)
+        try Self.checkRepositoryURL(repoURL, repositories: repositories)
         if let gitRef { try RefValidation.checkRef(gitRef, field: "git_ref") }
         try Self.checkRelativePath(dockerfilePath, field: "dockerfile_path")
         guard imageTags.count <= Self.maxTags else { throw bad("'image_tags' has \(imageTags.count) tags; at most \(Self.maxTags) are allowed") }
@@ -97,26 +98,11 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
         return cleaned.isEmpty ? "repository" : cleaned
     }
 
-    static func checkRepositoryURL(_ url: String) throws(RapidFlowError) {
-        let bad = RapidFlowError(.invalidRequest, "'repo_url' '\(url)' is not a git URL (https://, ssh://, git://, file:// or user@host:path)")
-        guard !url.isEmpty, url.count <= 2048, !url.hasPrefix("-"),
-            !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f })
-        else { throw bad }
-        if let scheme = url.range(of: "://").map({ url[..<$0.lowerBound].lowercased() }) {
-            guard ["https", "http", "ssh", "git", "file"].contains(scheme), let parsed = URLComponents(string: url) else { throw bad }
-            if scheme == "file" {
-                guard !parsed.path.isEmpty else { throw bad }
-            } else {
-                guard let host = parsed.host, !host.isEmpty, !host.hasPrefix("-") else { throw bad }
-            }
-            if ["https", "http"].contains(scheme), parsed.password != nil {
-                throw RapidFlowError(.invalidRequest, "'repo_url' must not carry a password; use git_credentials_path")
-            }
-            return
-        }
-        // scp-like: user@host:path
-        let parts = url.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, parts[0].contains("@"), !parts[1].isEmpty, !parts[0].hasPrefix("-") else { throw bad }
+    /// A clone source as `repo_url`: see `RepositoryPolicy.check`.
+    static func checkRepositoryURL(_ url: String, repositories: RepositoryPolicy) throws(RapidFlowError) {
+        try repositories.check(
+            url, field: "repo_url", code: .invalidRequest,
+            credentialsAdvice: "put them in a file in the secrets directory and name it in git_credentials_path")
     }
 
     static func checkRelativePath(_ path: String, field: String) throws(RapidFlowError) {

@@ -42,7 +42,8 @@ public struct PipelineConfig: Sendable, Equatable {
     }
 
     /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
-    public init(yaml: String, limits: Limits = .default) throws(RapidFlowError) {
+    /// `repositories` says whether `repo` may be a repository on the service's own machine.
+    public init(yaml: String, limits: Limits = .default, repositories: RepositoryPolicy = .remoteOnly) throws(RapidFlowError) {
         guard !yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw .invalidConfig("config is empty: it must be a YAML mapping with at least a 'steps' list")
         }
@@ -103,6 +104,7 @@ public struct PipelineConfig: Sendable, Equatable {
         guard let steps else {
             throw .invalidConfig("config has no 'steps': give a list of at least one bash step")
         }
+        if let repo { try Self.checkRepository(repo, repositories: repositories) }
         if let folder { try Self.checkRelativePath(folder, key: "folder") }
         if let branch { try RefValidation.checkRef(branch, field: "branch") }
 
@@ -222,6 +224,11 @@ public struct PipelineConfig: Sendable, Equatable {
         guard case .scalar(let scalar) = node else { return nil }
         if scalar.tag.description == Tag.Name.null.rawValue { return nil }
         return scalar.string
+    }
+
+    /// `repo` gets the same rules as an image job's `repo_url`; a pipeline has no credentials field.
+    public static func checkRepository(_ repo: String, repositories: RepositoryPolicy) throws(RapidFlowError) {
+        try repositories.check(repo, field: "repo", code: .invalidConfig, credentialsAdvice: "credentials cannot be written in the URL")
     }
 
     static func checkRelativePath(_ path: String, key: String) throws(RapidFlowError) {

@@ -8,6 +8,8 @@ public struct StepPayload: Codable, Sendable {
     public var content: String
     public var environment: [EnvironmentPair]
     public var snapshot: JobSnapshot
+    /// The service runs with `--allow-local-repos`: a `git` step may clone from the runner's disk.
+    public var allowLocalRepos: Bool
 
     public struct EnvironmentPair: Codable, Sendable {
         public var key: String
@@ -20,7 +22,8 @@ public struct StepPayload: Codable, Sendable {
     }
 
     public init(
-        jobID: Int, stepID: Int, type: String, name: String?, content: String, environment: [EnvironmentPair], snapshot: JobSnapshot
+        jobID: Int, stepID: Int, type: String, name: String?, content: String, environment: [EnvironmentPair], snapshot: JobSnapshot,
+        allowLocalRepos: Bool = false
     ) {
         self.jobID = jobID
         self.stepID = stepID
@@ -29,9 +32,24 @@ public struct StepPayload: Codable, Sendable {
         self.content = content
         self.environment = environment
         self.snapshot = snapshot
+        self.allowLocalRepos = allowLocalRepos
     }
 
     enum CodingKeys: String, CodingKey {
         case jobID = "job_id", stepID = "step_id", type, name, content, environment, snapshot
+        case allowLocalRepos = "allow_local_repos"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        jobID = try container.decode(Int.self, forKey: .jobID)
+        stepID = try container.decode(Int.self, forKey: .stepID)
+        type = try container.decode(String.self, forKey: .type)
+        name = try container.decodeIfPresent(String.self, forKey: .name)
+        content = try container.decode(String.self, forKey: .content)
+        environment = try container.decode([EnvironmentPair].self, forKey: .environment)
+        snapshot = try container.decode(JobSnapshot.self, forKey: .snapshot)
+        // A service that does not send it never allowed local clones.
+        allowLocalRepos = try container.decodeIfPresent(Bool.self, forKey: .allowLocalRepos) ?? false
     }
 }

@@ -67,9 +67,7 @@ public struct CredentialStore: Sendable {
                 }
                 let storePath = "\(directory)/git-credentials"
                 try Self.writePrivate(line + "\n", to: storePath)
-                credentials.environment["GIT_CONFIG_COUNT"] = "1"
-                credentials.environment["GIT_CONFIG_KEY_0"] = "credential.helper"
-                credentials.environment["GIT_CONFIG_VALUE_0"] = "store --file=\(storePath)"
+                GitEnvironment.appendConfig([("credential.helper", "store --file=\(storePath)")], to: &credentials.environment)
                 credentials.secrets.append(password)
                 if let decoded = password.removingPercentEncoding, decoded != password { credentials.secrets.append(decoded) }
             }

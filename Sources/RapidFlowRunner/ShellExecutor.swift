@@ -59,10 +59,14 @@ public struct ShellExecutor: StepExecutor {
         environment["RAPIDFLOW_JOB_ID"] = String(step.jobID)
         environment["RAPIDFLOW_STEP_ID"] = String(step.stepID)
         environment["RAPIDFLOW_WORKSPACE"] = step.workspace
-        for (key, value) in step.environment { environment[key] = value }
         if step.type == "git" {
+            // The clone runs on this machine whichever executor runs the other steps: a config's
+            // env (PATH, BASH_ENV, GIT_ALLOW_PROTOCOL, GIT_CONFIG_*) must not reconfigure it.
             for (key, value) in step.credentialEnvironment { environment[key] = value }
+            GitEnvironment.restrict(&environment, to: step.repositories)
             environment["GIT_TERMINAL_PROMPT"] = "0"
+        } else {
+            for (key, value) in step.environment { environment[key] = value }
         }
         environment[ProcessSweeper.markerVariable] = step.control.marker
         return environment
@@ -79,7 +83,9 @@ public struct ShellExecutor: StepExecutor {
     }
 }
 
-/// The clone of a pipeline's `repo` into the workspace: only what the ref needs.
+/// The clone of a pipeline's `repo` into the workspace: only what the ref needs. The URL and
+/// the ref come after `--` (or `--end-of-options`) wherever git takes them, so neither can
+/// be read as an option even if validation missed one.
 enum GitCheckout {
     static let script = """
         url="$1"; ref="$2"
@@ -95,8 +101,8 @@ enum GitCheckout {
           esac
           echo "Fetching full history to find commit $ref"
           git fetch -q origin
-          git rev-parse -q --verify "$ref^{commit}" >/dev/null || { echo "commit $ref not found in $url"; exit 1; }
-          git update-ref FETCH_HEAD "$ref" 2>/dev/null || echo "$ref" > .git/FETCH_HEAD
+          git rev-parse -q --verify --end-of-options "$ref^{commit}" >/dev/null || { echo "commit $ref not found in $url"; exit 1; }
+          git update-ref -- FETCH_HEAD "$ref" 2>/dev/null || echo "$ref" > .git/FETCH_HEAD
         fi
         git checkout -q FETCH_HEAD
         git log -1 --format='Checked out %H (%s)'

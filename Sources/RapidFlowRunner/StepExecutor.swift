@@ -22,6 +22,9 @@ public struct StepInvocation: Sendable {
     public var credentialEnvironment: [String: String] = [:]
     /// Ties containers and images to their job and service.
     public var labels: [String: String] = [:]
+    /// Whether a `git` step may clone from this machine: it decides git's allowed transports
+    /// when the step runs, whatever was accepted when the job was created.
+    public var repositories = RepositoryPolicy.remoteOnly
 
     public init(
         jobID: Int, stepID: Int, type: String, content: String, workspace: String, workingDirectory: String,

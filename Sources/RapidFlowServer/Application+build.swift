@@ -95,7 +95,7 @@ public func buildApplication(
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
             credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
             credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
-            metrics: metrics, leaseDuration: configuration.leaseDuration),
+            metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories),
         logger: logger, outbox: outbox)
 
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
@@ -163,9 +163,11 @@ func buildRouter(
     HealthController(
         store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad
     ).addRoutes(to: router)
-    PipelineController(store: store, scheduler: scheduler, limits: configuration.limits).addRoutes(to: router)
+    PipelineController(store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories)
+        .addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
+        repositories: configuration.repositories,
         credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID, nomad: nomad
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)

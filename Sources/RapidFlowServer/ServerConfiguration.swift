@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var executor = ExecutorKind.auto
     public var maxConcurrentJobs = 4
     public var secretsDirectory: String?
+    /// Jobs may clone repositories on this machine (`file://`, a path): off, since any API user
+    /// could otherwise build whatever the service's user can read.
+    public var allowLocalRepositories = false
     public var apiToken: String?
     public var killGracePeriod: Duration = .seconds(10)
     /// Jobs running longer fail as timed out; a config's `timeout_seconds` overrides it.
@@ -51,6 +54,8 @@ public struct ServerConfiguration: Sendable {
     public var nomad = NomadConfiguration.fromEnvironment()
 
     public init() {}
+
+    var repositories: RepositoryPolicy { RepositoryPolicy(allowsLocal: allowLocalRepositories) }
 
     var absoluteDataDirectory: String {
         URL(fileURLWithPath: dataDirectory).standardizedFileURL.path

@@ -25,6 +25,7 @@ struct LiveLogBenchmark {
         configuration.dataDirectory = dataDirectory
         configuration.logLevel = .error
         configuration.maxConcurrentJobs = 4
+        configuration.allowLocalRepositories = true
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
@@ -136,10 +137,15 @@ struct LiveLogBenchmark {
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 guard case .text(let text) = message else { continue }
                 guard let event = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                    event["event"] as? String == "log", let data = event["data"] as? String
+                    event["event"] as? String == "log"
                 else { continue }
-                bytes.add(data.utf8.count, ordering: .relaxed)
-                onLog(data)
+                // Output that is not UTF-8 comes as base64; the stamps are text.
+                if let data = event["data"] as? String {
+                    bytes.add(data.utf8.count, ordering: .relaxed)
+                    onLog(data)
+                } else if let encoded = event["data_base64"] as? String, let decoded = Data(base64Encoded: encoded) {
+                    bytes.add(decoded.count, ordering: .relaxed)
+                }
             }
         }
         return bytes.load(ordering: .relaxed)

@@ -73,6 +73,8 @@ struct RunnerCommand: AsyncParsableCommand {
                 environment: next.environment.map { (key: $0.key, value: $0.value) }, snapshot: next.snapshot, control: control)
             var named = invocation
             named.name = next.name
+            // The service's --allow-local-repos decides what this machine's git may clone.
+            named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
             let outcome = await runStep(named, control: control, executor: local, api: api)
             current.withLock { $0 = nil }
             try await api.finish(stepID: next.stepID, outcome: outcome)

@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxConcurrentJobs: Int?
     @Option(name: .customLong("secrets-dir"), help: "Directory that credential paths are resolved in (RAPIDFLOW_SECRETS_DIR).")
     var secretsDir: String?
+    @Flag(name: .customLong("allow-local-repos"), help: "Let jobs clone repositories on this machine: file:// URLs and paths (RAPIDFLOW_ALLOW_LOCAL_REPOS=true). Off by default: with it, any API user can build any repository the service's user can read.")
+    var allowLocalRepos = false
     @Option(name: .customLong("api-token"), help: "Bearer token required on every route but /health and /ready (RAPIDFLOW_API_TOKEN).")
     var apiToken: String?
     @Option(name: .customLong("kill-grace-seconds"), help: "Seconds between SIGTERM and SIGKILL when a job is stopped (RAPIDFLOW_KILL_GRACE_SECONDS).")
@@ -114,6 +116,15 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be from 0 to 65535") }
         configuration.secretsDirectory = value(secretsDir, "SECRETS_DIR")
         configuration.apiToken = value(apiToken, "API_TOKEN")
+        if allowLocalRepos {
+            configuration.allowLocalRepositories = true
+        } else if let raw = value(nil, "ALLOW_LOCAL_REPOS") {
+            switch raw.lowercased() {
+            case "1", "true", "yes": configuration.allowLocalRepositories = true
+            case "0", "false", "no": configuration.allowLocalRepositories = false
+            default: throw ValidationError("RAPIDFLOW_ALLOW_LOCAL_REPOS must be true or false, got '\(raw)'")
+            }
+        }
         if let grace = try number(killGraceSeconds, "KILL_GRACE_SECONDS") {
             guard grace >= 0, grace <= Limits.default.maxTimeoutSeconds else {
                 throw ValidationError("--kill-grace-seconds must be from 0 to \(Int(Limits.default.maxTimeoutSeconds))")

@@ -39,7 +39,7 @@ struct PipelineConfigTests {
     }
 
     @Test func planAddsACloneStepWhenTheConfigHasARepository() throws {
-        let config = try PipelineConfig(yaml: "repo: file:///tmp/r.git\nbranch: main\nsteps:\n  - make\n")
+        let config = try PipelineConfig(yaml: "repo: https://git.example.com/r.git\nbranch: main\nsteps:\n  - make\n")
         let plan = config.plan(configText: "", branchOverride: "dev")
         #expect(plan.steps.map(\.type) == ["git", "bash"])
         #expect(plan.snapshot.branch == "dev")

@@ -115,6 +115,7 @@ struct NomadServiceTests {
         configuration.port = 0
         configuration.dataDirectory = NSTemporaryDirectory() + "rapidflow-nomad-\(UUID().uuidString.prefix(8))"
         configuration.executor = .nomad
+        configuration.allowLocalRepositories = true
         configuration.killGracePeriod = .seconds(2)
         configuration.logLevel = .warning
         configuration.nomad = NomadConfiguration(address: agent.address, token: "nomad-acl-token-5150", runnerCommand: binary)

@@ -4,8 +4,12 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import RapidFlowCore
+import RapidFlowStore
 import Synchronization
 import Testing
+
+@testable import RapidFlowServer
 
 /// Live logs over WebSocket and plain text: complete, in order, the same for every follower.
 @Suite("Live logs")
@@ -15,17 +19,32 @@ struct LogStreamTests {
         var events: [[String: Any]] = []
         var closeCode: String?
 
-        /// Each step's output as the follower assembled it, by step id, checking offsets are contiguous.
+        /// Each step's output as the follower assembled it, by step id, checking that each
+        /// event's offset is the byte count before it (no gap, no repeat).
         func outputs() throws -> [Int: Data] {
             var outputs: [Int: Data] = [:]
             for event in events where event["event"] as? String == "log" {
                 let stepID = try #require(event["step_id"] as? Int)
                 let offset = try #require(event["offset"] as? Int)
-                let data = Data((event["data"] as? String ?? "").utf8)
+                let bytes = try Self.bytes(of: event)
                 #expect(offset == outputs[stepID, default: Data()].count, "no gap and no duplicate at offset \(offset)")
-                outputs[stepID, default: Data()].append(data)
+                outputs[stepID, default: Data()].append(bytes)
             }
             return outputs
+        }
+
+        /// A log event's bytes: text in `data`, or base64 in `data_base64` (exactly one of them).
+        static func bytes(of event: [String: Any]) throws -> Data {
+            let text = event["data"] as? String
+            let base64 = event["data_base64"] as? String
+            #expect((text == nil) != (base64 == nil), "exactly one of data and data_base64: \(event.keys.sorted())")
+            if let base64 { return try #require(Data(base64Encoded: base64), "data_base64 is base64") }
+            return Data((text ?? "").utf8)
+        }
+
+        /// The log events of one step.
+        func logEvents(stepID: Int) -> [[String: Any]] {
+            events.filter { $0["event"] as? String == "log" && $0["step_id"] as? Int == stepID }
         }
 
         var kinds: [String] { events.compactMap { $0["event"] as? String } }
@@ -212,6 +231,90 @@ struct LogStreamTests {
             #expect(steps.last?["output"] as? String == "next\n")
             let (text, _) = try await plain
             #expect(text == (try await Self.expectedText(server, jobID: jobID)), "the live stream shows what was stored")
+        }
+    }
+
+    /// Steps (in order): valid multi-byte text only; random binary interleaved with multi-byte
+    /// text; invalid bytes at the very end of the output.
+    static let binaryAndText = """
+        steps:
+          - for i in $(seq 1 3000); do echo "ligne $i - héllo wörld ✓ 𝄞 日本語"; done
+          - for i in $(seq 1 30); do head -c 10000 /dev/urandom; printf '\\n%s ✓ 𝄞 €\\n' "text $i"; done
+          - printf 'ends inside a character \\xe2\\x82'
+        """
+
+    /// What followers received, against the bytes the store holds for each step.
+    static func expectExactBytes(_ transcript: WebSocketTranscript, server: TestServer, jobID: Int, _ label: String) async throws -> [Int: Data] {
+        let store = try #require(server.service?.store)
+        let outputs = try transcript.outputs()
+        var stored: [Int: Data] = [:]
+        for step in try await store.steps(jobID: jobID) {
+            stored[step.id] = try await store.output(stepID: step.id)
+            #expect(outputs[step.id] == stored[step.id], "\(label): step \(step.orderNum)'s events hold exactly its stored bytes")
+            for event in transcript.logEvents(stepID: step.id) {
+                #expect(try WebSocketTranscript.bytes(of: event).count <= JSONEventRenderer.pieceSize, "\(label): small frames")
+            }
+        }
+        return stored
+    }
+
+    @Test func framesNeitherSplitACharacterAcrossChunksNorAtTheSizeLimit() throws {
+        var renderer = JSONEventRenderer()
+        // The frame limit (4096) falls inside '𝄞', and so does the boundary between the chunks.
+        let output = Data(String(repeating: "a", count: JSONEventRenderer.pieceSize - 1).utf8) + Data("𝄞 é ✓".utf8) + Data([0xFF, 0x41])
+        let split = JSONEventRenderer.pieceSize + 1
+        var messages = renderer.render(.log(stepID: 1, offset: 0, data: output.prefix(split)))
+        messages += renderer.render(.log(stepID: 1, offset: split, data: output.dropFirst(split)))
+        messages += renderer.render(.stepFinished(stepID: 1, status: .success, exitCode: 0))
+        var transcript = WebSocketTranscript()
+        transcript.events = try messages.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(try transcript.outputs()[1] == output)
+        let logs = transcript.logEvents(stepID: 1)
+        #expect(logs.map { $0["offset"] as? Int } == [0, JSONEventRenderer.pieceSize - 1])
+        #expect(logs.first?["data"] as? String == String(repeating: "a", count: JSONEventRenderer.pieceSize - 1))
+        #expect(logs.last?["data_base64"] as? String == Data("𝄞 é ✓".utf8 + [0xFF, 0x41]).base64EncodedString(), "bytes that are not UTF-8 go exactly")
+    }
+
+    @Test func binaryOutputStreamsByteExactWithOffsetsCountingBytes() async throws {
+        try await TestServer.with { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: Self.binaryAndText))
+            let live = try await Self.followWebSocket(server, jobID: jobID)
+            let late = try await Self.followWebSocket(server, jobID: jobID)
+            #expect(live.events.last?["status"] as? String == "success")
+            let store = try #require(server.service?.store)
+            let steps = try await store.steps(jobID: jobID)
+            for (transcript, label) in [(live, "live"), (late, "late")] {
+                let stored = try await Self.expectExactBytes(transcript, server: server, jobID: jobID, label)
+                let text = transcript.logEvents(stepID: steps[0].id)
+                #expect(stored[steps[0].id]?.count ?? 0 > 100_000)
+                #expect(text.allSatisfy { $0["data"] is String }, "\(label): valid UTF-8 is never cut inside a character, so it all goes as text")
+                let binary = transcript.logEvents(stepID: steps[1].id)
+                #expect(stored[steps[1].id]?.count ?? 0 > 300_000)
+                #expect(binary.contains { $0["data_base64"] is String }, "\(label): bytes that are not UTF-8 go as base64")
+                let tail = transcript.logEvents(stepID: steps[2].id)
+                #expect(tail.last?["data_base64"] is String, "\(label): the cut-off character at the end is sent as it is")
+            }
+        }
+    }
+
+    @Test func outputCutByTheCapInsideACharacterStreamsByteExact() async throws {
+        try await TestServer.with(configure: { $0.stepOutputCap = 100_000 }) { server in
+            // 49,999 ASCII bytes, then '€' (3 bytes) repeated: the head's end (50,000 bytes)
+            // falls inside a character, and so does the start of the kept tail.
+            let config = """
+                steps:
+                  - head -c 49999 /dev/zero | tr '\\0' a; printf '€%.0s' $(seq 1 20000); head -c 30000 /dev/urandom; echo
+                """
+            let jobID = try await server.trigger(try await server.createPipeline(config: config))
+            async let live = Self.followWebSocket(server, jobID: jobID)
+            let job = try await server.waitForJob(jobID)
+            #expect(job["status"] as? String == "success")
+            let late = try await Self.followWebSocket(server, jobID: jobID)
+            for (transcript, label) in [(try await live, "live"), (late, "late")] {
+                let stored = try await Self.expectExactBytes(transcript, server: server, jobID: jobID, label)
+                let output = try #require(stored.values.first)
+                #expect(String(decoding: output, as: UTF8.self).contains("bytes of output were cut here"), "\(label): the cap cut the output")
+            }
         }
     }
 

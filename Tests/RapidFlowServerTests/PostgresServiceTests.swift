@@ -67,6 +67,7 @@ struct PostgresServiceTests {
     static func usePostgres(_ url: String, _ configuration: inout ServerConfiguration) {
         configuration.database = url
         configuration.executor = .shell
+        configuration.allowLocalRepositories = true
     }
 }
 

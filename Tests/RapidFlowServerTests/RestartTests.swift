@@ -74,12 +74,16 @@ struct ServiceProcess {
         return packageRoot.appendingPathComponent(".build/debug/rapidflow").path
     }
 
-    static func start(dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:]) async throws -> ServiceProcess {
+    static func start(
+        dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:], allowLocalRepos: Bool = true
+    ) async throws -> ServiceProcess {
         let logPath = "\(dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"] + arguments
+        // Tests clone repositories they create on this machine.
+        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"]
+            + (allowLocalRepos ? ["--allow-local-repos"] : []) + arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log

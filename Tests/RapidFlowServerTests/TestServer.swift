@@ -28,6 +28,8 @@ struct TestServer {
         configuration.dataDirectory = directory
         configuration.killGracePeriod = .seconds(2)
         configuration.logLevel = .warning
+        // Tests clone repositories they create on this machine; RepositoryTests turns it off.
+        configuration.allowLocalRepositories = true
         configure(&configuration)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (app, service) = try await buildApplication(configuration: configuration) { port in

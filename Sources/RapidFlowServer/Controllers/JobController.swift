@@ -10,6 +10,8 @@ struct JobController<Context: RequestContext> {
     let scheduler: JobScheduler
     let workspacesDirectory: String
     let limits: Limits
+    /// Whether `repo_url` may name a repository on this machine.
+    let repositories: RepositoryPolicy
     let credentials: CredentialStore
     let instanceID: String
     let docker = DockerEngine()
@@ -48,7 +50,7 @@ struct JobController<Context: RequestContext> {
             testEntryPoint: try RequestParsing.bool(body, "test_entry_point") ?? false,
             killTimeoutSeconds: try RequestParsing.number(body, "kill_timeout_seconds"),
             timeoutSeconds: try RequestParsing.number(body, "timeout_seconds"))
-        try job.validate(limits: limits)
+        try job.validate(limits: limits, repositories: repositories)
         if let path = job.gitCredentialsPath { _ = try credentials.resolve(path, field: "git_credentials_path") }
         if let path = job.registryCredentialsPath { _ = try credentials.resolve(path, field: "registry_credentials_path") }
         let plan = job.plan()
@@ -137,6 +139,12 @@ struct JobController<Context: RequestContext> {
             throw RapidFlowError(
                 .jobNotRetryable,
                 "job \(original.id) is \(original.status.rawValue); wait for it to finish or cancel it before retrying")
+        }
+        // The original was accepted under the rules of its day; a retry is a new job under today's.
+        if let request = original.snapshot.imageJob {
+            try request.validate(limits: limits, repositories: repositories)
+        } else if let repo = original.snapshot.repo {
+            try PipelineConfig.checkRepository(repo, repositories: repositories)
         }
         let steps = try await store.steps(jobID: original.id)
         let environment = try await store.environment(jobID: original.id)

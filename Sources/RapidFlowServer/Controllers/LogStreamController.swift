@@ -120,10 +120,16 @@ struct PlainTextRenderer {
     }
 }
 
-/// The WebSocket's JSON events. Output is sent as text: bytes of a UTF-8 character split
-/// across two chunks are held back until the character is whole.
+/// The WebSocket's JSON events.
+///
+/// A `log` event's `offset` is the byte offset in the step's stored output, and the event
+/// carries exactly the bytes that follow it: as text in `data` when they are valid UTF-8,
+/// else as base64 in `data_base64`. So `offset` plus the byte length is always the next
+/// event's `offset`, whatever the step printed, and a client that resumes counts what it has
+/// in the same unit. A character whose bytes arrive in two chunks is held back until it is
+/// whole, and frames are never cut inside one.
 struct JSONEventRenderer {
-    private var pending: [Int: Data] = [:]
+    private var pending: [Int: [UInt8]] = [:]
     private var nextOffset: [Int: Int] = [:]
 
     mutating func render(_ event: LogStreamEvent) -> [String] {
@@ -134,18 +140,18 @@ struct JSONEventRenderer {
                 ("type", .string(step.type)), ("phase", .string(step.phase.rawValue)),
             ]).serialized]
         case .log(let stepID, let offset, let data):
-            let held = pending[stepID] ?? Data()
-            var bytes = held + data
+            let held = pending.removeValue(forKey: stepID) ?? []
+            let bytes = held + data
             let start = offset - held.count
-            let cut = Self.completeUTF8Prefix(bytes)
-            pending[stepID] = bytes.count > cut ? bytes.subdata(in: cut..<bytes.count) : nil
-            bytes = bytes.prefix(cut)
-            nextOffset[stepID] = start + bytes.count
-            return Self.logMessages(stepID: stepID, offset: start, bytes: bytes)
+            let whole = UTF8Frames.incompleteTail(bytes)
+            if whole < bytes.count { pending[stepID] = Array(bytes[whole...]) }
+            nextOffset[stepID] = start + whole
+            return Self.logMessages(stepID: stepID, offset: start, bytes: bytes[..<whole])
         case .stepFinished(let stepID, let status, let exitCode):
             var messages: [String] = []
+            // The output ended inside a character: those bytes go as they are.
             if let rest = pending.removeValue(forKey: stepID), !rest.isEmpty {
-                messages.append(Self.logMessage(stepID: stepID, offset: nextOffset[stepID] ?? 0, bytes: rest))
+                messages += Self.logMessages(stepID: stepID, offset: nextOffset[stepID] ?? 0, bytes: rest[...])
             }
             messages.append(JSONValue.object([
                 ("event", "step_finished"), ("step_id", .int(stepID)), ("status", .string(status.rawValue)),
@@ -160,44 +166,83 @@ struct JSONEventRenderer {
     }
 
     /// Frames stay small (WebSocket clients commonly refuse frames over 16 KiB): output is
-    /// sent in pieces of at most `pieceSize` bytes, cut at character boundaries.
+    /// sent in pieces of at most `pieceSize` bytes.
     static let pieceSize = 4096
 
-    private static func logMessages(stepID: Int, offset: Int, bytes: Data) -> [String] {
-        var messages: [String] = []
+    private static func logMessages(stepID: Int, offset: Int, bytes: ArraySlice<UInt8>) -> [String] {
+        UTF8Frames.cut(bytes, maxBytes: pieceSize).map { piece in
+            let payload: (String, JSONValue) =
+                if let text = String(validating: piece, as: UTF8.self) { ("data", .string(text)) } else {
+                    ("data_base64", .string(Data(piece).base64EncodedString()))
+                }
+            return JSONValue.object([
+                ("event", "log"), ("step_id", .int(stepID)), ("offset", .int(offset + (piece.startIndex - bytes.startIndex))), payload,
+            ]).serialized
+        }
+    }
+}
+
+/// Where UTF-8 characters start and end in a run of bytes that may not all be UTF-8.
+enum UTF8Frames {
+    /// What starts at a byte: a valid character of some length, a byte that starts none, or a
+    /// valid start cut off by the end of the bytes. The rules are RFC 3629's (no overlong forms,
+    /// surrogates or values past U+10FFFF), as `String(validating:)` applies them.
+    enum Unit: Equatable {
+        case character(length: Int)
+        case invalid
+        case incomplete
+    }
+
+    static func unit(_ bytes: ArraySlice<UInt8>, at index: Int) -> Unit {
+        let lead = bytes[index]
+        if lead < 0x80 { return .character(length: 1) }
+        var second: ClosedRange<UInt8> = 0x80...0xBF
+        let length: Int
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; second = 0xA0...0xBF
+        case 0xED: length = 3; second = 0x80...0x9F
+        case 0xE1...0xEF: length = 3
+        case 0xF0: length = 4; second = 0x90...0xBF
+        case 0xF4: length = 4; second = 0x80...0x8F
+        case 0xF1...0xF3: length = 4
+        default: return .invalid
+        }
+        for position in 1..<length {
+            guard index + position < bytes.endIndex else { return .incomplete }
+            let byte = bytes[index + position]
+            guard (position == 1 ? second : 0x80...0xBF).contains(byte) else { return .invalid }
+        }
+        return .character(length: length)
+    }
+
+    /// Where a character that the end of `bytes` cuts off starts (more bytes may complete it),
+    /// else `bytes.count`. Only the last three bytes can hold one.
+    static func incompleteTail(_ bytes: [UInt8]) -> Int {
+        for start in stride(from: bytes.count - 1, through: max(0, bytes.count - 3), by: -1) where bytes[start] >= 0xC0 {
+            return unit(bytes[...], at: start) == .incomplete ? start : bytes.count
+        }
+        return bytes.count
+    }
+
+    /// `bytes` in pieces of at most `maxBytes`, each ending where a character ends (or at an
+    /// invalid byte): a valid character is never split across two pieces.
+    static func cut(_ bytes: ArraySlice<UInt8>, maxBytes: Int) -> [ArraySlice<UInt8>] {
+        var pieces: [ArraySlice<UInt8>] = []
         var start = bytes.startIndex
         while start < bytes.endIndex {
-            var end = min(start + pieceSize, bytes.endIndex)
+            var end = min(start + maxBytes, bytes.endIndex)
             if end < bytes.endIndex {
-                let whole = completeUTF8Prefix(bytes.subdata(in: start..<end))
-                if whole > 0 { end = start + whole }
+                // A character that starts in the last three bytes and runs past the cut moves
+                // whole to the next piece.
+                for lead in stride(from: end - 1, through: max(start + 1, end - 3), by: -1) where bytes[lead] >= 0xC0 {
+                    if case .character(let length) = unit(bytes, at: lead), lead + length > end { end = lead }
+                    break
+                }
             }
-            messages.append(logMessage(stepID: stepID, offset: offset + (start - bytes.startIndex), bytes: bytes.subdata(in: start..<end)))
+            pieces.append(bytes[start..<end])
             start = end
         }
-        return messages
-    }
-
-    private static func logMessage(stepID: Int, offset: Int, bytes: Data) -> String {
-        JSONValue.object([
-            ("event", "log"), ("step_id", .int(stepID)), ("offset", .int(offset)),
-            ("data", .string(String(decoding: bytes, as: UTF8.self))),
-        ]).serialized
-    }
-
-    /// The length of the longest prefix that does not end inside a UTF-8 sequence.
-    static func completeUTF8Prefix(_ bytes: Data) -> Int {
-        let count = bytes.count
-        var index = count - 1
-        var continuation = 0
-        while index >= 0, continuation < 3, bytes[bytes.startIndex + index] & 0xC0 == 0x80 {
-            continuation += 1
-            index -= 1
-        }
-        guard index >= 0 else { return count }
-        let lead = bytes[bytes.startIndex + index]
-        let needed: Int =
-            if lead & 0x80 == 0 { 0 } else if lead & 0xE0 == 0xC0 { 1 } else if lead & 0xF0 == 0xE0 { 2 } else if lead & 0xF8 == 0xF0 { 3 } else { 0 }
-        return needed > continuation ? index : count
+        return pieces
     }
 }

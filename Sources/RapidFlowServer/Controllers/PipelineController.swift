@@ -8,6 +8,9 @@ struct PipelineController<Context: RequestContext> {
     let store: any JobStore
     let scheduler: JobScheduler
     let limits: Limits
+    /// Whether `repo` may name a repository on this machine; checked when a pipeline is stored
+    /// and again when a job is created from it (the service may have restarted without it).
+    let repositories: RepositoryPolicy
 
     func addRoutes(to router: Router<Context>) {
         router.post("pipelines", use: create)
@@ -30,7 +33,7 @@ struct PipelineController<Context: RequestContext> {
         guard let config = try RequestParsing.string(body, "config", required: true), !config.isEmpty else {
             throw RapidFlowError(.invalidConfig, "field 'config' is empty: give the pipeline's YAML")
         }
-        _ = try PipelineConfig(yaml: config, limits: limits)
+        _ = try PipelineConfig(yaml: config, limits: limits, repositories: repositories)
         return (name, config)
     }
 
@@ -77,7 +80,7 @@ struct PipelineController<Context: RequestContext> {
         let extraEnvironment = try RequestParsing.stringMap(body, "env")
         for entry in extraEnvironment { try EnvironmentValidation.checkName(entry.key, field: "env") }
 
-        let config = try PipelineConfig(yaml: pipeline.config, limits: limits)
+        let config = try PipelineConfig(yaml: pipeline.config, limits: limits, repositories: repositories)
         let plan = config.plan(configText: pipeline.config, branchOverride: branch)
         // A trigger's env wins over the config's for the same key.
         let overridden = Set(extraEnvironment.map(\.key))

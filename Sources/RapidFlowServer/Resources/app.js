@@ -516,6 +516,14 @@ class JobPage {
   }
 }
 
+/** The bytes a base64 string encodes. */
+function base64Bytes(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index);
+  return bytes;
+}
+
 /**
  * The log pane: one section per step, fed by the WebSocket of JSON events.
  *
@@ -580,7 +588,12 @@ class LogView {
       ),
       output,
     );
-    entry = { element, output, statusSlot, received: 0, complete: false, status: null, ansi: new AnsiRenderer(), orderNum: info.order_num ?? Infinity };
+    // `received` counts bytes (as the events' offsets do); one streaming decoder per step turns
+    // them into text, so a character split across events or at a resume comes out whole.
+    entry = {
+      element, output, statusSlot, received: 0, decoder: new TextDecoder(), complete: false, status: null,
+      ansi: new AnsiRenderer(), orderNum: info.order_num ?? Infinity,
+    };
     this.setStepStatus(entry, info.status ?? "pending");
     const after = [...this.steps.values()].find((other) => other.orderNum > entry.orderNum);
     this.pane.insertBefore(element, after?.element ?? null);
@@ -665,6 +678,7 @@ class LogView {
       case "step_finished": {
         const entry = this.section(event.step_id);
         entry.complete = true;
+        entry.ansi.append(entry.output, entry.decoder.decode());
         entry.ansi.flush(entry.output);
         this.setStepStatus(entry, event.status);
         break;
@@ -685,10 +699,13 @@ class LogView {
     this.scheduleScroll();
   }
 
-  /** Appends only the bytes past what the step already shows. */
+  /**
+   * Appends only the bytes past what the step already shows. An event carries its bytes as
+   * text (`data`) or, when they are not valid UTF-8, as base64 (`data_base64`).
+   */
   appendOutput(event) {
     const entry = this.section(event.step_id);
-    const bytes = new TextEncoder().encode(event.data);
+    const bytes = event.data_base64 !== undefined ? base64Bytes(event.data_base64) : new TextEncoder().encode(event.data);
     const end = event.offset + bytes.length;
     if (end <= entry.received) return;
     if (event.offset > entry.received) {
@@ -697,9 +714,9 @@ class LogView {
       this.start();
       return;
     }
-    const text = event.offset < entry.received ? new TextDecoder().decode(bytes.subarray(entry.received - event.offset)) : event.data;
+    const fresh = bytes.subarray(entry.received - event.offset);
     entry.received = end;
-    entry.ansi.append(entry.output, text);
+    entry.ansi.append(entry.output, entry.decoder.decode(fresh, { stream: true }));
   }
 
   setState(text, kind) {

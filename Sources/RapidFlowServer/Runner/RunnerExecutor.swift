@@ -64,7 +64,8 @@ final class RunnerExecutor: StepExecutor {
         }
         let payload = StepPayload(
             jobID: step.jobID, stepID: step.stepID, type: step.type, name: step.name, content: step.content,
-            environment: step.environment.map { .init(key: $0.key, value: $0.value) }, snapshot: step.snapshot)
+            environment: step.environment.map { .init(key: $0.key, value: $0.value) }, snapshot: step.snapshot,
+            allowLocalRepos: step.repositories.allowsLocal)
         return try await hub.handOff(jobID: step.jobID, step: payload, events: events)
     }
 

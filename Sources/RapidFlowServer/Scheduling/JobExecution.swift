@@ -124,6 +124,7 @@ struct JobExecution {
             snapshot: job.snapshot, control: control)
         invocation.name = step.name
         invocation.credentialEnvironment = credentials.environment
+        invocation.repositories = settings.repositories
         invocation.labels = ["rapidflow.job": String(jobID), "rapidflow.instance": settings.instanceID]
 
         var exitCode: Int?

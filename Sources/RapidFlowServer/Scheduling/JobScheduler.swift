@@ -30,13 +30,17 @@ public actor JobScheduler: Service {
         /// How long a claimed job stays this service's without a renewal: a replica that
         /// stops renewing (it died) has its jobs settled by another within about this time.
         public var leaseDuration: Duration = .seconds(30)
+        /// Whether clones may read repositories on this machine (`--allow-local-repos`): git's
+        /// transports are limited by it when a step runs, also for jobs stored before a change.
+        public var repositories = RepositoryPolicy.remoteOnly
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
             stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
             credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil, metrics: ServiceMetrics = ServiceMetrics(),
-            leaseDuration: Duration = .seconds(30)
+            leaseDuration: Duration = .seconds(30), repositories: RepositoryPolicy = .remoteOnly
         ) {
+            self.repositories = repositories
             self.leaseDuration = leaseDuration
             self.metrics = metrics
             self.defaultJobTimeout = defaultJobTimeout
