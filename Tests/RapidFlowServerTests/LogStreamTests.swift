@@ -299,11 +299,12 @@ struct LogStreamTests {
 
     @Test func outputCutByTheCapInsideACharacterStreamsByteExact() async throws {
         try await TestServer.with(configure: { $0.stepOutputCap = 100_000 }) { server in
-            // 49,999 ASCII bytes, then '€' (3 bytes) repeated: the head's end (50,000 bytes)
-            // falls inside a character, and so does the start of the kept tail.
+            // 50,000 ASCII bytes, then '€' (3 bytes) 40,000 times: the cap (100,000 bytes stored
+            // as printed) ends inside a character, and so does the start of the kept tail (the
+            // last 50,000 of 200,001 bytes).
             let config = """
                 steps:
-                  - head -c 49999 /dev/zero | tr '\\0' a; printf '€%.0s' $(seq 1 20000); head -c 30000 /dev/urandom; echo
+                  - head -c 50000 /dev/zero | tr '\\0' a; printf '€%.0s' $(seq 1 40000); head -c 30000 /dev/urandom; echo
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
             async let live = Self.followWebSocket(server, jobID: jobID)
