@@ -31,3 +31,16 @@ public struct Limits: Sendable, Equatable {
 
     public static let `default` = Limits()
 }
+
+extension Duration {
+    /// Whole and fractional seconds, for `Date` arithmetic and messages.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    /// A timeout or grace period given in seconds (a config, a request, a stored job), clamped to
+    /// the longest one allowed, so a value stored before the bound was checked cannot overflow.
+    public static func clampedSeconds(_ seconds: Double, limits: Limits = .default) -> Duration {
+        .milliseconds(Int(min(max(seconds, 0), limits.maxTimeoutSeconds) * 1000))
+    }
+}

@@ -660,8 +660,9 @@ public final class SQLJobStore: JobStore {
                     }
                 }
                 for step in running {
+                    // After the last stored byte: a trimmed step's offsets have a gap, so not the sum of lengths.
                     let size = try await database.raw(
-                        "SELECT COALESCE(SUM(LENGTH(data)), 0) AS size FROM step_output WHERE step_id = \(bind: step.stepID)"
+                        "SELECT CAST(COALESCE(MAX(byte_offset + LENGTH(data)), 0) AS BIGINT) AS size FROM step_output WHERE step_id = \(bind: step.stepID)"
                     ).first()?.decode(column: "size", as: Int.self) ?? 0
                     try await database.raw(
                         "INSERT INTO step_output (step_id, byte_offset, data) VALUES (\(bind: step.stepID), \(bind: size), \(bind: note))"

@@ -1,6 +1,5 @@
 import Foundation
 import HTTPTypes
-import HummingbirdWSClient
 import Logging
 import NIOHTTP1
 import Synchronization
@@ -20,22 +19,9 @@ struct DashboardTokenTests {
     }
 
     /// The events of one WebSocket follow with `headers` on the handshake; nil when the upgrade was refused.
-    static func follow(_ server: TestServer, jobID: Int, headers: HTTPFields) async throws -> [String]? {
-        let events = Mutex<[String]>([])
-        do {
-            try await WebSocketClient.connect(
-                url: "ws://127.0.0.1:\(server.port)/jobs/\(jobID)/logs/stream",
-                configuration: .init(additionalHeaders: headers), logger: Logger(label: "dashboard-token-test")
-            ) { inbound, _, _ in
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    guard case .text(let text) = message else { continue }
-                    events.withLock { $0.append(text) }
-                }
-            }
-        } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {
-            return nil
-        }
-        return events.withLock { $0 }
+    static func follow(_ server: TestServer, jobID: Int, headers: [(String, String)]) async throws -> [String]? {
+        let session = try await RawWebSocket.follow(port: server.port, path: "/jobs/\(jobID)/logs/stream", headers: headers)
+        return session.upgraded ? session.texts : nil
     }
 
     /// The raw handshake answer's header lines, read with curl (the WebSocket client hides them).
@@ -66,19 +52,19 @@ struct DashboardTokenTests {
 
         let encoded = Self.base64URL(Self.token)
         let accepted = try #require(
-            try await Self.follow(server, jobID: jobID, headers: [.secWebSocketProtocol: "rapidflow, bearer.\(encoded)"]),
+            try await Self.follow(server, jobID: jobID, headers: [("Sec-WebSocket-Protocol", "rapidflow, bearer.\(encoded)")]),
             "the right token as a subprotocol opens the stream")
         #expect(accepted.contains { $0.contains("from the step") })
         #expect(accepted.last?.contains("job_finished") == true)
-        let viaHeader = try await Self.follow(server, jobID: jobID, headers: [.authorization: "Bearer \(Self.token)"])
+        let viaHeader = try await Self.follow(server, jobID: jobID, headers: [("Authorization", "Bearer \(Self.token)")])
         #expect(viaHeader?.last?.contains("job_finished") == true, "the Authorization header still works")
 
-        let refusals: [(String, HTTPFields)] = [
-            ("no token", [:]),
-            ("a wrong token", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.base64URL("wrong"))"]),
-            ("a prefix of the token", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.base64URL(String(Self.token.dropLast())))"]),
-            ("the token not encoded", [.secWebSocketProtocol: "rapidflow, bearer.\(Self.token)"]),
-            ("no bearer entry", [.secWebSocketProtocol: "rapidflow"]),
+        let refusals: [(String, [(String, String)])] = [
+            ("no token", []),
+            ("a wrong token", [("Sec-WebSocket-Protocol", "rapidflow, bearer.\(Self.base64URL("wrong"))")]),
+            ("a prefix of the token", [("Sec-WebSocket-Protocol", "rapidflow, bearer.\(Self.base64URL(String(Self.token.dropLast())))")]),
+            ("the token not encoded", [("Sec-WebSocket-Protocol", "rapidflow, bearer.\(Self.token)")]),
+            ("no bearer entry", [("Sec-WebSocket-Protocol", "rapidflow")]),
         ]
         for (what, headers) in refusals {
             #expect(try await Self.follow(server, jobID: jobID, headers: headers) == nil, "refused with \(what)")

@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -51,20 +50,11 @@ struct LogStreamTests {
     }
 
     static func followWebSocket(_ server: TestServer, jobID: Int, query: String = "") async throws -> WebSocketTranscript {
-        let transcript = Mutex(WebSocketTranscript())
-        let close = try await WebSocketClient.connect(
-            url: "ws://127.0.0.1:\(server.port)/jobs/\(jobID)/logs/stream\(query)", logger: Logger(label: "ws-test")
-        ) { inbound, _, _ in
-            for try await message in inbound.messages(maxSize: 64 << 20) {
-                guard case .text(let text) = message,
-                    let event = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-                else { continue }
-                transcript.withLock { $0.events.append(event) }
-            }
-        }
-        var result = transcript.withLock { $0 }
-        result.closeCode = close.map { "\($0.closeCode)" }
-        return result
+        let session = try await RawWebSocket.follow(port: server.port, path: "/jobs/\(jobID)/logs/stream\(query)")
+        var transcript = WebSocketTranscript()
+        transcript.events = session.texts.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        transcript.closeCode = session.closeCode.map { $0 == 1000 ? "normalClosure" : $0 == 1001 ? "goingAway" : String($0) }
+        return transcript
     }
 
     static func followText(_ server: TestServer, jobID: Int, query: String = "?follow=true") async throws -> (String, String?) {

@@ -53,7 +53,7 @@ final class RunnerExecutor: StepExecutor {
             return try await local.run(step, events: events)
         }
         // The job's own kill_timeout_seconds wins, as for a local stop (clamped the same way).
-        let grace = step.snapshot.killTimeoutSeconds.map { Duration.milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+        let grace = step.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) }
             ?? gracePeriod
         try await ensureRunner(jobID: step.jobID, grace: grace)
         let hub = hub

@@ -39,7 +39,7 @@ struct JobExecution {
 
         let credentialsForSteps = credentials
         let timeout =
-            job.snapshot.timeoutSeconds.map { Duration.milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+            job.snapshot.timeoutSeconds.map { Duration.clampedSeconds($0) }
             ?? settings.defaultJobTimeout
         let run = self.run
         var status = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
@@ -47,7 +47,7 @@ struct JobExecution {
                 // The watchdog: past the timeout the job is stopped like a cancel, and fails.
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+                    let seconds = timeout.inSeconds
                     run.stop(.timedOut(seconds), signal: SIGTERM)
                     try await Task.sleep(for: run.gracePeriod)
                     run.stop(.timedOut(seconds), signal: SIGKILL)
@@ -58,7 +58,7 @@ struct JobExecution {
                 var status = JobStatus.success
                 for step in steps where step.status == .pending {
                     if let reason = run.stopReason {
-                        status = reason == .cancelled ? .cancelled : .failed
+                        status = reason.jobStatus
                         break
                     }
                     let stepStatus = try await runStep(
@@ -80,7 +80,7 @@ struct JobExecution {
             return JobStatus.failed
         }
         if let reason = run.stopReason, status == .success {
-            status = reason == .cancelled ? .cancelled : .failed
+            status = reason.jobStatus
         }
         await executor.jobFinished(jobID: jobID)
         try await store.skipPendingSteps(jobID: jobID, at: Date())

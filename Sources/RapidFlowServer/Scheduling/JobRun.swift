@@ -10,6 +10,9 @@ final class JobRun: Sendable {
         case shutdown
         /// The job ran longer than its timeout (seconds).
         case timedOut(Double)
+
+        /// The final status of a job stopped for this reason.
+        var jobStatus: JobStatus { self == .cancelled ? .cancelled : .failed }
     }
 
     private struct State {

@@ -125,14 +125,14 @@ public actor JobScheduler: Service {
             let now = Date()
             let jobs = try await store.claimPendingJobs(
                 owner: settings.instanceID, limit: min(free, Self.claimBatch), at: now,
-                leaseUntil: now.addingTimeInterval(settings.leaseDuration.seconds))
+                leaseUntil: now.addingTimeInterval(settings.leaseDuration.inSeconds))
             // More may be waiting: look again once these have started.
             if jobs.count == Self.claimBatch { wake() }
             return jobs.map { job in
                 let run = JobRun(jobID: job.id)
                 // Clamped: a job stored before the bound was validated must not overflow.
                 run.gracePeriod =
-                    job.snapshot.killTimeoutSeconds.map { .milliseconds(Int(min($0, Limits.default.maxTimeoutSeconds) * 1000)) }
+                    job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) }
                     ?? settings.killGracePeriod
                 runs[job.id] = run
                 return run
@@ -161,7 +161,7 @@ public actor JobScheduler: Service {
         let now = Date()
         do {
             let renewal = try await store.renewLeases(
-                owner: settings.instanceID, until: now.addingTimeInterval(settings.leaseDuration.seconds))
+                owner: settings.instanceID, until: now.addingTimeInterval(settings.leaseDuration.inSeconds))
             for jobID in renewal.cancelRequested { await cancelRequested(jobID: jobID) }
             let settled = try await store.settleInterruptedJobs(
                 reason: "the replica running this job stopped renewing its lease (it stopped or lost the database); the job was settled as failed by another replica",
@@ -351,7 +351,4 @@ public actor JobScheduler: Service {
     }
 }
 
-extension Duration {
-    /// Whole and fractional seconds, for `Date` arithmetic.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
+

@@ -25,7 +25,7 @@ struct WorkspaceReaper: Service {
     }
 
     func sweep() async {
-        let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
+        let seconds = retention.inSeconds
         guard let ids = try? await store.finishedJobIDs(before: Date().addingTimeInterval(-seconds), limit: 100_000) else { return }
         for id in ids {
             let workspace = "\(workspacesDirectory)/job-\(id)"
