@@ -95,7 +95,7 @@ struct ReplicaTests {
             let started = ContinuousClock.now
             let reply = try await b.client.post("/jobs/\(jobID)/cancel")
             #expect(reply.status == 200 && reply.object["status"] as? String == "cancelled", "\(reply.text)")
-            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(ContinuousClock.now - started < .seconds(30), "well before the job's own 300 s")
             #expect(!TestFiles.processExists(matching: token), "the step's process on replica A is gone")
             let logs = try await a.client.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(logs.map { $0["status"] as? String } == ["cancelled", "skipped"])
@@ -119,7 +119,8 @@ struct ReplicaTests {
             let died = ContinuousClock.now
             let job = try await b.client.waitForJob(jobID, timeout: .seconds(20))
             #expect(job["status"] as? String == "failed")
-            #expect(ContinuousClock.now - died < .seconds(8), "settled within the lease and a renewal interval")
+            // 2 s of lease and a renewal round; generous for a loaded machine, far below the default 30 s lease.
+            #expect(ContinuousClock.now - died < .seconds(15), "settled within the lease and a renewal interval")
             let output = try await b.client.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
             #expect(output.hasPrefix("before the crash\n") && output.contains("stopped renewing its lease"), "\(output)")
             // B goes on running jobs.

@@ -105,7 +105,8 @@ struct RunnerTests {
             let started = ContinuousClock.now
             let reply = try await server.post("/jobs/\(jobID)/cancel")
             #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
-            #expect(ContinuousClock.now - started < .seconds(15))
+            // About grace (1 s) + the 5 s after SIGKILL; the bound is generous for a loaded machine.
+            #expect(ContinuousClock.now - started < .seconds(60))
             let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
             #expect(output.contains("did not report the step's end"), "\(output)")
             let deadline = ContinuousClock.now + .seconds(5)
