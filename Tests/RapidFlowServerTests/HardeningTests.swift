@@ -13,7 +13,7 @@ struct HardeningTests {
             let jobID = try await server.trigger(pipelineID)
             let job = try await server.waitForJob(jobID)
             #expect(job["status"] as? String == "failed")
-            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(ContinuousClock.now - started < .seconds(60), "stopped by its 1 s timeout, long before the step's 300 s")
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
             #expect((steps[0]["output"] as? String ?? "").contains("timed out after 1 s"))
@@ -39,7 +39,7 @@ struct HardeningTests {
             let started = ContinuousClock.now
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
             let elapsed = ContinuousClock.now - started
-            #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(10), "killed after the job's 0.5 s, not the service's 30 s: \(elapsed)")
+            #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(25), "killed after the job's 0.5 s, not the service's 30 s: \(elapsed)")
             #expect(try await server.job(jobID)["status"] as? String == "cancelled")
         }
     }
