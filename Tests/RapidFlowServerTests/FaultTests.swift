@@ -269,7 +269,8 @@ struct FaultTests {
         try await TestFiles.shell("mount -t tmpfs -o size=32m tmpfs \(mountPoint)")
         defer { TestFiles.shellNow("umount -l \(mountPoint)") }
         let arguments = ["--max-concurrent-jobs", "2", "--kill-grace-seconds", "1"]
-        var service = try await ServiceProcess.start(dataDirectory: mountPoint, arguments: arguments)
+        let logs = TestFiles.temporaryDirectory()
+        var service = try await ServiceProcess.start(dataDirectory: mountPoint, arguments: arguments, logDirectory: logs)
         defer { service.kill(signal: SIGKILL) }
         let client = service.client
         var generator = SeededGenerator(seed: 2024)
@@ -311,7 +312,7 @@ struct FaultTests {
 
         // A restart on the full disk still starts and answers; once space is freed, nothing stays running.
         service.kill(signal: SIGKILL)
-        service = try await ServiceProcess.start(dataDirectory: mountPoint, arguments: arguments)
+        service = try await ServiceProcess.start(dataDirectory: mountPoint, arguments: arguments, logDirectory: logs)
         #expect(try await service.client.get("/health").status == 200)
         #expect(try await service.client.get("/jobs/\(running)").status == 200, "what was stored stays readable")
         try await TestFiles.shell("rm -f \(mountPoint)/filler \(mountPoint)/filler2")

@@ -74,10 +74,13 @@ struct ServiceProcess {
         return packageRoot.appendingPathComponent(".build/debug/rapidflow").path
     }
 
+    /// The service's log goes to `logDirectory` (default: the data directory; a test that fills
+    /// the data disk keeps it elsewhere, or the "listening" line could not be written).
     static func start(
-        dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:], allowLocalRepos: Bool = true
+        dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:], allowLocalRepos: Bool = true,
+        logDirectory: String? = nil
     ) async throws -> ServiceProcess {
-        let logPath = "\(dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
+        let logPath = "\(logDirectory ?? dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
