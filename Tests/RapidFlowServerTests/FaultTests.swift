@@ -175,23 +175,42 @@ struct FaultTests {
 
     // MARK: - Containment
 
+    /// Whether a process runs whose command line starts with `name` (`exec -a name`): the
+    /// escapee itself, not the step's shell whose script merely mentions it.
+    static func escapeeRuns(_ name: String) -> Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.contains { entry in
+            Int(entry) != nil && FileManager.default.contents(atPath: "/proc/\(entry)/cmdline").map { $0.starts(with: Data(name.utf8)) } == true
+        }
+    }
+
+    /// Waits (bounded) until the escapee runs: a step prints before its background process has exec'd.
+    static func waitForEscapee(_ name: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !escapeeRuns(name), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(escapeeRuns(name), "the escapee \(name) started")
+    }
+
+    static func escapingStep(_ name: String, then rest: String) -> String {
+        "steps:\n  - env -u RAPIDFLOW_STEP_MARKER setsid bash -c 'exec -a \(name) sleep 341' > /dev/null 2>&1 & \(rest)\n"
+    }
+
     @Test func aProcessThatDropsItsMarkerAndItsSessionDiesWithTheStep() async throws {
         try #require(StepCgroups.root != nil, "this machine has a writable cgroup v2 hierarchy: \(StepCgroups.containment)")
         try await TestServer.with { server in
+            // The step ends only once its escapee runs, so its end is what must take the escapee.
             let name = "rf-escapee-\(UUID().uuidString.prefix(8))"
-            let config = "steps:\n  - env -u RAPIDFLOW_STEP_MARKER setsid bash -c 'exec -a \(name) sleep 341' > /dev/null 2>&1 & sleep 0.5; echo left it\n"
-            let jobID = try await server.trigger(try await server.createPipeline(config: config))
+            let waitForIt = "until grep -qsz '^\(name)' /proc/[0-9]*/cmdline; do sleep 0.05; done; echo left it"
+            let jobID = try await server.trigger(try await server.createPipeline(config: Self.escapingStep(name, then: waitForIt)))
             #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
-            #expect(!TestFiles.processExists(matching: name), "the escapee ended with its step")
+            #expect(!Self.escapeeRuns(name), "the escapee ended with its step")
 
             // And on cancel.
             let cancelName = "rf-escapee-\(UUID().uuidString.prefix(8))"
-            let long = "steps:\n  - env -u RAPIDFLOW_STEP_MARKER setsid bash -c 'exec -a \(cancelName) sleep 341' > /dev/null 2>&1 & echo started; sleep 300\n"
-            let cancelled = try await server.trigger(try await server.createPipeline(config: long))
-            try await server.waitForOutput(cancelled, containing: "started")
-            #expect(TestFiles.processExists(matching: cancelName))
+            let cancelled = try await server.trigger(try await server.createPipeline(config: Self.escapingStep(cancelName, then: "echo started; sleep 300")))
+            try await Self.waitForEscapee(cancelName)
             #expect(try await server.post("/jobs/\(cancelled)/cancel").object["status"] as? String == "cancelled")
-            #expect(!TestFiles.processExists(matching: cancelName), "the escapee ended with the cancel")
+            #expect(!Self.escapeeRuns(cancelName), "the escapee ended with the cancel")
         }
     }
 
@@ -201,13 +220,12 @@ struct FaultTests {
         var service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
         let name = "rf-escapee-\(UUID().uuidString.prefix(8))"
-        let config = "steps:\n  - env -u RAPIDFLOW_STEP_MARKER setsid bash -c 'exec -a \(name) sleep 341' > /dev/null 2>&1 & echo started; sleep 300\n"
-        let jobID = try await service.client.trigger(try await service.client.createPipeline(config: config))
-        try await service.client.waitForOutput(jobID, containing: "started")
+        let jobID = try await service.client.trigger(try await service.client.createPipeline(config: Self.escapingStep(name, then: "echo started; sleep 300")))
+        try await Self.waitForEscapee(name)
         service.kill(signal: SIGKILL)
-        #expect(TestFiles.processExists(matching: name), "it outlives the service")
+        #expect(Self.escapeeRuns(name), "it outlives the service")
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
-        #expect(!TestFiles.processExists(matching: name), "recovery ended it before the service answered")
+        #expect(!Self.escapeeRuns(name), "recovery ended it before the service answered")
         #expect(try await service.client.job(jobID)["status"] as? String == "failed")
     }
 
