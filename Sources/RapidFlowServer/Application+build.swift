@@ -84,7 +84,7 @@ public func buildApplication(
     }
 
     // Replicas on one PostgreSQL store tell each other about events, cancels and new jobs.
-    let notifier = (store as? SQLJobStore)?.notifier
+    let notifier = store.notifier
     let outbox = notifier.map { _ in ClusterOutbox(origin: instanceID) }
     let broadcaster = LogBroadcaster(outbox: outbox)
     let metrics = ServiceMetrics()
@@ -132,8 +132,13 @@ public func buildApplication(
             await onServerRunning(port)
         },
         logger: logger)
-    // Services stop in reverse order: the closer is listed first so it runs last.
-    app.addServices(ResourceCloser(store: store, waiters: waiters, nomad: nomad))
+    // Services start in the order listed and stop in reverse, each once those listed after it
+    // have stopped: the HTTP server (which the application adds last) first, then the reaper,
+    // the scheduler and the relay, then the resources they use, the store last.
+    app.addServices(store)
+    if let notifier { app.addServices(notifier) }
+    app.addServices(launcher)
+    if let nomad { app.addServices(nomad.client) }
     if let notifier, let outbox {
         app.addServices(
             ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
@@ -177,7 +182,7 @@ func buildRouter(
     return router
 }
 
-private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> any JobStore {
+private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> SQLJobStore {
     let database = configuration.database ?? ""
     if database.isEmpty {
         return try await SQLJobStore.openSQLite(path: "\(dataDirectory)/rapidflow.sqlite", logger: logger)
@@ -191,20 +196,6 @@ private func openStore(configuration: ServerConfiguration, dataDirectory: String
     throw RapidFlowError(
         .invalidRequest,
         "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path or postgres://user:password@host:port/database")
-}
-
-/// Closes the store and the waiter threads after everything else has stopped.
-struct ResourceCloser: Service {
-    let store: any JobStore
-    let waiters: NIOThreadPool
-    var nomad: NomadExecutor?
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try? await nomad?.shutdown()
-        await store.close()
-        try? await waiters.shutdownGracefully()
-    }
 }
 
 /// A random id kept in the data directory: it marks this service's step processes so a
