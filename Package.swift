@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "rapidflow",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rapidflow", targets: ["rapidflow"]),
         .executable(name: "rapidflow-bench", targets: ["rapidflow-bench"]),

@@ -88,13 +88,13 @@ public func buildApplication(
     let outbox = notifier.map { _ in ClusterOutbox(origin: instanceID) }
     let broadcaster = LogBroadcaster(outbox: outbox)
     let metrics = ServiceMetrics()
+    let credentials = CredentialStore(secretsDirectory: configuration.secretsDirectory)
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
         settings: .init(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
-            credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
-            credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
+            credentials: credentials, credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
             metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories),
         logger: logger, outbox: outbox)
 
@@ -108,8 +108,8 @@ public func buildApplication(
 
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics, hub: hub,
-        nomad: nomad)
+        executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
+        metrics: metrics, hub: hub, nomad: nomad)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
@@ -155,7 +155,8 @@ public func buildApplication(
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics,
+    executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
+    metrics: ServiceMetrics,
     hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
@@ -172,8 +173,7 @@ func buildRouter(
         .addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
-        repositories: configuration.repositories,
-        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID, nomad: nomad
+        repositories: configuration.repositories, credentials: credentials, instanceID: instanceID, docker: docker, nomad: nomad
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
