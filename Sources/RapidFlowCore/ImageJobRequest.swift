@@ -1,6 +1,6 @@
 import Foundation
 
-/// `POST /jobs` (document 000): clone, build, test and push one container image.
+/// `POST /jobs` (the image-build API): clone, build, test and push one container image.
 ///
 /// Everything that reaches a command line is checked here, before anything runs.
 public struct ImageJobRequest: Sendable, Equatable, Codable {

@@ -1,4 +1,4 @@
-/// The status of a job: document 002's values.
+/// The status of a job: the pipeline API's values.
 public enum JobStatus: String, Codable, Sendable, CaseIterable {
     case pending, running, success, failed, cancelled
 
@@ -11,7 +11,7 @@ public enum JobStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// The status of a step: document 002's values, plus `skipped` for steps never reached.
+/// The status of a step: the pipeline API's values, plus `skipped` for steps never reached.
 public enum StepStatus: String, Codable, Sendable, CaseIterable {
     case pending, running, success, failed, cancelled, skipped
 

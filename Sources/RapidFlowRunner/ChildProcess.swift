@@ -44,7 +44,7 @@ public struct ProcessSpec: Sendable {
 /// Reading is event-driven (a NIO pipe channel); waiting for the exit blocks one thread of a
 /// dedicated pool, sized for the number of steps that may run at once.
 public struct ProcessLauncher: Sendable {
-    private let waiters: NIOThreadPool
+    let waiters: NIOThreadPool
     /// After the child exits, how long the pipe may stay silent before it is closed: a
     /// process that escaped both the group and the marker sweep may hold it open forever.
     public var drainIdleTimeout: Duration = .seconds(10)

@@ -15,30 +15,34 @@ public struct RapidFlowService: Sendable {
     public let scheduler: JobScheduler
 }
 
-/// Builds the whole service: store, executor, scheduler and HTTP server, as one `Service`.
+/// Builds the whole service as one `Service`, in the order it starts: configuration, the
+/// store, the executors, the scheduler, the HTTP server.
 ///
-/// The store opens and migrates before anything serves; the scheduler starts before the
-/// HTTP server and, on shutdown, the server stops first.
+/// Each long-lived resource is a service of its own, listed in that order: the service
+/// group starts them in order and stops them in reverse, each once those after it have
+/// ended, so on shutdown the HTTP server stops first, then the scheduler (which settles the
+/// jobs it runs), then the executors' resources, and the store last. The store opens and
+/// migrates, and the previous run's jobs are settled, before anything serves.
 public func buildApplication(
     configuration: ServerConfiguration,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> (some ApplicationProtocol, RapidFlowService) {
+    // Configuration: what can be refused is refused before anything opens.
     var logger = Logger(label: "rapidflow")
     logger.logLevel = configuration.logLevel
-
     let dataDirectory = configuration.absoluteDataDirectory
     let workspaces = "\(dataDirectory)/workspaces"
     try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
     let instanceID = try InstanceIdentity.load(dataDirectory: dataDirectory)
-
-    var nomad: NomadExecutor?
-    if configuration.executor == .nomad {
-        do {
-            nomad = try NomadExecutor(configuration: configuration.nomad, instanceID: instanceID)
-        } catch {
-            throw RapidFlowError(.invalidConfig, "--executor nomad: \(error)")
-        }
+    let stepIdentity: StepIdentity?
+    do {
+        stepIdentity = try configuration.stepUser.map(StepIdentity.init(user:))
+    } catch {
+        throw RapidFlowError(.invalidConfig, "\(error)")
     }
+
+    // The store, and on PostgreSQL the notifier that replicas on it share: events, cancels
+    // and new jobs.
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     do {
         try await store.migrate()
@@ -46,25 +50,32 @@ public func buildApplication(
         await store.close()
         throw error
     }
+    var services: [any Service] = [store]
+    if let notifier = store.notifier { services.append(notifier) }
 
+    // The executors: steps run as processes here (their exits awaited on dedicated threads),
+    // in containers on the configured Docker engine, or in a `rapidflow runner` per job (on
+    // Nomad, or a local process) that reaches this replica at its advertised address, known
+    // once the server listens.
+    let nomad: NomadExecutor?
+    do {
+        nomad = try nomadExecutor(configuration: configuration, instanceID: instanceID)
+    } catch {
+        await store.close()
+        throw error
+    }
     let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
     waiters.start()
     let launcher = ProcessLauncher(waiters: waiters)
+    services.append(launcher)
+    if let nomad { services.append(nomad.client) }
     let docker = DockerEngine(socketPath: configuration.dockerSocket)
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
-    let stepIdentity: StepIdentity?
-    do {
-        stepIdentity = try configuration.stepUser.map(StepIdentity.init(user:))
-    } catch {
-        throw RapidFlowError(.invalidConfig, "\(error)")
-    }
     let localExecutor = RoutingExecutor(
         shell: ShellExecutor(launcher: launcher, identity: stepIdentity), image: DockerImageExecutor(launcher: launcher, engine: docker),
         containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
         containersRequired: configuration.executor == .docker)
-    // Runners: each job's pipeline steps run in a `rapidflow runner` (on Nomad, or a local
-    // process) that reaches this replica at its advertised address, known once it listens.
     let hub = RunnerHub()
     let advertised = Mutex<String>(configuration.advertiseURL ?? "http://\(configuration.host):\(configuration.port)")
     let executor: any StepExecutor
@@ -83,21 +94,19 @@ public func buildApplication(
         executor = localExecutor
     }
 
-    // Replicas on one PostgreSQL store tell each other about events, cancels and new jobs.
-    let notifier = (store as? SQLJobStore)?.notifier
-    let outbox = notifier.map { _ in ClusterOutbox(origin: instanceID) }
+    // The scheduler, and beside it the relay between replicas and the workspace reaper.
+    let outbox = store.notifier.map { _ in ClusterOutbox(origin: instanceID) }
     let broadcaster = LogBroadcaster(outbox: outbox)
     let metrics = ServiceMetrics()
+    let credentials = CredentialStore(secretsDirectory: configuration.secretsDirectory)
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
         settings: .init(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
-            credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory),
-            credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
+            credentials: credentials, credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
             metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories),
         logger: logger, outbox: outbox)
-
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
     // the previous run started (processes, containers) is left behind.
     logger.info("step containment", metadata: ["containment": "\(StepCgroups.containment)"])
@@ -105,11 +114,24 @@ public func buildApplication(
     if engineAnswers, let removed = try? await docker.removeContainers(instanceID: instanceID), removed > 0 {
         logger.notice("removed containers left by the previous run", metadata: ["containers": "\(removed)"])
     }
+    if let notifier = store.notifier, let outbox {
+        services.append(
+            ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
+    }
+    services.append(scheduler)
+    if let retention = configuration.retention {
+        services.append(
+            WorkspaceReaper(
+                store: store, docker: engineAnswers ? docker : nil, workspacesDirectory: workspaces, instanceID: instanceID,
+                retention: retention, logger: logger))
+    }
 
+    // The HTTP server: the application adds it after the services above, so it starts last
+    // and stops first.
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
-        executorName: executor.name, workspaces: workspaces, docker: docker, instanceID: instanceID, metrics: metrics, hub: hub,
-        nomad: nomad)
+        executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
+        metrics: metrics, hub: hub, nomad: nomad)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
@@ -117,12 +139,13 @@ public func buildApplication(
         webSocketRouter.add(middleware: BearerTokenMiddleware(token: token, acceptsWebSocketProtocol: true))
     }
     LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
-    var app = Application(
+    let app = Application(
         router: router,
         server: .guardedHTTP1WebSocketUpgrade(
             webSocketRouter: webSocketRouter, limits: configuration.limits,
             timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
+        services: services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             if configuration.advertiseURL == nil {
@@ -132,25 +155,13 @@ public func buildApplication(
             await onServerRunning(port)
         },
         logger: logger)
-    // Services stop in reverse order: the closer is listed first so it runs last.
-    app.addServices(ResourceCloser(store: store, waiters: waiters, nomad: nomad))
-    if let notifier, let outbox {
-        app.addServices(
-            ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
-    }
-    app.addServices(scheduler)
-    if let retention = configuration.retention {
-        app.addServices(
-            WorkspaceReaper(
-                store: store, docker: engineAnswers ? docker : nil, workspacesDirectory: workspaces, instanceID: instanceID,
-                retention: retention, logger: logger))
-    }
     return (app, RapidFlowService(store: store, scheduler: scheduler))
 }
 
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
-    executorName: String, workspaces: String, docker: DockerEngine, instanceID: String, metrics: ServiceMetrics,
+    executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
+    metrics: ServiceMetrics,
     hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
@@ -167,8 +178,7 @@ func buildRouter(
         .addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
-        repositories: configuration.repositories,
-        credentials: CredentialStore(secretsDirectory: configuration.secretsDirectory), instanceID: instanceID, nomad: nomad
+        repositories: configuration.repositories, credentials: credentials, instanceID: instanceID, docker: docker, nomad: nomad
     ).addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
@@ -177,7 +187,17 @@ func buildRouter(
     return router
 }
 
-private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> any JobStore {
+/// With `--executor nomad`: the executor, its configuration checked and its TLS files read.
+private func nomadExecutor(configuration: ServerConfiguration, instanceID: String) throws -> NomadExecutor? {
+    guard configuration.executor == .nomad else { return nil }
+    do {
+        return try NomadExecutor(configuration: configuration.nomad, instanceID: instanceID)
+    } catch {
+        throw RapidFlowError(.invalidConfig, "--executor nomad: \(error)")
+    }
+}
+
+private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> SQLJobStore {
     let database = configuration.database ?? ""
     if database.isEmpty {
         return try await SQLJobStore.openSQLite(path: "\(dataDirectory)/rapidflow.sqlite", logger: logger)
@@ -191,20 +211,6 @@ private func openStore(configuration: ServerConfiguration, dataDirectory: String
     throw RapidFlowError(
         .invalidRequest,
         "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path or postgres://user:password@host:port/database")
-}
-
-/// Closes the store and the waiter threads after everything else has stopped.
-struct ResourceCloser: Service {
-    let store: any JobStore
-    let waiters: NIOThreadPool
-    var nomad: NomadExecutor?
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try? await nomad?.shutdown()
-        await store.close()
-        try? await waiters.shutdownGracefully()
-    }
 }
 
 /// A random id kept in the data directory: it marks this service's step processes so a

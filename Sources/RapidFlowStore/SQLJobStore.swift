@@ -12,8 +12,11 @@ import SQLiteKit
 /// Statements are written once with sql-kit binds and serve both dialects; only the DDL
 /// type names (and a migration lock) differ. SQLite shares one connection and every call
 /// holds `lock`, so a transaction never interleaves with another caller's statements;
-/// PostgreSQL leases a connection per call from a small pool and the server keeps
-/// transactions apart.
+/// PostgreSQL leases a connection per call from postgres-nio's `PostgresClient` and the
+/// server keeps transactions apart.
+///
+/// The store is a `Service` (`SQLJobStore+Service.swift`): opened before the service group
+/// starts, it closes when the group stops, after everything listed after it.
 public final class SQLJobStore: JobStore {
     public enum Dialect: Sendable {
         case sqlite, postgres
@@ -36,7 +39,7 @@ public final class SQLJobStore: JobStore {
     /// Where statements run.
     private enum Connections: Sendable {
         case shared(any SQLDatabase, AsyncSerialLock)
-        case pool(PostgresPool)
+        case postgres(PostgresDatabase)
     }
 
     private let connections: Connections
@@ -57,14 +60,15 @@ public final class SQLJobStore: JobStore {
         self.notifier = nil
     }
 
-    private init(pool: PostgresPool, notifier: PostgresNotifier) {
-        self.connections = .pool(pool)
+    private init(postgres: PostgresDatabase, notifier: PostgresNotifier) {
+        self.connections = .postgres(postgres)
         self.dialect = .postgres
         self.reserve = nil
         self.notifier = notifier
         self.onClose = {
-            notifier.close()
-            await pool.shutdown()
+            // Its own service has closed it already when the store runs as one.
+            await notifier.close()
+            await postgres.shutdown()
         }
     }
 
@@ -112,14 +116,24 @@ public final class SQLJobStore: JobStore {
     public static func openPostgres(url: String, logger: Logger) async throws -> SQLJobStore {
         let location = try PostgresURL(url)
         let logger = Self.driverLogger(logger)
-        let pool = PostgresPool(configuration: location.configuration, logger: logger)
-        let store = SQLJobStore(pool: pool, notifier: PostgresNotifier(configuration: location.configuration, pool: pool, logger: logger))
+        func failure(_ error: any Error) -> RapidFlowError {
+            let reason = (error as? PSQLError)?.reason ?? String(describing: error)
+            return RapidFlowError(.notReady, "cannot use PostgreSQL at \(location): \(reason)")
+        }
+        do {
+            try await location.check(logger: logger)
+        } catch {
+            throw failure(error)
+        }
+        let database = await PostgresDatabase(location: location, logger: logger)
+        let store = SQLJobStore(
+            postgres: database,
+            notifier: PostgresNotifier(configuration: location.connectionConfiguration, database: database, logger: logger))
         do {
             try await store.ping()
         } catch {
             await store.close()
-            let reason = (error as? PSQLError)?.reason ?? String(describing: error)
-            throw RapidFlowError(.notReady, "cannot use PostgreSQL at \(location): \(reason)")
+            throw failure(error)
         }
         return store
     }
@@ -138,12 +152,12 @@ public final class SQLJobStore: JobStore {
 
     /// Runs `body` with the database: under the lock on SQLite, on a leased connection on
     /// PostgreSQL.
-    private func withDatabase<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+    private func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             let result: T
             switch connections {
             case .shared(let database, let lock): result = try await lock.withLock { try await body(database) }
-            case .pool(let pool): result = try await pool.withDatabase(body)
+            case .postgres(let postgres): result = try await postgres.withDatabase(body)
             }
             reserve?.restoreIfRoom()
             return result

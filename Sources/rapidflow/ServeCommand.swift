@@ -63,6 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
         // Steps run as this user; they must not read the API token or the database URL from us.
         ProcessProtection.hideFromSameUser()
+        // The store, the executors, the scheduler and the HTTP server, each resource a service
+        // that starts in that order and stops in reverse on SIGTERM or SIGINT.
         let (app, _) = try await buildApplication(configuration: configuration) { port in
             print("rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory))")
             fflush(nil)

@@ -88,6 +88,18 @@ struct ContainerExecutorTests {
         }
     }
 
+    @Test func cleanupAsksTheEngineOnTheConfiguredSocket() async throws {
+        try await TestServer.with(configure: { $0.executor = .shell; $0.dockerSocket = "/nonexistent/docker.sock" }) { server in
+            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo hi\n"))
+            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            let reply = try await server.post("/jobs/\(jobID)/cleanup")
+            #expect(reply.status == 200, "\(reply.text)")
+            let removed = reply.object["removed"] as? [String: Any] ?? [:]
+            // The engine on the default socket answers here; the configured one does not.
+            #expect(removed["workspace"] as? Bool == true && removed["containers"] == nil, "\(removed)")
+        }
+    }
+
     @Test func readyIs503WhenTheEngineDoesNotAnswer() async throws {
         try await TestServer.with(configure: { $0.executor = .docker; $0.dockerSocket = "/nonexistent/docker.sock" }) { server in
             let ready = try await server.get("/ready")

@@ -63,7 +63,7 @@ struct LogStreamTests {
         return (reply.text, reply.header("Content-Type"))
     }
 
-    /// What document 002's format says the stream of a finished job must be, from the stored logs.
+    /// What the pipeline API's format says the stream of a finished job must be, from the stored logs.
     static func expectedText(_ server: TestServer, jobID: Int, since: Int? = nil) async throws -> String {
         let logs = try await server.get("/jobs/\(jobID)/logs").object
         var text = ""

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresKit
 import RapidFlowCore
+import RapidFlowStore
 import Testing
 
 @testable import RapidFlowServer
@@ -64,6 +65,43 @@ struct PostgresServiceTests {
         #expect(!message.contains("wrong-password-2718"))
     }
 
+    /// Services stop in reverse order of start: the scheduler settles the job it was running
+    /// while the store is still open, so the job is final in the database without a restart.
+    @Test func aGracefulStopSettlesTheRunningJobInPostgreSQLBeforeTheStoreCloses() async throws {
+        try await ScratchDatabase.with { url in
+            let service = try await ReplicaTests.replica(url)
+            defer { service.kill(signal: SIGKILL) }
+            let pipeline = try await service.client.createPipeline(config: "steps:\n  - echo working; sleep 300\n  - echo never\n")
+            let jobID = try await service.client.trigger(pipeline)
+            try await service.client.waitForOutput(jobID, containing: "working")
+            service.kill(signal: SIGTERM)
+            #expect(await service.waitForExit(timeout: 15), "the service stops within the grace period")
+            #expect(service.process.terminationStatus == 0)
+
+            try await ReplicaTests.withStore(url) { store in
+                #expect(try await store.job(id: jobID)?.status == .failed)
+                let steps = try await store.steps(jobID: jobID)
+                #expect(steps.map(\.status) == [.failed, .skipped])
+                let output = String(decoding: try await store.output(stepID: try #require(steps.first).id), as: UTF8.self)
+                #expect(output.hasPrefix("working\n") && output.contains("shut down"), "\(output)")
+            }
+        }
+    }
+
+    /// A lease the pool cannot serve fails after 10 s, so `/ready` answers instead of hanging.
+    @Test func readyAnswers503WhenTheDatabaseGoesAway() async throws {
+        try await ScratchDatabase.with { url in
+            try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
+                #expect(try await server.get("/ready").status == 200)
+                try await ScratchDatabase.drop(url)
+                let started = ContinuousClock.now
+                let ready = try await server.get("/ready")
+                #expect(ready.status == 503 && ready.errorCode == "not_ready", "\(ready.text)")
+                #expect(ContinuousClock.now - started < .seconds(20))
+            }
+        }
+    }
+
     static func usePostgres(_ url: String, _ configuration: inout ServerConfiguration) {
         configuration.database = url
         configuration.executor = .shell
@@ -90,12 +128,18 @@ enum ScratchDatabase {
         try await run(on: admin) { try await $0.raw("CREATE DATABASE \(ident: name)").run() }
         do {
             let result = try await body(url)
-            try await run(on: admin) { try await $0.raw("DROP DATABASE \(ident: name) WITH (FORCE)").run() }
+            try await drop(url)
             return result
         } catch {
-            try? await run(on: admin) { try await $0.raw("DROP DATABASE \(ident: name) WITH (FORCE)").run() }
+            try? await drop(url)
             throw error
         }
+    }
+
+    /// Drops the database `url` names, closing its connections; a test may do it early.
+    static func drop(_ url: String) async throws {
+        let name = String(try #require(URLComponents(string: url)).path.dropFirst())
+        try await run(on: try adminURL()) { try await $0.raw("DROP DATABASE IF EXISTS \(ident: name) WITH (FORCE)").run() }
     }
 
     private static func run(on url: String, _ body: (any SQLDatabase) async throws -> Void) async throws {

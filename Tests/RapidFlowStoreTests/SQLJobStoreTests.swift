@@ -307,6 +307,28 @@ struct PostgresStoreTests {
         #expect(!message.contains("not-the-password-3141"))
     }
 
+    @Test func callsOnADatabaseThatWentAwayFailWithinTheLeaseTimeout() async throws {
+        let database = try await PostgresScratchDatabase.create()
+        let store = try await SQLJobStore.openPostgres(url: database.url, logger: Logger(label: "test"))
+        do {
+            try await store.migrate()
+            try await database.drop()
+            // The first call may meet a connection the drop closed; the next waits for a new
+            // one, which the pool never gets, and gives up at the lease timeout.
+            var started = ContinuousClock.now
+            await #expect(throws: (any Error).self) { try await store.ping() }
+            #expect(ContinuousClock.now - started < PostgresDatabase.leaseTimeout + .seconds(5))
+            started = ContinuousClock.now
+            await #expect(throws: PostgresLeaseTimeout.self) { try await store.ping() }
+            #expect(ContinuousClock.now - started < PostgresDatabase.leaseTimeout + .seconds(5))
+            await store.close()
+        } catch {
+            await store.close()
+            try? await database.drop()
+            throw error
+        }
+    }
+
     @Test func aURLWithoutAUserIsRejectedWithoutEchoingIt() async throws {
         let error = await #expect(throws: RapidFlowError.self) {
             try await SQLJobStore.openPostgres(url: "postgres://127.0.0.1:1/db?secret=hunter2", logger: Logger(label: "test"))

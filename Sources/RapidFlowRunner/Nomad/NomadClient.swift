@@ -12,7 +12,8 @@ import NIOSSL
 /// Reads are retried a bounded number of times when no answer came: blocking queries are known
 /// to end in a bare `EOF` under load (hashicorp/nomad#12273).
 ///
-/// The client owns its HTTP client, so it must be shut down (`shutdown()`) when no longer used.
+/// The client owns its HTTP client, so it must be shut down when no longer used: `shutdown()`,
+/// or run it as a `Service`, which shuts it down when the service group stops.
 /// It is its own because AsyncHTTPClient's shared client retries a failed connection until the
 /// request's deadline, minutes for a blocking query: an agent that is down or a certificate that
 /// is not trusted would surface only then. Here a connection that cannot be made fails at once,

@@ -3,8 +3,8 @@
 ///
 /// The server drives it per job: `submit`, then `outcome()` on the returned watcher; on cancel,
 /// kill or a timeout `stop(grace:)`, which is also how a finished job is removed from Nomad;
-/// `cleanup()` for the service's cleanup; `checkReady()` for `/ready`; `shutdown()` when the
-/// service stops.
+/// `cleanup()` for the service's cleanup; `checkReady()` for `/ready`. Its `client` is a
+/// `Service` of its own, which closes the connections when the service stops.
 public struct NomadExecutor: Sendable {
     public let client: NomadClient
     /// This service's instance id: part of every Nomad job ID and in its `Meta`.
@@ -55,10 +55,5 @@ public struct NomadExecutor: Sendable {
         if try await client.leader().isEmpty {
             throw NomadError(.unhealthy, "the Nomad cluster has no leader", request: "GET /v1/status/leader")
         }
-    }
-
-    /// Closes the client's connections; call once, when the service stops.
-    public func shutdown() async throws {
-        try await client.shutdown()
     }
 }

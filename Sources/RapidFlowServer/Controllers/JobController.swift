@@ -14,7 +14,8 @@ struct JobController<Context: RequestContext> {
     let repositories: RepositoryPolicy
     let credentials: CredentialStore
     let instanceID: String
-    let docker = DockerEngine()
+    /// The engine on the configured socket (`ServerConfiguration.dockerSocket`), as the executors use it.
+    let docker: DockerEngine
     /// With `--executor nomad`, cleanup also asks Nomad to collect finished jobs.
     var nomad: NomadExecutor? = nil
 
@@ -32,7 +33,7 @@ struct JobController<Context: RequestContext> {
         router.post("jobs/:id/cleanup", use: cleanup)
     }
 
-    /// Document 000's submitJob: an image job. Every field is checked before anything is stored.
+    /// The image-build API's submitJob: an image job. Every field is checked before anything is stored.
     @Sendable func submit(_ request: Request, context: Context) async throws -> APIResponse {
         guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ImageJobRequest.fields) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send the image job as JSON (owner, repo_url, ...)")
@@ -120,14 +121,14 @@ struct JobController<Context: RequestContext> {
         return APIResponse(Payloads.step(step, output: try await store.output(stepID: id)))
     }
 
-    /// Document 002's cancel: answers once the job has stopped.
+    /// The pipeline API's cancel: answers once the job has stopped.
     @Sendable func cancel(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
         return APIResponse(
             .object([("message", "job cancelled successfully"), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
     }
 
-    /// Document 000's kill: the same action as cancel.
+    /// The image-build API's kill: the same action as cancel.
     @Sendable func kill(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
         return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
@@ -158,7 +159,7 @@ struct JobController<Context: RequestContext> {
         return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 
-    /// Document 000's cleanup: removes what a finished job left behind.
+    /// The image-build API's cleanup: removes what a finished job left behind.
     @Sendable func cleanup(_ request: Request, context: Context) async throws -> APIResponse {
         var job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
         // A zombie (running in the store, run by nobody) is settled first, like recovery does.

@@ -7,7 +7,7 @@ import RapidFlowStore
 import ServiceLifecycle
 
 /// `GET /jobs/:id/logs/stream`: a WebSocket of JSON events when the request asks to upgrade,
-/// the plain-text stream of document 002 otherwise.
+/// the pipeline API's plain-text stream otherwise.
 struct LogStreamController {
     let store: any JobStore
     let broadcaster: LogBroadcaster
@@ -86,7 +86,7 @@ struct LogStreamController {
     }
 }
 
-/// Document 002's format: `=== Step N (type) ===`, the output, a blank line, and the closing line.
+/// The pipeline API's format: `=== Step N (type) ===`, the output, a blank line, and the closing line.
 struct PlainTextRenderer {
     private var endsWithNewline: [Int: Bool] = [:]
 

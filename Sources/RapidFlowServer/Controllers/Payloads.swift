@@ -1,11 +1,11 @@
 import Foundation
 import RapidFlowCore
 
-/// The payload shapes of the two API documents, built in one place.
+/// The payload shapes of the pipeline API and the image-build API, built in one place.
 enum Payloads {
     static let mask = "********"
 
-    /// The job object of document 002, with `kind` and a few extras.
+    /// The pipeline API's job object, with `kind` and a few extras.
     static func job(_ job: Job) -> JSONValue {
         let snapshot = job.snapshot
         return .object([
@@ -42,7 +42,7 @@ enum Payloads {
         ])
     }
 
-    /// A step as document 002's `/steps/:id/logs` shows it; `idKey` is `id` in details, `step_id` in logs.
+    /// A step as the pipeline API's `/steps/:id/logs` shows it; `idKey` is `id` in details, `step_id` in logs.
     static func step(_ step: Step, output: Data?, idKey: String = "step_id") -> JSONValue {
         .object([
             (idKey, .int(step.id)),
@@ -71,7 +71,7 @@ enum Payloads {
         ])
     }
 
-    /// `GET /jobs/:id/logs`: document 002's structured logs and document 000's phase texts in one payload.
+    /// `GET /jobs/:id/logs`: the pipeline API's structured logs and the image-build API's phase texts in one payload.
     static func logs(job: Job, steps: [Step], outputs: [Int: Data]) -> JSONValue {
         var phases: [(String, JSONValue)] = []
         for phase in Phase.allCases {

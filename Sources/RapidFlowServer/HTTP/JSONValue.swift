@@ -5,7 +5,7 @@ import RapidFlowCore
 /// A JSON value with ordered object keys and explicit nulls, as the payloads are documented.
 ///
 /// Payloads are built as values rather than `Encodable` structs so `null` fields are always
-/// present (document 002 shows `"container_id": null`) and key order reads as documented.
+/// present (the pipeline API shows `"container_id": null`) and key order reads as documented.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)

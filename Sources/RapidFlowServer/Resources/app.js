@@ -881,7 +881,7 @@ function pipelineCard(pipeline) {
 }
 
 // ---------------------------------------------------------------------------
-// Image job form (POST /jobs, document 000's fields)
+// Image job form (POST /jobs, the image-build API's fields)
 
 function imageJobView(root) {
   const field = (name, label, attributes = {}, hint = "", wide = false) =>

@@ -154,7 +154,7 @@ enum CancelAction: JobAction {
 
 enum KillAction: JobAction {
     static let name = "kill"
-    static let abstract = "Stop a job, as cancel does (document 000's name)."
+    static let abstract = "Stop a job, as cancel does (the image-build API's name for it)."
     static func describe(job: Int, reply: [String: Any]) -> String { "job \(job) \(Terminal.status(reply.text("status")))" }
 }
 

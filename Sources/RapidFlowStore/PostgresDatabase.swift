@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresKit
+import PostgresNIO
+import RapidFlowCore
+import Synchronization
+
+/// The store's PostgreSQL connections: postgres-nio's `PostgresClient`, a pool that serves
+/// leases only while its `run()` goes on.
+///
+/// The client runs in a task this type owns from `init` to `shutdown()`: the store is opened
+/// and migrated before the service group starts (so a wrong password stops start-up), and the
+/// store's own `Service`, listed first, shuts it down after everything that uses it has stopped.
+///
+/// A lease that is not served within `leaseTimeout` (server down, pool exhausted) fails
+/// instead of waiting: the client retries a server that refuses connections for a minute
+/// before it fails what waits, and a health check must answer rather than hang.
+final class PostgresDatabase: Sendable {
+    static let leaseTimeout: Duration = .seconds(10)
+
+    private let client: PostgresClient
+    private let running: Task<Void, Never>
+
+    /// Returns once the client's `run()` has begun: a lease asked for before waits, and the
+    /// client warns about it.
+    init(location: PostgresURL, logger: Logger) async {
+        let client = PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        running = Task {
+            signal.finish()
+            await client.run()
+        }
+        for await _ in started {}
+    }
+
+    /// Runs `body` on one leased connection, so a transaction's statements stay together.
+    /// Statements are not logged: their binds carry job environments.
+    func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let lease = LeaseDeadline()
+        let client = client
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        guard lease.serve() else { throw PostgresLeaseTimeout() }
+                        return try await body(connection.sql(queryLogLevel: nil))
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: Self.leaseTimeout)
+                    // Once served, the body runs as long as it takes.
+                    if lease.expire() { throw PostgresLeaseTimeout() }
+                    return nil
+                }
+                while let result = try await group.next() {
+                    if let result {
+                        group.cancelAll()
+                        return result
+                    }
+                }
+                // Unreachable: the lease task either returns a value or throws.
+                throw PostgresLeaseTimeout()
+            }
+        }
+    }
+
+    /// Closes every connection; leases asked for after this fail.
+    func shutdown() async {
+        running.cancel()
+        await running.value
+    }
+}
+
+/// Whether a lease was served or its time ran out first: whichever comes first wins.
+private final class LeaseDeadline: Sendable {
+    private enum State { case waiting, served, expired }
+    private let state = Mutex(State.waiting)
+
+    /// True when the lease came in time.
+    func serve() -> Bool { transition(to: .served) }
+    /// True when the time ran out before the lease.
+    func expire() -> Bool { transition(to: .expired) }
+
+    private func transition(to new: State) -> Bool {
+        state.withLock { state in
+            guard state == .waiting else { return false }
+            state = new
+            return true
+        }
+    }
+}
+
+/// PostgreSQL gave no connection within `PostgresDatabase.leaseTimeout`.
+struct PostgresLeaseTimeout: Error, CustomStringConvertible {
+    var description: String {
+        "no PostgreSQL connection within \(PostgresDatabase.leaseTimeout.components.seconds) s"
+    }
+}
+
+/// A PostgreSQL URL as given to `--database`, described without its password.
+public struct PostgresURL: Sendable, CustomStringConvertible {
+    public static let schemes = ["postgres", "postgresql"]
+
+    /// For a connection of its own (the open check, `LISTEN`).
+    let connectionConfiguration: PostgresConnection.Configuration
+    /// For the pool: the same server, credentials and TLS mode.
+    let clientConfiguration: PostgresClient.Configuration
+    /// `host:port/database`: safe for logs and errors.
+    public let description: String
+
+    public static func isPostgres(_ url: String) -> Bool {
+        schemes.contains { url.hasPrefix("\($0)://") }
+    }
+
+    /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
+    public init(_ url: String) throws {
+        let invalid = RapidFlowError.invalidConfig(
+            "--database: expected postgres://user:password@host:port/database[?sslmode=disable|prefer|require]")
+        guard Self.isPostgres(url), let components = URLComponents(string: url) else { throw invalid }
+        // postgres-kit parses the URL, `sslmode` and its aliases included; TLS, when used,
+        // always verifies the certificate chain and the host name.
+        let connection: PostgresConnection.Configuration
+        do {
+            connection = try SQLPostgresConfiguration(url: url).coreConfiguration
+        } catch {
+            throw invalid
+        }
+        guard let host = connection.host, let port = connection.port else { throw invalid }
+        let tls: PostgresClient.Configuration.TLS =
+            if connection.tls.isEnforced { .require(.makeClientConfiguration()) }
+            else if connection.tls.isAllowed { .prefer(.makeClientConfiguration()) }
+            else { .disable }
+        var client = PostgresClient.Configuration(
+            host: host, port: port, username: connection.username, password: connection.password, database: connection.database,
+            tls: tls)
+        // A few connections, as many as two per event-loop thread.
+        client.options.maximumConnections = 2 * System.coreCount
+        connectionConfiguration = connection
+        clientConfiguration = client
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        description = "\(host):\(port)/\(path)"
+    }
+
+    /// Connects once and runs `SELECT 1`: the pool retries a refusing server quietly, so this
+    /// is where the reason (a wrong password, no such database) comes from.
+    func check(logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
+        do {
+            _ = try await connection.query("SELECT 1", logger: logger)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
+
+extension PSQLError {
+    /// What went wrong, from the server's message or the connection error; never the URL.
+    var reason: String {
+        if let message = serverInfo?[.message] { return message }
+        if let underlying { return String(describing: underlying) }
+        return code.description
+    }
+}
