@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "RapidFlowServer",
             dependencies: [
-                "RapidFlowCore", "RapidFlowStore", "RapidFlowRunner",
+                "RapidFlowCore", "RapidFlowAPI", "RapidFlowStore", "RapidFlowRunner",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

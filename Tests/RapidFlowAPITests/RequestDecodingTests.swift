@@ -103,11 +103,11 @@ struct RequestDecodingTests {
             registryCredentialsPath: "registry.json", testCommands: ["make test"], testEntryPoint: true, killTimeoutSeconds: 5,
             timeoutSeconds: 600.5)
         try Self.roundTrip(full)
-        let job = try #require(full.job)
+        let job = try full.job()
         #expect(job.imageTags == ["1.0", "latest"] && job.testEntryPoint && job.timeoutSeconds == 600.5)
         // Empty strings are no value; the Dockerfile is `Dockerfile` unless named.
         let minimal = try #require(try Self.decode(API.ImageJobRequest.self, #"{"owner": "o", "repo_url": "u", "git_ref": "", "dockerfile_path": ""}"#))
-        #expect(minimal.job == RapidFlowCore.ImageJobRequest(owner: "o", repoURL: "u"))
+        #expect(try minimal.job() == RapidFlowCore.ImageJobRequest(owner: "o", repoURL: "u"))
 
         let base = #""owner": "o", "repo_url": "u""#
         let cases: [(String, String)] = [
@@ -129,7 +129,8 @@ struct RequestDecodingTests {
         }
         // The client's --file, before its flags add the owner and repository.
         let partial = try #require(try Self.decode(API.ImageJobRequest.self, #"{"image_tags": ["1.0"]}"#, partial: true))
-        #expect(partial.owner == nil && partial.imageTags == ["1.0"] && partial.job == nil)
+        #expect(partial.owner == nil && partial.imageTags == ["1.0"])
+        #expect(throws: RapidFlowError(.invalidRequest, "missing field 'owner'")) { try partial.job() }
     }
 
     /// Bodies that are not a JSON object are `invalid_json`, wherever the malformed text is.

@@ -66,9 +66,10 @@ extension API {
         }
 
         /// The request the service checks and runs: an empty optional string is no value,
-        /// the Dockerfile is `Dockerfile` unless named. Nil while `owner` or `repo_url` is missing.
-        public var job: RapidFlowCore.ImageJobRequest? {
-            guard let owner, let repoURL else { return nil }
+        /// the Dockerfile is `Dockerfile` unless named.
+        public func job() throws(RapidFlowError) -> RapidFlowCore.ImageJobRequest {
+            guard let owner else { throw RapidFlowError(.invalidRequest, "missing field 'owner'") }
+            guard let repoURL else { throw RapidFlowError(.invalidRequest, "missing field 'repo_url'") }
             func value(_ text: String?) -> String? { text.flatMap { $0.isEmpty ? nil : $0 } }
             return RapidFlowCore.ImageJobRequest(
                 owner: owner, repoURL: repoURL, gitRef: value(gitRef), gitCredentialsPath: value(gitCredentialsPath),

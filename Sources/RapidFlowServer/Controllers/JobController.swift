@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
@@ -34,22 +35,10 @@ struct JobController<Context: RequestContext> {
 
     /// Document 000's submitJob: an image job. Every field is checked before anything is stored.
     @Sendable func submit(_ request: Request, context: Context) async throws -> APIResponse {
-        guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ImageJobRequest.fields) else {
+        guard let body = try await request.decodeJSON(as: API.ImageJobRequest.self, limits: limits) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send the image job as JSON (owner, repo_url, ...)")
         }
-        let job = ImageJobRequest(
-            owner: try RequestParsing.string(body, "owner", required: true)!,
-            repoURL: try RequestParsing.string(body, "repo_url", required: true)!,
-            gitRef: try RequestParsing.string(body, "git_ref", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            gitCredentialsPath: try RequestParsing.string(body, "git_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            dockerfilePath: try RequestParsing.string(body, "dockerfile_path", required: false).flatMap { $0.isEmpty ? nil : $0 } ?? "Dockerfile",
-            imageTags: try RequestParsing.stringArray(body, "image_tags"),
-            registryURL: try RequestParsing.string(body, "registry_url", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            registryCredentialsPath: try RequestParsing.string(body, "registry_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            testCommands: try RequestParsing.stringArray(body, "test_commands"),
-            testEntryPoint: try RequestParsing.bool(body, "test_entry_point") ?? false,
-            killTimeoutSeconds: try RequestParsing.number(body, "kill_timeout_seconds"),
-            timeoutSeconds: try RequestParsing.number(body, "timeout_seconds"))
+        let job = try body.job()
         try job.validate(limits: limits, repositories: repositories)
         if let path = job.gitCredentialsPath { _ = try credentials.resolve(path, field: "git_credentials_path") }
         if let path = job.registryCredentialsPath { _ = try credentials.resolve(path, field: "registry_credentials_path") }

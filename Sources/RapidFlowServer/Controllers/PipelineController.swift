@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 
@@ -22,19 +23,12 @@ struct PipelineController<Context: RequestContext> {
     }
 
     /// Name and config from a body; the config must parse before anything is stored.
-    private func definition(_ request: Request) async throws -> (name: String, config: String) {
-        guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ["name", "config"]) else {
+    private func definition(_ request: Request) async throws -> API.PipelineDefinition {
+        guard let definition = try await request.decodeJSON(as: API.PipelineDefinition.self, limits: limits) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send {\"name\": ..., \"config\": \"<YAML>\"}")
         }
-        let name = try RequestParsing.string(body, "name", required: true)!.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.count <= 200 else {
-            throw RapidFlowError(.invalidRequest, "field 'name' must be 1 to 200 characters")
-        }
-        guard let config = try RequestParsing.string(body, "config", required: true), !config.isEmpty else {
-            throw RapidFlowError(.invalidConfig, "field 'config' is empty: give the pipeline's YAML")
-        }
-        _ = try PipelineConfig(yaml: config, limits: limits, repositories: repositories)
-        return (name, config)
+        _ = try PipelineConfig(yaml: definition.config, limits: limits, repositories: repositories)
+        return definition
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> APIResponse {
@@ -74,14 +68,12 @@ struct PipelineController<Context: RequestContext> {
     @Sendable func trigger(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
         let pipeline = try await store.requirePipeline(id: id)
-        let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ["branch", "env"]) ?? [:]
-        let branch = try RequestParsing.string(body, "branch", required: false)
-        if let branch { try RefValidation.checkRef(branch, field: "branch") }
-        let extraEnvironment = try RequestParsing.stringMap(body, "env")
-        for entry in extraEnvironment { try EnvironmentValidation.checkName(entry.key, field: "env") }
+        // The branch is a valid ref and the env names are variable names (`API.TriggerRequest`).
+        let body = try await request.decodeJSON(as: API.TriggerRequest.self, limits: limits) ?? API.TriggerRequest()
+        let extraEnvironment = body.environment
 
         let config = try PipelineConfig(yaml: pipeline.config, limits: limits, repositories: repositories)
-        let plan = config.plan(configText: pipeline.config, branchOverride: branch)
+        let plan = config.plan(configText: pipeline.config, branchOverride: body.branch)
         // A trigger's env wins over the config's for the same key.
         let overridden = Set(extraEnvironment.map(\.key))
         let environment = config.env.filter { !overridden.contains($0.key) } + extraEnvironment

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import RapidFlowAPI
 import RapidFlowCore
 
 /// `/runner/jobs/:id/…`: what a job's `rapidflow runner` calls, with the job's own token
@@ -64,14 +65,12 @@ struct RunnerController<Context: RequestContext> {
     @Sendable func exit(_ request: Request, context: Context) async throws -> APIResponse {
         let jobID = try await authorize(request, context)
         let stepID = try RequestParsing.id(context, "step", what: "step")
-        let body = try await RequestParsing.jsonObject(request, limits: .default, allowedKeys: ["exit_code", "error"]) ?? [:]
-        // 0–255 as a process can exit (128 + n for a signal n).
-        let exitCode = try RequestParsing.integer(body, "exit_code", range: 0...255)
-        let error = try RequestParsing.string(body, "error", required: false)
-        guard exitCode != nil || error != nil else {
+        // An exit code is 0–255, as a process can exit (128 + n for a signal n).
+        let body = try await request.decodeJSON(as: API.StepExit.self, limits: .default) ?? API.StepExit()
+        guard body.exitCode != nil || body.error != nil else {
             throw RapidFlowError(.invalidRequest, "send 'exit_code' (the step's exit code) or 'error' (why it could not run)")
         }
-        try await hub.finish(jobID: jobID, stepID: stepID, exitCode: exitCode, error: error)
+        try await hub.finish(jobID: jobID, stepID: stepID, exitCode: body.exitCode, error: body.error)
         return APIResponse(.object([("step_id", .int(stepID))]))
     }
 
