@@ -34,18 +34,18 @@ struct PipelineController<Context: RequestContext> {
     @Sendable func create(_ request: Request, context: Context) async throws -> APIResponse {
         let definition = try await definition(request)
         let pipeline = try await store.createPipeline(name: definition.name, config: definition.config)
-        return APIResponse(Payloads.pipeline(pipeline), headers: [.location: "/pipelines/\(pipeline.id)"])
+        return try APIResponse(API.Pipeline(pipeline), headers: [.location: "/pipelines/\(pipeline.id)"])
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> APIResponse {
         let limit = try RequestParsing.queryInt(request, "limit", range: 1...500) ?? 50
         let before = try RequestParsing.queryInt(request, "before", range: 1...Int.max)
-        return APIResponse(.array(try await store.pipelines(before: before, limit: limit).map(Payloads.pipeline)))
+        return try APIResponse(try await store.pipelines(before: before, limit: limit).map(API.Pipeline.init))
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
-        return APIResponse(Payloads.pipeline(try await store.requirePipeline(id: id)))
+        return try APIResponse(API.Pipeline(try await store.requirePipeline(id: id)))
     }
 
     @Sendable func update(_ request: Request, context: Context) async throws -> APIResponse {
@@ -55,13 +55,13 @@ struct PipelineController<Context: RequestContext> {
         guard let pipeline = try await store.updatePipeline(id: id, name: definition.name, config: definition.config) else {
             throw RapidFlowError.pipelineNotFound(id)
         }
-        return APIResponse(Payloads.pipeline(pipeline))
+        return try APIResponse(API.Pipeline(pipeline))
     }
 
     @Sendable func delete(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
         guard try await store.deletePipeline(id: id) else { throw RapidFlowError.pipelineNotFound(id) }
-        return APIResponse(.object([("deleted", true), ("id", .int(id))]))
+        return try APIResponse(API.DeleteResult(id: id))
     }
 
     /// `POST /pipelines/:id/jobs`: optional `branch` override and extra `env`.
@@ -85,6 +85,6 @@ struct PipelineController<Context: RequestContext> {
                 kind: .pipeline, pipelineID: pipeline.id, pipelineName: pipeline.name, snapshot: plan.snapshot,
                 steps: plan.steps, environment: environment))
         scheduler.jobsCreated()
-        return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
+        return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 }
