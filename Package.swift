@@ -30,6 +30,9 @@ let package = Package(
             name: "RapidFlowCore",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
+        // The HTTP API's request and response types, shared by the server, the client
+        // commands, the runner, the benchmarks and the tests.
+        .target(name: "RapidFlowAPI", dependencies: ["RapidFlowCore"]),
         // The store protocol and its SQL implementation.
         .target(
             name: "RapidFlowStore",
@@ -63,7 +66,7 @@ let package = Package(
         .target(
             name: "RapidFlowServer",
             dependencies: [
-                "RapidFlowCore", "RapidFlowStore", "RapidFlowRunner",
+                "RapidFlowCore", "RapidFlowAPI", "RapidFlowStore", "RapidFlowRunner",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,6 +107,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RapidFlowCoreTests", dependencies: ["RapidFlowCore"]),
+        .testTarget(name: "RapidFlowAPITests", dependencies: ["RapidFlowAPI", "RapidFlowCore"]),
         .testTarget(
             name: "RapidFlowStoreTests",
             dependencies: ["RapidFlowStore", .product(name: "PostgresKit", package: "postgres-kit")]

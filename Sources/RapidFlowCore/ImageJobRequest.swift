@@ -17,10 +17,6 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
     public var killTimeoutSeconds: Double?
     public var timeoutSeconds: Double?
 
-    public static let fields: Set<String> = [
-        "owner", "repo_url", "git_ref", "git_credentials_path", "dockerfile_path", "image_tags", "registry_url",
-        "registry_credentials_path", "test_commands", "test_entry_point", "kill_timeout_seconds", "timeout_seconds",
-    ]
     public static let maxTags = 20
     public static let maxTestCommands = 50
 

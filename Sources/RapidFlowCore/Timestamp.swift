@@ -42,3 +42,12 @@ extension Int64 {
         return (self % divisor < 0) ? quotient - 1 : quotient
     }
 }
+
+extension Timestamp {
+    /// A timestamp as `format` writes it (RFC 3339 with milliseconds), or without the fraction.
+    public static func parse(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
@@ -21,7 +22,7 @@ struct HealthController<Context: RequestContext> {
     }
 
     @Sendable func health(_ request: Request, context: Context) async throws -> APIResponse {
-        APIResponse(.object([("status", "ok"), ("timestamp", .string(Timestamp.format(Date())))]))
+        try APIResponse(API.Health())
     }
 
     @Sendable func ready(_ request: Request, context: Context) async throws -> APIResponse {
@@ -42,11 +43,6 @@ struct HealthController<Context: RequestContext> {
         if requiresDocker && !dockerReachable {
             throw RapidFlowError(.notReady, "the Docker engine does not answer at \(docker.socketPath)")
         }
-        return APIResponse(
-            .object([
-                ("status", "ready"), ("timestamp", .string(Timestamp.format(Date()))),
-                ("store", "ok"), ("executor", .string(executorName)),
-                ("docker", .string(dockerReachable ? "ok" : "unreachable")),
-            ]))
+        return try APIResponse(API.Readiness(executor: executorName, dockerReachable: dockerReachable))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
@@ -35,22 +36,10 @@ struct JobController<Context: RequestContext> {
 
     /// The image-build API's submitJob: an image job. Every field is checked before anything is stored.
     @Sendable func submit(_ request: Request, context: Context) async throws -> APIResponse {
-        guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ImageJobRequest.fields) else {
+        guard let body = try await request.decodeJSON(as: API.ImageJobRequest.self, limits: limits) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send the image job as JSON (owner, repo_url, ...)")
         }
-        let job = ImageJobRequest(
-            owner: try RequestParsing.string(body, "owner", required: true)!,
-            repoURL: try RequestParsing.string(body, "repo_url", required: true)!,
-            gitRef: try RequestParsing.string(body, "git_ref", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            gitCredentialsPath: try RequestParsing.string(body, "git_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            dockerfilePath: try RequestParsing.string(body, "dockerfile_path", required: false).flatMap { $0.isEmpty ? nil : $0 } ?? "Dockerfile",
-            imageTags: try RequestParsing.stringArray(body, "image_tags"),
-            registryURL: try RequestParsing.string(body, "registry_url", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            registryCredentialsPath: try RequestParsing.string(body, "registry_credentials_path", required: false).flatMap { $0.isEmpty ? nil : $0 },
-            testCommands: try RequestParsing.stringArray(body, "test_commands"),
-            testEntryPoint: try RequestParsing.bool(body, "test_entry_point") ?? false,
-            killTimeoutSeconds: try RequestParsing.number(body, "kill_timeout_seconds"),
-            timeoutSeconds: try RequestParsing.number(body, "timeout_seconds"))
+        let job = try body.job()
         try job.validate(limits: limits, repositories: repositories)
         if let path = job.gitCredentialsPath { _ = try credentials.resolve(path, field: "git_credentials_path") }
         if let path = job.registryCredentialsPath { _ = try credentials.resolve(path, field: "registry_credentials_path") }
@@ -58,7 +47,7 @@ struct JobController<Context: RequestContext> {
         let created = try await store.createJob(
             NewJob(kind: .image, pipelineID: nil, pipelineName: nil, snapshot: plan.snapshot, steps: plan.steps, environment: []))
         scheduler.jobsCreated()
-        return APIResponse(.object([("job_id", .string(String(created.id))), ("id", .int(created.id))]), headers: [.location: "/jobs/\(created.id)"])
+        return try APIResponse(API.SubmittedJob(id: created.id), headers: [.location: "/jobs/\(created.id)"])
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> APIResponse {
@@ -74,11 +63,11 @@ struct JobController<Context: RequestContext> {
             }
             filter.status = status
         }
-        return APIResponse(.array(try await store.jobs(filter).map(Payloads.job)))
+        return try APIResponse(try await store.jobs(filter).map(API.Job.init))
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> APIResponse {
-        APIResponse(Payloads.job(try await store.requireJob(id: try RequestParsing.id(context, what: "job"))))
+        try APIResponse(API.Job(try await store.requireJob(id: try RequestParsing.id(context, what: "job"))))
     }
 
     @Sendable func details(_ request: Request, context: Context) async throws -> APIResponse {
@@ -86,52 +75,38 @@ struct JobController<Context: RequestContext> {
         let steps = try await store.steps(jobID: job.id)
         let outputs = try await store.outputs(jobID: job.id)
         let environment = try await store.environment(jobID: job.id)
-        // The config as the job copied it, with secret values (its own and the trigger's) masked.
-        let secrets = environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
-        let config = job.snapshot.config.map { PipelineConfig.maskedText($0, extraSecrets: secrets) }
-        let pipeline: JSONValue =
-            if let pipelineID = job.pipelineID {
-                .object([("id", .int(pipelineID)), ("name", .optional(job.pipelineName)), ("config", .optional(config))])
-            } else { .null }
-        return APIResponse(
-            .object([
-                ("job", Payloads.job(job)),
-                ("pipeline", pipeline),
-                ("steps", .array(steps.map { Payloads.step($0, output: outputs[$0.id], idKey: "id") })),
-                ("environments", .array(environment.map(Payloads.environment))),
-            ]))
+        return try APIResponse(API.JobDetails(job: job, steps: steps, outputs: outputs, environment: environment))
     }
 
     @Sendable func status(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
         let steps = try await store.steps(jobID: job.id)
-        return APIResponse(Payloads.status(job: job, steps: steps, concurrentJobs: await scheduler.runningCount))
+        return try APIResponse(API.JobStatusReport(job: job, steps: steps, concurrentJobs: await scheduler.runningCount))
     }
 
     @Sendable func logs(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
         let steps = try await store.steps(jobID: job.id)
         let outputs = try await store.outputs(jobID: job.id)
-        return APIResponse(Payloads.logs(job: job, steps: steps, outputs: outputs))
+        return try APIResponse(API.JobLogs(job: job, steps: steps, outputs: outputs))
     }
 
     @Sendable func stepLogs(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "step")
         guard let step = try await store.step(id: id) else { throw RapidFlowError.stepNotFound(id) }
-        return APIResponse(Payloads.step(step, output: try await store.output(stepID: id)))
+        return try APIResponse(API.StepLog(step, output: try await store.output(stepID: id)))
     }
 
     /// The pipeline API's cancel: answers once the job has stopped.
     @Sendable func cancel(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
-        return APIResponse(
-            .object([("message", "job cancelled successfully"), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
+        return try APIResponse(API.CancelResult(jobID: job.id, status: job.status))
     }
 
     /// The image-build API's kill: the same action as cancel.
     @Sendable func kill(_ request: Request, context: Context) async throws -> APIResponse {
         let job = try await scheduler.cancel(jobID: try RequestParsing.id(context, what: "job"))
-        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("status", .string(job.status.rawValue))]))
+        return try APIResponse(API.KillResult(jobID: job.id, status: job.status))
     }
 
     @Sendable func retry(_ request: Request, context: Context) async throws -> APIResponse {
@@ -156,7 +131,7 @@ struct JobController<Context: RequestContext> {
                 steps: steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) },
                 environment: environment.map { (key: $0.key, value: $0.value) }, retryOf: original.id))
         scheduler.jobsCreated()
-        return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
+        return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 
     /// The image-build API's cleanup: removes what a finished job left behind.
@@ -171,15 +146,16 @@ struct JobController<Context: RequestContext> {
                 .jobNotFinished, "job \(job.id) is \(job.status.rawValue); cancel it before cleaning up")
         }
         let workspace = "\(workspacesDirectory)/job-\(job.id)"
-        var removed: [(String, JSONValue)] = [("workspace", false)]
+        var removed = API.CleanupResult.Removed(workspace: false)
         if FileManager.default.fileExists(atPath: workspace) {
             try FileManager.default.removeItem(atPath: workspace)
-            removed[0].1 = true
+            removed.workspace = true
         }
         if await docker.isReachable() {
             do {
                 let artifacts = try await docker.removeArtifacts(jobID: job.id, instanceID: instanceID)
-                removed += [("containers", .int(artifacts.containers)), ("images", .int(artifacts.images))]
+                removed.containers = artifacts.containers
+                removed.images = artifacts.images
             } catch {
                 context.logger.error("cleanup could not remove docker artifacts", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 throw RapidFlowError(.internalError, "the Docker engine refused to remove job \(job.id)'s containers or images; see the service log")
@@ -188,12 +164,12 @@ struct JobController<Context: RequestContext> {
         if let nomad {
             do {
                 try await nomad.cleanup()
-                removed.append(("nomad_gc", true))
+                removed.nomadGC = true
             } catch {
                 context.logger.warning("Nomad refused the garbage collection", metadata: ["error": "\(error)"])
-                removed.append(("nomad_gc", false))
+                removed.nomadGC = false
             }
         }
-        return APIResponse(.object([("success", true), ("job_id", .int(job.id)), ("removed", .object(removed))]))
+        return try APIResponse(API.CleanupResult(jobID: job.id, removed: removed))
     }
 }

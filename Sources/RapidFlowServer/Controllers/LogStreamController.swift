@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 import ServiceLifecycle
@@ -34,9 +35,7 @@ struct LogStreamController {
             let since = try parseSince(context.request)
             guard try await store.job(id: id) != nil else {
                 let error = RapidFlowError.jobNotFound(id)
-                try await outbound.write(.text(JSONValue.object([
-                    ("event", "error"), ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
-                ]).serialized))
+                try await outbound.write(.text(JSONEventRenderer.text(.error(code: error.code.rawValue, message: error.message))))
                 // Returning closes the socket.
                 return
             }
@@ -135,10 +134,7 @@ struct JSONEventRenderer {
     mutating func render(_ event: LogStreamEvent) -> [String] {
         switch event {
         case .stepStarted(let step):
-            return [JSONValue.object([
-                ("event", "step_started"), ("step_id", .int(step.id)), ("order_num", .int(step.orderNum)),
-                ("type", .string(step.type)), ("phase", .string(step.phase.rawValue)),
-            ]).serialized]
+            return [Self.text(.stepStarted(stepID: step.id, orderNum: step.orderNum, type: step.type, phase: step.phase))]
         case .log(let stepID, let offset, let data):
             let held = pending.removeValue(forKey: stepID) ?? []
             let bytes = held + data
@@ -153,15 +149,12 @@ struct JSONEventRenderer {
             if let rest = pending.removeValue(forKey: stepID), !rest.isEmpty {
                 messages += Self.logMessages(stepID: stepID, offset: nextOffset[stepID] ?? 0, bytes: rest[...])
             }
-            messages.append(JSONValue.object([
-                ("event", "step_finished"), ("step_id", .int(stepID)), ("status", .string(status.rawValue)),
-                ("exit_code", .optional(exitCode)),
-            ]).serialized)
+            messages.append(Self.text(.stepFinished(stepID: stepID, status: status, exitCode: exitCode)))
             return messages
         case .jobFinished(let status):
-            return [JSONValue.object([("event", "job_finished"), ("status", .string(status.rawValue))]).serialized]
+            return [Self.text(.jobFinished(status: status))]
         case .serviceStopping:
-            return [JSONValue.object([("event", "service_stopping")]).serialized]
+            return [Self.text(.serviceStopping)]
         }
     }
 
@@ -171,13 +164,19 @@ struct JSONEventRenderer {
 
     private static func logMessages(stepID: Int, offset: Int, bytes: ArraySlice<UInt8>) -> [String] {
         UTF8Frames.cut(bytes, maxBytes: pieceSize).map { piece in
-            let payload: (String, JSONValue) =
-                if let text = String(validating: piece, as: UTF8.self) { ("data", .string(text)) } else {
-                    ("data_base64", .string(Data(piece).base64EncodedString()))
-                }
-            return JSONValue.object([
-                ("event", "log"), ("step_id", .int(stepID)), ("offset", .int(offset + (piece.startIndex - bytes.startIndex))), payload,
-            ]).serialized
+            let data: API.LogStreamEvent.LogData =
+                if let text = String(validating: piece, as: UTF8.self) { .text(text) } else { .base64(Data(piece).base64EncodedString()) }
+            return text(.log(stepID: stepID, offset: offset + (piece.startIndex - bytes.startIndex), data: data))
+        }
+    }
+
+    /// One message's text. An event's fields are numbers and strings, which the encoder
+    /// writes without fail.
+    static func text(_ event: API.LogStreamEvent) -> String {
+        do {
+            return try JSONValueEncoder().encode(event).serialized
+        } catch {
+            preconditionFailure("a log stream event did not encode: \(error)")
         }
     }
 }

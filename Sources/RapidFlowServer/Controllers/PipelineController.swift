@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 
@@ -22,36 +23,29 @@ struct PipelineController<Context: RequestContext> {
     }
 
     /// Name and config from a body; the config must parse before anything is stored.
-    private func definition(_ request: Request) async throws -> (name: String, config: String) {
-        guard let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ["name", "config"]) else {
+    private func definition(_ request: Request) async throws -> API.PipelineDefinition {
+        guard let definition = try await request.decodeJSON(as: API.PipelineDefinition.self, limits: limits) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send {\"name\": ..., \"config\": \"<YAML>\"}")
         }
-        let name = try RequestParsing.string(body, "name", required: true)!.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.count <= 200 else {
-            throw RapidFlowError(.invalidRequest, "field 'name' must be 1 to 200 characters")
-        }
-        guard let config = try RequestParsing.string(body, "config", required: true), !config.isEmpty else {
-            throw RapidFlowError(.invalidConfig, "field 'config' is empty: give the pipeline's YAML")
-        }
-        _ = try PipelineConfig(yaml: config, limits: limits, repositories: repositories)
-        return (name, config)
+        _ = try PipelineConfig(yaml: definition.config, limits: limits, repositories: repositories)
+        return definition
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> APIResponse {
         let definition = try await definition(request)
         let pipeline = try await store.createPipeline(name: definition.name, config: definition.config)
-        return APIResponse(Payloads.pipeline(pipeline), headers: [.location: "/pipelines/\(pipeline.id)"])
+        return try APIResponse(API.Pipeline(pipeline), headers: [.location: "/pipelines/\(pipeline.id)"])
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> APIResponse {
         let limit = try RequestParsing.queryInt(request, "limit", range: 1...500) ?? 50
         let before = try RequestParsing.queryInt(request, "before", range: 1...Int.max)
-        return APIResponse(.array(try await store.pipelines(before: before, limit: limit).map(Payloads.pipeline)))
+        return try APIResponse(try await store.pipelines(before: before, limit: limit).map(API.Pipeline.init))
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
-        return APIResponse(Payloads.pipeline(try await store.requirePipeline(id: id)))
+        return try APIResponse(API.Pipeline(try await store.requirePipeline(id: id)))
     }
 
     @Sendable func update(_ request: Request, context: Context) async throws -> APIResponse {
@@ -61,27 +55,25 @@ struct PipelineController<Context: RequestContext> {
         guard let pipeline = try await store.updatePipeline(id: id, name: definition.name, config: definition.config) else {
             throw RapidFlowError.pipelineNotFound(id)
         }
-        return APIResponse(Payloads.pipeline(pipeline))
+        return try APIResponse(API.Pipeline(pipeline))
     }
 
     @Sendable func delete(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
         guard try await store.deletePipeline(id: id) else { throw RapidFlowError.pipelineNotFound(id) }
-        return APIResponse(.object([("deleted", true), ("id", .int(id))]))
+        return try APIResponse(API.DeleteResult(id: id))
     }
 
     /// `POST /pipelines/:id/jobs`: optional `branch` override and extra `env`.
     @Sendable func trigger(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "pipeline")
         let pipeline = try await store.requirePipeline(id: id)
-        let body = try await RequestParsing.jsonObject(request, limits: limits, allowedKeys: ["branch", "env"]) ?? [:]
-        let branch = try RequestParsing.string(body, "branch", required: false)
-        if let branch { try RefValidation.checkRef(branch, field: "branch") }
-        let extraEnvironment = try RequestParsing.stringMap(body, "env")
-        for entry in extraEnvironment { try EnvironmentValidation.checkName(entry.key, field: "env") }
+        // The branch is a valid ref and the env names are variable names (`API.TriggerRequest`).
+        let body = try await request.decodeJSON(as: API.TriggerRequest.self, limits: limits) ?? API.TriggerRequest()
+        let extraEnvironment = body.environment
 
         let config = try PipelineConfig(yaml: pipeline.config, limits: limits, repositories: repositories)
-        let plan = config.plan(configText: pipeline.config, branchOverride: branch)
+        let plan = config.plan(configText: pipeline.config, branchOverride: body.branch)
         // A trigger's env wins over the config's for the same key.
         let overridden = Set(extraEnvironment.map(\.key))
         let environment = config.env.filter { !overridden.contains($0.key) } + extraEnvironment
@@ -93,6 +85,6 @@ struct PipelineController<Context: RequestContext> {
                 kind: .pipeline, pipelineID: pipeline.id, pipelineName: pipeline.name, snapshot: plan.snapshot,
                 steps: plan.steps, environment: environment))
         scheduler.jobsCreated()
-        return APIResponse(Payloads.job(job), headers: [.location: "/jobs/\(job.id)"])
+        return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 }

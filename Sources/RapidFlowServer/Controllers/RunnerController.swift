@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import RapidFlowAPI
 import RapidFlowCore
 
 /// `/runner/jobs/:id/…`: what a job's `rapidflow runner` calls, with the job's own token
@@ -38,12 +39,9 @@ struct RunnerController<Context: RequestContext> {
     @Sendable func next(_ request: Request, context: Context) async throws -> APIResponse {
         let jobID = try await authorize(request, context)
         switch await hub.next(jobID: jobID, wait: try wait(request)) {
-        case .step(let step):
-            return APIResponse(.object([("done", false), ("step", try .encoding(step))]))
-        case .none:
-            return APIResponse(.object([("done", false), ("step", .null)]))
-        case .done:
-            return APIResponse(.object([("done", true), ("step", .null)]))
+        case .step(let step): return try APIResponse(API.RunnerNext(done: false, step: step))
+        case .none: return try APIResponse(API.RunnerNext(done: false, step: nil))
+        case .done: return try APIResponse(API.RunnerNext(done: true, step: nil))
         }
     }
 
@@ -57,22 +55,20 @@ struct RunnerController<Context: RequestContext> {
         }
         let body = try await request.body.collect(upTo: 4 << 20)
         try await hub.output(jobID: jobID, stepID: stepID, offset: offset, data: body)
-        return APIResponse(.object([("received", .int(offset + body.readableBytes))]))
+        return try APIResponse(API.RunnerOutputReceived(received: offset + body.readableBytes))
     }
 
     /// The step's end: `{"exit_code": 0}`, or `{"error": "why it could not run"}`.
     @Sendable func exit(_ request: Request, context: Context) async throws -> APIResponse {
         let jobID = try await authorize(request, context)
         let stepID = try RequestParsing.id(context, "step", what: "step")
-        let body = try await RequestParsing.jsonObject(request, limits: .default, allowedKeys: ["exit_code", "error"]) ?? [:]
-        // 0–255 as a process can exit (128 + n for a signal n).
-        let exitCode = try RequestParsing.integer(body, "exit_code", range: 0...255)
-        let error = try RequestParsing.string(body, "error", required: false)
-        guard exitCode != nil || error != nil else {
+        // An exit code is 0–255, as a process can exit (128 + n for a signal n).
+        let body = try await request.decodeJSON(as: API.StepExit.self, limits: .default) ?? API.StepExit()
+        guard body.exitCode != nil || body.error != nil else {
             throw RapidFlowError(.invalidRequest, "send 'exit_code' (the step's exit code) or 'error' (why it could not run)")
         }
-        try await hub.finish(jobID: jobID, stepID: stepID, exitCode: exitCode, error: error)
-        return APIResponse(.object([("step_id", .int(stepID))]))
+        try await hub.finish(jobID: jobID, stepID: stepID, exitCode: body.exitCode, error: body.error)
+        return try APIResponse(API.RunnerStepRecorded(stepID: stepID))
     }
 
     /// The signal to stop the step with: `{"signal": 15}`, or `{"signal": null}` when none came within `wait`.
@@ -80,7 +76,14 @@ struct RunnerController<Context: RequestContext> {
         let jobID = try await authorize(request, context)
         let stepID = try RequestParsing.id(context, "step", what: "step")
         let signal = await hub.signal(jobID: jobID, stepID: stepID, wait: try wait(request))
-        return APIResponse(.object([("signal", .optional(signal.map(Int.init)))]))
+        return try APIResponse(API.RunnerSignal(signal: signal.map(Int.init)))
     }
 }
 
+/// The runner's step is written as JSONEncoder writes it, as it was before the API types:
+/// the runner decodes it with JSONDecoder, and its bytes stay the same.
+extension StepPayload: JSONValueRepresentable {
+    func jsonValue() throws -> JSONValue {
+        try .encoding(self)
+    }
+}

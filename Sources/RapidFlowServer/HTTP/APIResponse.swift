@@ -16,6 +16,11 @@ public struct APIResponse: ResponseGenerator {
         self.headers = headers
     }
 
+    /// One of the API's response types, its fields in declaration order (`JSONValueEncoder`).
+    init(_ payload: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws {
+        self.init(try JSONValueEncoder().encode(payload), status: status, headers: headers)
+    }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         Self.envelope(data: payload, error: .null, status: status, headers: headers)
     }

@@ -4,8 +4,10 @@ import RapidFlowCore
 
 /// A JSON value with ordered object keys and explicit nulls, as the payloads are documented.
 ///
-/// Payloads are built as values rather than `Encodable` structs so `null` fields are always
-/// present (the pipeline API shows `"container_id": null`) and key order reads as documented.
+/// The API's response types (`RapidFlowAPI`) become values through `JSONValueEncoder`, which
+/// keeps their fields in declaration order, and are written here inside the envelope: key
+/// order reads as documented and `null` fields are present (the pipeline API shows
+/// `"container_id": null`).
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
