@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "RapidFlowServerTests",
             dependencies: [
-                "RapidFlowServer",
+                "RapidFlowServer", "RapidFlowAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
