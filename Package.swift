@@ -86,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "rapidflow",
             dependencies: [
-                "RapidFlowServer", "RapidFlowRunner", "RapidFlowCore",
+                "RapidFlowServer", "RapidFlowRunner", "RapidFlowAPI", "RapidFlowCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "rapidflow-bench",
             dependencies: [
-                "RapidFlowServer", "RapidFlowRunner", "RapidFlowStore", "RapidFlowCore",
+                "RapidFlowServer", "RapidFlowRunner", "RapidFlowStore", "RapidFlowAPI", "RapidFlowCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "RapidFlowServerTests",
             dependencies: [
-                "RapidFlowServer",
+                "RapidFlowServer", "RapidFlowAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

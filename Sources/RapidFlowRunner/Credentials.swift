@@ -74,21 +74,20 @@ public struct CredentialStore: Sendable {
         }
         if let path = request.registryCredentialsPath {
             let data = try Data(contentsOf: URL(fileURLWithPath: try resolve(path, field: "registry_credentials_path")))
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            guard let file = try? JSONDecoder().decode(RegistryCredentialsFile.self, from: data) else {
                 throw RapidFlowError(.invalidRequest, "registry credentials must be a Docker config.json or {\"username\", \"password\"}")
             }
-            var config: [String: Any]
-            if let username = object["username"] as? String, let password = object["password"] as? String {
+            // Only the logins go to the job's config.json: never a credential helper or store.
+            let config: DockerConfig
+            if let username = file.username, let password = file.password {
                 let auth = Data("\(username):\(password)".utf8).base64EncodedString()
-                config = ["auths": [registryHost ?? "": ["auth": auth]]]
+                config = DockerConfig(auths: [registryHost ?? "": DockerConfig.Login(auth: auth)])
                 credentials.secrets += [password, auth]
-            } else if let auths = object["auths"] as? [String: Any] {
-                config = ["auths": auths]
-                for case let entry as [String: Any] in auths.values {
-                    for key in ["auth", "password", "identitytoken"] {
-                        if let value = entry[key] as? String { credentials.secrets.append(value) }
-                    }
-                    if let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth),
+            } else if let auths = file.auths {
+                config = DockerConfig(auths: auths)
+                for entry in auths.values {
+                    credentials.secrets += [entry.auth, entry.password, entry.identitytoken].compactMap { $0 }
+                    if let auth = entry.auth, let decoded = Data(base64Encoded: auth),
                         let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
                     {
                         credentials.secrets.append(String(pair[pair.index(after: colon)...]))
@@ -99,7 +98,7 @@ public struct CredentialStore: Sendable {
             }
             let dockerConfig = "\(directory)/docker"
             try FileManager.default.createDirectory(atPath: dockerConfig, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try Self.writePrivate(String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self), to: "\(dockerConfig)/config.json")
+            try Self.writePrivate(String(decoding: try JSONEncoder().encode(config), as: UTF8.self), to: "\(dockerConfig)/config.json")
             credentials.environment["DOCKER_CONFIG"] = dockerConfig
         }
         return credentials
@@ -107,5 +106,62 @@ public struct CredentialStore: Sendable {
 
     private static func writePrivate(_ text: String, to path: String) throws {
         FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    }
+}
+
+/// A registry credentials file: `{"username", "password"}` or a Docker config.json. Read
+/// leniently, field by field, as the files are written by hand: a field of another type is
+/// absent.
+struct RegistryCredentialsFile: Decodable {
+    var username: String?
+    var password: String?
+    var auths: [String: DockerConfig.Login]?
+
+    enum CodingKeys: String, CodingKey {
+        case username, password, auths
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        username = try? container.decodeIfPresent(String.self, forKey: .username)
+        password = try? container.decodeIfPresent(String.self, forKey: .password)
+        auths = try? container.decodeIfPresent([String: DockerConfig.Login].self, forKey: .auths)
+    }
+}
+
+/// The Docker config.json a job's `docker login` state is written to.
+struct DockerConfig: Encodable {
+    var auths: [String: Login]
+
+    /// One registry's login, with the fields Docker's config.json defines for it.
+    struct Login: Codable {
+        var auth: String?
+        var username: String?
+        var password: String?
+        var email: String?
+        var serveraddress: String?
+        var identitytoken: String?
+        var registrytoken: String?
+
+        init(auth: String) {
+            self.auth = auth
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case auth, username, password, email, serveraddress, identitytoken, registrytoken
+        }
+
+        init(from decoder: any Decoder) throws {
+            // An entry that is not an object is an empty login, as a field of another type is absent.
+            guard let container = try? decoder.container(keyedBy: CodingKeys.self) else { return }
+            func field(_ key: CodingKeys) -> String? { try? container.decodeIfPresent(String.self, forKey: key) }
+            auth = field(.auth)
+            username = field(.username)
+            password = field(.password)
+            email = field(.email)
+            serveraddress = field(.serveraddress)
+            identitytoken = field(.identitytoken)
+            registrytoken = field(.registrytoken)
+        }
     }
 }

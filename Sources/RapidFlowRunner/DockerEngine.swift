@@ -37,17 +37,15 @@ extension DockerEngine {
 
     /// Creates a container and returns its id (`POST /containers/create`).
     public func createContainer(image: String, entrypoint: [String]?, command: [String]?, labels: [String: String]) async throws -> String {
-        var config: [String: Any] = ["Image": image, "Labels": labels, "AttachStdout": true, "AttachStderr": true]
-        if let entrypoint { config["Entrypoint"] = entrypoint }
-        if let command { config["Cmd"] = command }
+        let config = ContainerConfig(image: image, labels: labels, entrypoint: entrypoint, command: command)
         var request = request(.POST, "/containers/create")
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: config)))
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(config)))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 1 << 20)
-        let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
-        guard response.status == .created, let id = object?["Id"] as? String else {
-            throw DockerEngineError(message: (object?["message"] as? String) ?? "the Docker engine answered \(response.status.code) to a container create")
+        let answer = try? JSONDecoder().decode(EngineAnswer.self, from: Data(body.readableBytesView))
+        guard response.status == .created, let id = answer?.id else {
+            throw DockerEngineError(message: answer?.message ?? "the Docker engine answered \(response.status.code) to a container create")
         }
         return id
     }
@@ -95,10 +93,9 @@ extension DockerEngine {
     private func list(_ path: String) async throws -> [String] {
         let response = try await HTTPClient.shared.execute(request(.GET, path), timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
-        guard response.status == .ok,
-            let items = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]]
+        guard response.status == .ok, let items = try? JSONDecoder().decode([EngineAnswer].self, from: Data(body.readableBytesView))
         else { throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to \(path.split(separator: "?")[0])") }
-        return items.compactMap { $0["Id"] as? String }
+        return items.compactMap(\.id)
     }
 
     private func send(_ method: HTTPMethod, _ path: String) async throws {
@@ -113,4 +110,29 @@ extension DockerEngine {
 public struct DockerEngineError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+}
+
+/// The body of `POST /containers/create`.
+private struct ContainerConfig: Encodable {
+    var image: String
+    var labels: [String: String]
+    var attachStdout = true
+    var attachStderr = true
+    var entrypoint: [String]?
+    var command: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case image = "Image", labels = "Labels", attachStdout = "AttachStdout", attachStderr = "AttachStderr"
+        case entrypoint = "Entrypoint", command = "Cmd"
+    }
+}
+
+/// What the engine answers about an object (its id), or why it refused.
+private struct EngineAnswer: Decodable {
+    var id: String?
+    var message: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id = "Id", message
+    }
 }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RapidFlowAPI
 import RapidFlowRunner
 import RapidFlowServer
 import ServiceLifecycle
@@ -68,8 +69,8 @@ struct LiveLogBenchmark {
             try? FileManager.default.removeItem(atPath: file)
             let jobID = try await runJob(port, script: "yes 2>/dev/null | head -c \(size)")
             _ = try await waitForJob(port, jobID)
-            let steps = try await call(port, .GET, "/jobs/\(jobID)/status")["steps"] as? [[String: Any]] ?? []
-            serviceTimes.append(steps.first?["duration_seconds"] as? Double ?? .nan)
+            let status: API.JobStatusReport = try await call(port, .GET, "/jobs/\(jobID)/status")
+            serviceTimes.append(status.steps.first?.durationSeconds ?? .nan)
         }
         let ratio = median(serviceTimes) / median(baselineTimes)
         print("Capture throughput of a step printing \(size)B (median of \(baselineTimes.count))")
@@ -100,20 +101,20 @@ struct LiveLogBenchmark {
     // MARK: - Service calls
 
     /// A JSON POST/GET against the service under test, returning the envelope's data.
-    private func call(_ port: Int, _ method: HTTPMethod, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
+    private func call<Payload: Decodable>(_ port: Int, _ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil) async throws -> Payload {
         try await JSONAPI(base: "http://127.0.0.1:\(port)").rapidFlow(method, path, body)
     }
 
     private func runJob(_ port: Int, script: String) async throws -> Int {
-        let pipeline = try await call(port, .POST, "/pipelines", ["name": "bench", "config": "steps:\n  - |\n    \(script)\n"])
-        let job = try await call(port, .POST, "/pipelines/\(pipeline["id"] as! Int)/jobs")
-        return job["id"] as! Int
+        let pipeline: API.Pipeline = try await call(port, .POST, "/pipelines", API.PipelineDefinition(name: "bench", config: "steps:\n  - |\n    \(script)\n"))
+        let job: API.Job = try await call(port, .POST, "/pipelines/\(pipeline.id)/jobs")
+        return job.id
     }
 
-    private func waitForJob(_ port: Int, _ id: Int) async throws -> [String: Any] {
+    private func waitForJob(_ port: Int, _ id: Int) async throws -> API.Job {
         while true {
-            let job = try await call(port, .GET, "/jobs/\(id)")
-            if ["success", "failed", "cancelled"].contains(job["status"] as? String ?? "") { return job }
+            let job: API.Job = try await call(port, .GET, "/jobs/\(id)")
+            if job.status.isFinal { return job }
             try await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -136,15 +137,14 @@ struct LiveLogBenchmark {
         try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/jobs/\(jobID)/logs/stream", logger: logger) { inbound, _, _ in
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 guard case .text(let text) = message else { continue }
-                guard let event = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                    event["event"] as? String == "log"
-                else { continue }
+                guard case .log(_, _, let data) = try JSONDecoder().decode(API.LogStreamEvent.self, from: Data(text.utf8)) else { continue }
                 // Output that is not UTF-8 comes as base64; the stamps are text.
-                if let data = event["data"] as? String {
-                    bytes.add(data.utf8.count, ordering: .relaxed)
-                    onLog(data)
-                } else if let encoded = event["data_base64"] as? String, let decoded = Data(base64Encoded: encoded) {
-                    bytes.add(decoded.count, ordering: .relaxed)
+                switch data {
+                case .text(let text):
+                    bytes.add(text.utf8.count, ordering: .relaxed)
+                    onLog(text)
+                case .base64:
+                    bytes.add(data.bytes?.count ?? 0, ordering: .relaxed)
                 }
             }
         }

@@ -1,4 +1,6 @@
 import Foundation
+import RapidFlowAPI
+import RapidFlowCore
 
 /// Many jobs submitted at once: the time until every one has finished, against the ideal of
 /// perfect packing, and the latency of each submit beside `GET /health` under the same load.
@@ -14,8 +16,9 @@ enum ScaleBenchmark {
 
     static func run(_ api: JSONAPI, jobs: Int, clients: Int, sleepSeconds: Int) async throws -> Result {
         let healthLatencies = try await concurrently(clients: clients, calls: jobs) { try await api.send(.GET, "/health") }
-        let pipeline = try await api.rapidFlow(.POST, "/pipelines", ["name": "bench-sleep", "config": "steps:\n  - sleep \(sleepSeconds)\n"])
-        guard let pipelineID = pipeline["id"] as? Int else { throw BenchError("no pipeline id") }
+        let pipeline: API.Pipeline = try await api.rapidFlow(
+            .POST, "/pipelines", API.PipelineDefinition(name: "bench-sleep", config: "steps:\n  - sleep \(sleepSeconds)\n"))
+        let pipelineID = pipeline.id
 
         let start = Date()
         let submitLatencies = try await concurrently(clients: clients, calls: jobs) {
@@ -24,7 +27,7 @@ enum ScaleBenchmark {
         // Bounded: the whole benchmark must end within its time budget.
         let deadline = start.addingTimeInterval(300)
         func unfinished(_ status: String) async throws -> Bool {
-            try await !api.rapidFlowList("/jobs?pipeline_id=\(pipelineID)&status=\(status)&limit=1").isEmpty
+            try await !api.rapidFlow(.GET, "/jobs?pipeline_id=\(pipelineID)&status=\(status)&limit=1", as: [API.Job].self).isEmpty
         }
         // Pending first: a job that starts between the two looks is then seen running.
         while true {
@@ -37,13 +40,13 @@ enum ScaleBenchmark {
         var finishedAt: [Date] = []
         var before = ""
         while true {
-            let page = try await api.rapidFlowList("/jobs?pipeline_id=\(pipelineID)&limit=500\(before)")
+            let page: [API.Job] = try await api.rapidFlow(.GET, "/jobs?pipeline_id=\(pipelineID)&limit=500\(before)")
             for job in page {
-                guard job["status"] as? String == "success" else { throw BenchError("job \(job["id"] ?? "?") ended \(job["status"] ?? "?")") }
-                guard let text = job["finished_at"] as? String, let date = parseTimestamp(text) else { throw BenchError("job without finished_at") }
+                guard job.status == .success else { throw BenchError("job \(job.id) ended \(job.status.rawValue)") }
+                guard let date = job.finishedAt.flatMap(Timestamp.parse) else { throw BenchError("job without finished_at") }
                 finishedAt.append(date)
             }
-            guard let last = page.last?["id"] as? Int, page.count == 500 else { break }
+            guard let last = page.last?.id, page.count == 500 else { break }
             before = "&before=\(last)"
         }
         guard finishedAt.count == jobs else { throw BenchError("\(finishedAt.count) of \(jobs) jobs found") }

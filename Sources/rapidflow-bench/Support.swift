@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RapidFlowAPI
 
 // MARK: - Statistics
 
@@ -69,34 +70,26 @@ struct JSONAPI: Sendable {
     let base: String
     var client: HTTPClient = .shared
 
-    /// The parsed body of a 2xx answer.
-    func json(_ method: HTTPMethod, _ path: String, _ body: Any? = nil) async throws -> Any {
-        let data = try await send(method, path, body)
-        return try JSONSerialization.jsonObject(with: data)
+    /// The body of a 2xx answer, decoded.
+    func json<Answer: Decodable>(_ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil, as type: Answer.Type = Answer.self) async throws -> Answer {
+        try JSONDecoder().decode(Answer.self, from: try await send(method, path, body))
     }
 
-    /// RapidFlow's envelope: the `data` object.
-    func rapidFlow(_ method: HTTPMethod, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
-        let envelope = try await json(method, path, body) as? [String: Any]
-        guard let data = envelope?["data"] as? [String: Any] else { throw BenchError("\(method) \(path): no data object in the answer") }
-        return data
-    }
-
-    /// RapidFlow's envelope holding a list.
-    func rapidFlowList(_ path: String) async throws -> [[String: Any]] {
-        let envelope = try await json(.GET, path) as? [String: Any]
-        guard let data = envelope?["data"] as? [[String: Any]] else { throw BenchError("GET \(path): no data list in the answer") }
+    /// RapidFlow's envelope: its `data`, as the API type the route answers.
+    func rapidFlow<Payload: Decodable>(_ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil, as type: Payload.Type = Payload.self) async throws -> Payload {
+        let envelope: API.Envelope<Payload> = try await json(method, path, body)
+        guard let data = envelope.data else { throw BenchError("\(method) \(path): no data in the answer") }
         return data
     }
 
     /// Sends the request and returns the whole body; a status other than 2xx is an error.
     @discardableResult
-    func send(_ method: HTTPMethod, _ path: String, _ body: Any? = nil) async throws -> Data {
+    func send(_ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil) async throws -> Data {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+            request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         }
         let response = try await client.execute(request, timeout: .seconds(600))
         let buffer = try await response.body.collect(upTo: 512 << 20)
@@ -105,13 +98,6 @@ struct JSONAPI: Sendable {
         }
         return Data(buffer.readableBytesView)
     }
-}
-
-/// RFC 3339 with milliseconds, as RapidFlow writes its timestamps.
-func parseTimestamp(_ text: String) -> Date? {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return formatter.date(from: text)
 }
 
 /// Numbers one per line, for `scripts/bench.sh` and the report.

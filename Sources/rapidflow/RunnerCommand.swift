@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowRunner
 import Synchronization
@@ -166,53 +167,34 @@ struct RunnerAPI: Sendable {
     let jobID: Int
     let token: String
 
-    typealias Step = StepPayload
-
-    private struct Envelope<T: Decodable>: Decodable {
-        var data: T?
-        var error: ErrorBody?
-        struct ErrorBody: Decodable {
-            var code: String
-            var message: String
-        }
-    }
-
-    private struct NextBody: Decodable {
-        var done: Bool
-        var step: Step?
-    }
-
-    private struct SignalBody: Decodable {
-        var signal: Int?
-    }
-
     /// The next step, or nil when the job is over.
-    func next() async throws -> Step? {
+    func next() async throws -> StepPayload? {
         while true {
-            let body: NextBody = try await call(.GET, "/next?wait=25", timeout: .seconds(60))
+            let body: API.RunnerNext = try await call(.GET, "/next?wait=25", timeout: .seconds(60))
             if body.done { return nil }
             if let step = body.step { return step }
         }
     }
 
     func output(stepID: Int, offset: Int, chunk: ByteBuffer) async throws {
-        let _: [String: Int] = try await call(
+        let _: API.RunnerOutputReceived = try await call(
             .POST, "/steps/\(stepID)/output", body: chunk, headers: ["RapidFlow-Offset": String(offset)], timeout: .seconds(60))
     }
 
     func finish(stepID: Int, outcome: Result<Int, any Error>) async throws {
-        let object: [String: Any] =
+        let exit =
             switch outcome {
-            case .success(let code): ["exit_code": code]
-            case .failure(let error): ["error": "\(error)"]
+            case .success(let code): API.StepExit(exitCode: code)
+            case .failure(let error): API.StepExit(error: "\(error)")
             }
-        let body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: object))
-        let _: [String: Int] = try await call(.POST, "/steps/\(stepID)/exit", body: body, headers: ["Content-Type": "application/json"], timeout: .seconds(60))
+        let body = ByteBuffer(data: try JSONEncoder().encode(exit))
+        let _: API.RunnerStepRecorded = try await call(
+            .POST, "/steps/\(stepID)/exit", body: body, headers: ["Content-Type": "application/json"], timeout: .seconds(60))
     }
 
     /// A stop signal for the step, waiting up to 25 s; nil when none came.
     func signal(stepID: Int) async throws -> Int? {
-        let body: SignalBody = try await call(.GET, "/steps/\(stepID)/signal?wait=25", timeout: .seconds(60))
+        let body: API.RunnerSignal = try await call(.GET, "/steps/\(stepID)/signal?wait=25", timeout: .seconds(60))
         return body.signal
     }
 
@@ -226,7 +208,7 @@ struct RunnerAPI: Sendable {
         if let body { request.body = .bytes(body) }
         let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 16 << 20)
-        let envelope = try JSONDecoder().decode(Envelope<T>.self, from: Data(buffer: bytes))
+        let envelope = try JSONDecoder().decode(API.Envelope<T>.self, from: Data(buffer: bytes))
         if let error = envelope.error {
             throw RunnerFailure(description: "the service refused \(method) \(path): \(error.message) (\(error.code))")
         }

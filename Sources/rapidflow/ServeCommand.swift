@@ -139,7 +139,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let path = value(languageImages, "LANGUAGE_IMAGES") {
             guard let data = FileManager.default.contents(atPath: path),
-                let map = try? JSONSerialization.jsonObject(with: data) as? [String: String]
+                let map = try? JSONDecoder().decode([String: String].self, from: data)
             else { throw ValidationError("--language-images must name a JSON file of {\"language\": \"image:{version}\"}") }
             configuration.languageImages.merge(map) { $1 }
         }

@@ -3,6 +3,7 @@ import Foundation
 import NIOHTTP1
 
 import NIOCore
+import RapidFlowAPI
 import RapidFlowServer
 import ServiceLifecycle
 import Testing
@@ -70,6 +71,16 @@ struct TestServer {
         var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
         var text: String { String(decoding: body, as: UTF8.self) }
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+
+        /// The envelope, its `data` read as one of the API's response types.
+        func envelope<Payload: Decodable>(_ type: Payload.Type) throws -> API.Envelope<Payload> {
+            try JSONDecoder().decode(API.Envelope<Payload>.self, from: body)
+        }
+
+        /// The envelope's `data` as one of the API's response types.
+        func decoded<Payload: Decodable>(_ type: Payload.Type) throws -> Payload {
+            try #require(try envelope(type).data, "\(text.prefix(300))")
+        }
     }
 
     @discardableResult
@@ -83,6 +94,12 @@ struct TestServer {
         return Reply(
             status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
             body: Data(buffer.readableBytesView))
+    }
+
+    /// One of the API's request types as the body, as the client sends it.
+    @discardableResult
+    func request(_ method: HTTPMethod, _ path: String, encoding body: some Encodable, headers: [(String, String)] = []) async throws -> Reply {
+        try await request(method, path, body: String(decoding: try JSONEncoder().encode(body), as: UTF8.self), headers: headers)
     }
 
     func get(_ path: String) async throws -> Reply { try await request(.GET, path) }

@@ -95,7 +95,7 @@ public struct RequestFields {
         }
     }
 
-    /// A string that must be there, unless the request is partial.
+    /// A string that must be there (a partial request reads its required fields with `string`).
     public func requiredString(_ name: String) throws(RapidFlowError) -> String {
         guard let value = try string(name) else { throw missing(name) }
         return value

@@ -65,11 +65,12 @@ enum Terminal {
         }
     }
 
-    /// The payload as indented JSON with sorted keys.
-    static func json(_ value: Any) throws {
-        let data = try JSONSerialization.data(
-            withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-        write(String(decoding: data, as: UTF8.self) + "\n")
+    /// The payload as indented JSON with sorted keys. The API types write every field the
+    /// service wrote, nulls included, so this is the service's payload, laid out.
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        write(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
     }
 
     /// Columns padded to their widest cell (ANSI codes excluded from the width).
@@ -95,17 +96,9 @@ enum Terminal {
     }
 }
 
-/// Reading fields of a decoded payload.
-extension Dictionary where Key == String, Value == Any {
-    func text(_ key: String) -> String {
-        switch self[key] {
-        case let value as String: value
-        case let value as NSNumber: value.stringValue
-        default: "-"
-        }
-    }
-
-    func number(_ key: String) -> Double? { (self[key] as? NSNumber)?.doubleValue }
+/// A field for a table cell: `-` when it is null.
+func cell(_ value: (some CustomStringConvertible)?) -> String {
+    value.map(\.description) ?? "-"
 }
 
 func formatDuration(_ seconds: Double?) -> String {
@@ -113,19 +106,6 @@ func formatDuration(_ seconds: Double?) -> String {
     if seconds < 60 { return String(format: "%.1fs", seconds) }
     let whole = Int(seconds)
     return whole < 3600 ? "\(whole / 60)m\(whole % 60)s" : "\(whole / 3600)h\(whole % 3600 / 60)m"
-}
-
-/// The duration of a job object: finished minus started, or running so far.
-func jobDuration(_ job: [String: Any]) -> Double? {
-    guard let started = (job["started_at"] as? String).flatMap(parseTimestamp) else { return nil }
-    let end = (job["finished_at"] as? String).flatMap(parseTimestamp) ?? Date()
-    return end.timeIntervalSince(started)
-}
-
-func parseTimestamp(_ text: String) -> Date? {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
 }
 
 /// Reads a file argument, `-` being standard input.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import NIOCore
+import RapidFlowAPI
+import RapidFlowCore
 
 struct JobsCommand: ClientCommand {
     static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List jobs, newest first.")
@@ -13,23 +15,21 @@ struct JobsCommand: ClientCommand {
         var query = ["limit=\(limit)"]
         if let status { query.append("status=\(queryValue(status))") }
         if let pipeline { query.append("pipeline_id=\(pipeline)") }
-        let jobs = try await client.call(.GET, "/jobs?" + query.joined(separator: "&")) as? [[String: Any]] ?? []
+        let jobs: [API.Job] = try await client.call(.GET, "/jobs?" + query.joined(separator: "&"))
         if options.json { return try Terminal.json(jobs) }
         if jobs.isEmpty { return Terminal.line("no jobs") }
         Terminal.table(
             ["ID", "KIND", "NAME", "STATUS", "CREATED", "DURATION"],
             jobs.map { job in
-                [job.text("id"), job.text("kind"), jobName(job), Terminal.status(job.text("status")),
-                 job.text("created_at"), formatDuration(jobDuration(job))]
+                [String(job.id), job.kind.rawValue, jobName(job), Terminal.status(job.status.rawValue),
+                 job.createdAt, formatDuration(job.duration())]
             })
     }
 }
 
 /// A pipeline job's pipeline name, or an image job's repository.
-func jobName(_ job: [String: Any]) -> String {
-    if let name = job["pipeline_name"] as? String { return name }
-    if let repo = job["repo_name"] as? String { return repo }
-    return "-"
+func jobName(_ job: API.Job) -> String {
+    job.pipelineName ?? job.repoName ?? "-"
 }
 
 struct StatusCommand: ClientCommand {
@@ -38,26 +38,23 @@ struct StatusCommand: ClientCommand {
     @Argument(help: "The job id.") var job: Int
 
     func run(client: ServiceClient) async throws {
-        let status = try await client.call(.GET, "/jobs/\(job)/status") as? [String: Any] ?? [:]
+        let status: API.JobStatusReport = try await client.call(.GET, "/jobs/\(job)/status")
         if options.json { return try Terminal.json(status) }
-        let summary = try await client.call(.GET, "/jobs/\(job)") as? [String: Any] ?? [:]
-        Terminal.line("job \(job)  \(Terminal.status(summary.text("status")))  \(summary.text("kind")) \(jobName(summary))  took \(formatDuration(jobDuration(summary)))")
-        let metrics = status["metrics"] as? [String: Any] ?? [:]
-        let timestamps = status["phase_timestamps"] as? [String: Any] ?? [:]
+        let summary: API.Job = try await client.call(.GET, "/jobs/\(job)")
+        Terminal.line("job \(job)  \(Terminal.status(summary.status.rawValue))  \(summary.kind.rawValue) \(jobName(summary))  took \(formatDuration(summary.duration()))")
         Terminal.line()
         Terminal.table(
             ["PHASE", "START", "END", "DURATION"],
-            ["build", "test", "publish"].map { phase in
-                [phase, timestamps.text("\(phase)_start"), timestamps.text("\(phase)_end"),
-                 formatDuration(metrics.number("\(phase)_duration_seconds"))]
+            Phase.allCases.map { phase in
+                let times = status.phaseTimestamps[phase]
+                return [phase.rawValue, cell(times.start), cell(times.end), formatDuration(status.metrics[phase])]
             })
         Terminal.line()
-        let steps = status["steps"] as? [[String: Any]] ?? []
         Terminal.table(
             ["STEP", "#", "TYPE", "PHASE", "STATUS", "EXIT", "DURATION"],
-            steps.map { step in
-                [step.text("step_id"), step.text("order_num"), step.text("type"), step.text("phase"),
-                 Terminal.status(step.text("status")), step.text("exit_code"), formatDuration(step.number("duration_seconds"))]
+            status.steps.map { step in
+                [String(step.stepID), String(step.orderNum), step.type, step.phase.rawValue,
+                 Terminal.status(step.status.rawValue), cell(step.exitCode), formatDuration(step.durationSeconds)]
             })
     }
 }
@@ -72,7 +69,7 @@ struct LogsCommand: ClientCommand {
 
     func run(client: ServiceClient) async throws {
         if options.json {
-            return try Terminal.json(try await client.call(.GET, "/jobs/\(job)/logs"))
+            return try Terminal.json(try await client.call(.GET, "/jobs/\(job)/logs", as: API.JobLogs.self))
         }
         var query = follow ? ["follow=true"] : []
         if let since { query.append("since=\(since)") }
@@ -134,44 +131,46 @@ struct JobActionCommand<Action: JobAction>: ClientCommand {
     @Argument(help: "The job id.") var job: Int
 
     func run(client: ServiceClient) async throws {
-        let reply = try await client.call(.POST, "/jobs/\(job)/\(Action.name)")
+        let reply: Action.Reply = try await client.call(.POST, "/jobs/\(job)/\(Action.name)")
         if options.json { return try Terminal.json(reply) }
-        Terminal.line(Action.describe(job: job, reply: reply as? [String: Any] ?? [:]))
+        Terminal.line(Action.describe(job: job, reply: reply))
     }
 }
 
 protocol JobAction {
+    /// What the route answers.
+    associatedtype Reply: Codable
     static var name: String { get }
     static var abstract: String { get }
-    static func describe(job: Int, reply: [String: Any]) -> String
+    static func describe(job: Int, reply: Reply) -> String
 }
 
 enum CancelAction: JobAction {
     static let name = "cancel"
     static let abstract = "Stop a job (SIGTERM, then SIGKILL after the grace period); answers once it has stopped."
-    static func describe(job: Int, reply: [String: Any]) -> String { "job \(job) \(Terminal.status(reply.text("status")))" }
+    static func describe(job: Int, reply: API.CancelResult) -> String { "job \(job) \(Terminal.status(reply.status.rawValue))" }
 }
 
 enum KillAction: JobAction {
     static let name = "kill"
     static let abstract = "Stop a job, as cancel does (the image-build API's name for it)."
-    static func describe(job: Int, reply: [String: Any]) -> String { "job \(job) \(Terminal.status(reply.text("status")))" }
+    static func describe(job: Int, reply: API.KillResult) -> String { "job \(job) \(Terminal.status(reply.status.rawValue))" }
 }
 
 enum RetryAction: JobAction {
     static let name = "retry"
     static let abstract = "Run a finished job again, as a new job from its stored snapshot."
-    static func describe(job: Int, reply: [String: Any]) -> String { "job \(reply.text("id")) created (retry of job \(job))" }
+    static func describe(job: Int, reply: API.Job) -> String { "job \(reply.id) created (retry of job \(job))" }
 }
 
 enum CleanupAction: JobAction {
     static let name = "cleanup"
     static let abstract = "Remove a finished job's workspace, containers and images."
-    static func describe(job: Int, reply: [String: Any]) -> String {
-        let removed = reply["removed"] as? [String: Any] ?? [:]
-        var parts = [(removed["workspace"] as? Bool ?? false) ? "workspace removed" : "no workspace left"]
-        if let containers = removed["containers"] { parts.append("\(containers) container(s)") }
-        if let images = removed["images"] { parts.append("\(images) image(s)") }
+    static func describe(job: Int, reply: API.CleanupResult) -> String {
+        let removed = reply.removed
+        var parts = [removed.workspace ? "workspace removed" : "no workspace left"]
+        if let containers = removed.containers { parts.append("\(containers) container(s)") }
+        if let images = removed.images { parts.append("\(images) image(s)") }
         return "job \(job) cleaned up: \(parts.joined(separator: ", "))"
     }
 }
@@ -186,11 +185,11 @@ struct WaitCommand: ClientCommand {
 
     func run(client: ServiceClient) async throws {
         let deadline = timeout.map { Date().addingTimeInterval($0) }
-        var status: [String: Any] = [:]
+        var status: API.JobStatusReport
         while true {
-            status = try await client.call(.GET, "/jobs/\(job)/status") as? [String: Any] ?? [:]
-            let state = status.text("status")
-            if ["success", "failed", "cancelled"].contains(state) { break }
+            status = try await client.call(.GET, "/jobs/\(job)/status")
+            let state = status.status.rawValue
+            if status.status.isFinal { break }
             if Terminal.isInteractive && !options.json { Terminal.write("\r\u{1B}[K" + progress(status)) }
             if let deadline, Date() >= deadline {
                 if Terminal.isInteractive && !options.json { Terminal.line() }
@@ -203,21 +202,20 @@ struct WaitCommand: ClientCommand {
             try Terminal.json(status)
         } else {
             if Terminal.isInteractive { Terminal.write("\r\u{1B}[K") }
-            let metrics = status["metrics"] as? [String: Any] ?? [:]
-            Terminal.line("job \(job) \(Terminal.status(status.text("status"))) after \(formatDuration(metrics.number("job_duration_seconds")))")
+            Terminal.line("job \(job) \(Terminal.status(status.status.rawValue)) after \(formatDuration(status.metrics.jobDurationSeconds))")
         }
-        switch status.text("status") {
-        case "success": return
-        case "cancelled": throw ExitCode(2)
+        switch status.status {
+        case .success: return
+        case .cancelled: throw ExitCode(2)
         default: throw ExitCode.failure
         }
     }
 
-    private func progress(_ status: [String: Any]) -> String {
-        let steps = status["steps"] as? [[String: Any]] ?? []
-        let done = steps.filter { ["success", "failed", "cancelled", "skipped"].contains($0.text("status")) }.count
-        let current = steps.first { $0.text("status") == "running" }.map { " · step \($0.text("order_num")) (\($0.text("type"))) running" } ?? ""
-        return "job \(job) \(status.text("status")) · \(done)/\(steps.count) steps done\(current)"
+    private func progress(_ status: API.JobStatusReport) -> String {
+        let steps = status.steps
+        let done = steps.filter(\.status.isFinal).count
+        let current = steps.first { $0.status == .running }.map { " · step \($0.orderNum) (\($0.type)) running" } ?? ""
+        return "job \(job) \(status.status.rawValue) · \(done)/\(steps.count) steps done\(current)"
     }
 }
 
@@ -242,24 +240,32 @@ struct SubmitCommand: ClientCommand {
     @Option(name: .customLong("kill-timeout-seconds")) var killTimeoutSeconds: Double?
 
     func run(client: ServiceClient) async throws {
-        var body: [String: Any] = [:]
+        var body = API.ImageJobRequest()
         if let file {
-            guard let object = try JSONSerialization.jsonObject(with: try readInput(file)) as? [String: Any] else {
+            // Read as the service reads it, its refusals worded as the service words them;
+            // the flags may still add the owner and repository.
+            do {
+                body = try RequestDecoding.decode(API.ImageJobRequest.self, from: try readInput(file), partial: true) ?? body
+            } catch let error as RapidFlowError where error.code == .invalidJSON {
                 throw ValidationError("\(file) must hold a JSON object with the fields of POST /jobs")
+            } catch let error as RapidFlowError {
+                throw ServiceClient.Failure(description: "\(error.message) (\(error.code))")
             }
-            body = object
         }
-        let fields: [(String, Any?)] = [
-            ("owner", owner), ("repo_url", repoURL), ("git_ref", gitRef), ("git_credentials_path", gitCredentialsPath),
-            ("dockerfile_path", dockerfilePath), ("image_tags", tags.isEmpty ? nil : tags), ("registry_url", registryURL),
-            ("registry_credentials_path", registryCredentialsPath), ("test_commands", testCommands.isEmpty ? nil : testCommands),
-            ("test_entry_point", testEntryPoint ? true : nil), ("timeout_seconds", timeoutSeconds),
-            ("kill_timeout_seconds", killTimeoutSeconds),
-        ]
-        for case let (key, value?) in fields { body[key] = value }
-        let reply = try await client.call(.POST, "/jobs", body: body)
+        if let owner { body.owner = owner }
+        if let repoURL { body.repoURL = repoURL }
+        if let gitRef { body.gitRef = gitRef }
+        if let gitCredentialsPath { body.gitCredentialsPath = gitCredentialsPath }
+        if let dockerfilePath { body.dockerfilePath = dockerfilePath }
+        if !tags.isEmpty { body.imageTags = tags }
+        if let registryURL { body.registryURL = registryURL }
+        if let registryCredentialsPath { body.registryCredentialsPath = registryCredentialsPath }
+        if !testCommands.isEmpty { body.testCommands = testCommands }
+        if testEntryPoint { body.testEntryPoint = true }
+        if let timeoutSeconds { body.timeoutSeconds = timeoutSeconds }
+        if let killTimeoutSeconds { body.killTimeoutSeconds = killTimeoutSeconds }
+        let reply: API.SubmittedJob = try await client.call(.POST, "/jobs", body: body)
         if options.json { return try Terminal.json(reply) }
-        let id = (reply as? [String: Any])?.text("job_id") ?? "?"
-        Terminal.line("job \(id) submitted; follow it with: rapidflow logs \(id) --follow")
+        Terminal.line("job \(reply.jobID) submitted; follow it with: rapidflow logs \(reply.jobID) --follow")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RapidFlowAPI
 
 struct PipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,9 +15,9 @@ struct PipelineCommand: AsyncParsableCommand {
 
         func run(client: ServiceClient) async throws {
             let config = String(decoding: try readInput(file), as: UTF8.self)
-            let pipeline = try await client.call(.POST, "/pipelines", body: ["name": name, "config": config])
+            let pipeline: API.Pipeline = try await client.call(.POST, "/pipelines", body: API.PipelineDefinition(name: name, config: config))
             if options.json { return try Terminal.json(pipeline) }
-            Terminal.line("pipeline \((pipeline as? [String: Any])?.text("id") ?? "?") created")
+            Terminal.line("pipeline \(pipeline.id) created")
         }
     }
 
@@ -25,14 +26,14 @@ struct PipelineCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run(client: ServiceClient) async throws {
-            let pipelines = try await client.call(.GET, "/pipelines?limit=500") as? [[String: Any]] ?? []
+            let pipelines: [API.Pipeline] = try await client.call(.GET, "/pipelines?limit=500")
             if options.json { return try Terminal.json(pipelines) }
             if pipelines.isEmpty { return Terminal.line("no pipelines") }
             Terminal.table(
                 ["ID", "NAME", "STEPS", "UPDATED"],
                 pipelines.map { pipeline in
-                    let steps = pipeline.text("config").split(separator: "\n").filter { $0.hasPrefix("  - ") || $0.hasPrefix("- ") }.count
-                    return [pipeline.text("id"), pipeline.text("name"), String(steps), pipeline.text("updated_at")]
+                    let steps = pipeline.config.split(separator: "\n").filter { $0.hasPrefix("  - ") || $0.hasPrefix("- ") }.count
+                    return [String(pipeline.id), pipeline.name, String(steps), pipeline.updatedAt]
                 })
         }
     }
@@ -44,10 +45,10 @@ struct PipelineCommand: AsyncParsableCommand {
 
         func run(client: ServiceClient) async throws {
             let id = try await resolvePipeline(pipeline, client: client)
-            let found = try await client.call(.GET, "/pipelines/\(id)") as? [String: Any] ?? [:]
+            let found: API.Pipeline = try await client.call(.GET, "/pipelines/\(id)")
             if options.json { return try Terminal.json(found) }
-            Terminal.line(Terminal.paint("# pipeline \(found.text("id")): \(found.text("name"))", "1"))
-            Terminal.write(found.text("config").hasSuffix("\n") ? found.text("config") : found.text("config") + "\n")
+            Terminal.line(Terminal.paint("# pipeline \(found.id): \(found.name)", "1"))
+            Terminal.write(found.config.hasSuffix("\n") ? found.config : found.config + "\n")
         }
     }
 
@@ -64,9 +65,10 @@ struct PipelineCommand: AsyncParsableCommand {
 
         func run(client: ServiceClient) async throws {
             let id = try await resolvePipeline(pipeline, client: client)
-            let current = try await client.call(.GET, "/pipelines/\(id)") as? [String: Any] ?? [:]
-            let config = try file.map { String(decoding: try readInput($0), as: UTF8.self) } ?? current.text("config")
-            let updated = try await client.call(.PUT, "/pipelines/\(id)", body: ["name": name ?? current.text("name"), "config": config])
+            let current: API.Pipeline = try await client.call(.GET, "/pipelines/\(id)")
+            let config = try file.map { String(decoding: try readInput($0), as: UTF8.self) } ?? current.config
+            let updated: API.Pipeline = try await client.call(
+                .PUT, "/pipelines/\(id)", body: API.PipelineDefinition(name: name ?? current.name, config: config))
             if options.json { return try Terminal.json(updated) }
             Terminal.line("pipeline \(id) updated")
         }
@@ -79,7 +81,7 @@ struct PipelineCommand: AsyncParsableCommand {
 
         func run(client: ServiceClient) async throws {
             let id = try await resolvePipeline(pipeline, client: client)
-            let reply = try await client.call(.DELETE, "/pipelines/\(id)")
+            let reply: API.DeleteResult = try await client.call(.DELETE, "/pipelines/\(id)")
             if options.json { return try Terminal.json(reply) }
             Terminal.line("pipeline \(id) deleted")
         }
@@ -102,23 +104,20 @@ struct RunCommand: ClientCommand {
             }
             environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
         }
-        var body: [String: Any] = [:]
-        if let branch { body["branch"] = branch }
-        if !environment.isEmpty { body["env"] = environment }
+        let body = API.TriggerRequest(branch: branch, env: environment.isEmpty ? nil : environment)
         let id = try await resolvePipeline(pipeline, client: client)
-        let job = try await client.call(.POST, "/pipelines/\(id)/jobs", body: body)
+        let job: API.Job = try await client.call(.POST, "/pipelines/\(id)/jobs", body: body)
         if options.json { return try Terminal.json(job) }
-        let jobID = (job as? [String: Any])?.text("id") ?? "?"
-        Terminal.line("job \(jobID) created; follow it with: rapidflow logs \(jobID) --follow")
+        Terminal.line("job \(job.id) created; follow it with: rapidflow logs \(job.id) --follow")
     }
 }
 
 /// A pipeline named by id, or by its name when that is unique.
 func resolvePipeline(_ reference: String, client: ServiceClient) async throws -> Int {
     if let id = Int(reference) { return id }
-    let pipelines = try await client.call(.GET, "/pipelines?limit=500") as? [[String: Any]] ?? []
-    let matches = pipelines.filter { $0["name"] as? String == reference }
-    guard matches.count == 1, let id = (matches[0]["id"] as? NSNumber)?.intValue else {
+    let pipelines: [API.Pipeline] = try await client.call(.GET, "/pipelines?limit=500")
+    let matches = pipelines.filter { $0.name == reference }
+    guard matches.count == 1, let id = matches.first?.id else {
         throw ServiceClient.Failure(
             description: matches.isEmpty ? "no pipeline is named '\(reference)'" : "\(matches.count) pipelines are named '\(reference)'; use the id")
     }

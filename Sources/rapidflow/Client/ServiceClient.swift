@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RapidFlowAPI
 
 /// What a client command needs to talk to a running service: where it is and the token.
 struct ServiceClient: Sendable {
@@ -14,36 +15,54 @@ struct ServiceClient: Sendable {
         let description: String
     }
 
-    /// Sends a request and returns the envelope's `data`; an envelope error becomes a `Failure`
-    /// carrying the service's message.
+    /// Sends a request and returns the envelope's `data` as the API type the route answers;
+    /// an envelope error becomes a `Failure` carrying the service's message.
     @discardableResult
-    func call(_ method: HTTPMethod, _ path: String, body: Any? = nil) async throws -> Any {
+    func call<Payload: Decodable>(_ method: HTTPMethod, _ path: String, as type: Payload.Type = Payload.self) async throws -> Payload {
+        try await call(method, path, json: nil)
+    }
+
+    /// The same, with one of the API's request types as the body.
+    @discardableResult
+    func call<Payload: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: some Encodable, as type: Payload.Type = Payload.self
+    ) async throws -> Payload {
+        try await call(method, path, json: try JSONEncoder().encode(body))
+    }
+
+    private func call<Payload: Decodable>(_ method: HTTPMethod, _ path: String, json: Data?) async throws -> Payload {
         var request = makeRequest(method, path)
-        if let body {
+        if let json {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+            request.body = .bytes(ByteBuffer(data: json))
         }
         let response = try await send(request, timeout: .minutes(10))
-        let bytes = try await response.body.collect(upTo: 512 << 20)
-        let json = try? JSONSerialization.jsonObject(with: Data(buffer: bytes), options: [.fragmentsAllowed])
-        guard let envelope = json as? [String: Any] else {
+        let body = Data(buffer: try await response.body.collect(upTo: 512 << 20))
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: body) else {
             throw Failure(description: "the service answered \(response.status.code) without a JSON envelope")
         }
-        if let error = envelope["error"] as? [String: Any] {
-            let message = error["message"] as? String ?? "unknown error"
-            let code = error["code"] as? String ?? "\(response.status.code)"
-            throw Failure(description: "\(message) (\(code))")
+        if let error = answer.error { throw Failure(description: "\(error.message) (\(error.code))") }
+        let envelope: API.Envelope<Payload>
+        do {
+            envelope = try JSONDecoder().decode(API.Envelope<Payload>.self, from: body)
+        } catch {
+            throw Failure(description: "the service's answer to \(method) \(path) is not what this client reads: \(error)")
         }
-        return envelope["data"] ?? NSNull()
+        guard let data = envelope.data else { throw Failure(description: "the service answered \(method) \(path) without data") }
+        return data
+    }
+
+    /// What any answer is read as first: an envelope, and its error if it has one.
+    private struct Answer: Decodable {
+        @Nullable var error: API.ErrorBody?
     }
 
     /// Streams a plain-text response body chunk by chunk as the service sends it.
     func stream(_ path: String, into write: (ByteBuffer) throws -> Void) async throws {
         let response = try await send(makeRequest(.GET, path), timeout: .hours(24 * 365))
         guard response.status == .ok else {
-            let bytes = try await response.body.collect(upTo: 1 << 20)
-            let json = try? JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any]
-            let message = (json?["error"] as? [String: Any])?["message"] as? String ?? "HTTP \(response.status.code)"
+            let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+            let message = (try? JSONDecoder().decode(Answer.self, from: body))?.error?.message ?? "HTTP \(response.status.code)"
             throw Failure(description: message)
         }
         for try await chunk in response.body { try write(chunk) }
