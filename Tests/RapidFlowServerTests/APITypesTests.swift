@@ -91,13 +91,7 @@ struct APITypesTests {
 
     @Test func stepExitsRoundTrip() async throws {
         try await FaultTests.withTokenKeepingRunner { server, tokenFile in
-            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
-            let deadline = ContinuousClock.now + .seconds(30)
-            while (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.isEmpty ?? true, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let token = try #require(try? String(contentsOfFile: tokenFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
-            let auth = [("Authorization", "Bearer \(token)")]
+            let (jobID, auth) = try await FaultTests.jobWithRunnerToken(server, tokenFile: tokenFile)
             let next = try await server.request(.GET, "/runner/jobs/\(jobID)/next?wait=5", headers: auth).decoded(API.RunnerNext.self)
             let step = try #require(next.step)
             #expect(!next.done && step.jobID == jobID && step.content == "echo never")

@@ -23,15 +23,21 @@ struct FaultTests {
         }) { try await body($0, "\(directory)/token") }
     }
 
+    /// Starts a one-step job and waits for the token its runner was handed; returns the job and
+    /// the runner's `Authorization` header.
+    static func jobWithRunnerToken(_ server: TestServer, tokenFile: String) async throws -> (Int, [(String, String)]) {
+        let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.isEmpty ?? true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let token = try #require(try? String(contentsOfFile: tokenFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+        return (jobID, [("Authorization", "Bearer \(token)")])
+    }
+
     @Test func randomBadNumbersOnEveryRunnerRouteAreRefusedAndTheServiceLives() async throws {
         try await Self.withTokenKeepingRunner { server, tokenFile in
-            let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
-            let deadline = ContinuousClock.now + .seconds(30)
-            while (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.isEmpty ?? true, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let token = try #require(try? String(contentsOfFile: tokenFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
-            let auth = [("Authorization", "Bearer \(token)")]
+            let (jobID, auth) = try await Self.jobWithRunnerToken(server, tokenFile: tokenFile)
             let next = try await server.request(.GET, "/runner/jobs/\(jobID)/next?wait=5", headers: auth)
             let stepID = try #require((next.object["step"] as? [String: Any])?["step_id"] as? Int, "\(next.text)")
 
