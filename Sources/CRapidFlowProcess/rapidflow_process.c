@@ -7,7 +7,9 @@
 #include <spawn.h>
 #include <grp.h>
 #include <pthread.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,4 +128,34 @@ int rapidflow_spawn_contained(const char *path, char *const argv[], char *const 
     }
     *pid = child;
     return 0;
+}
+
+int rapidflow_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    /* pidfds are close-on-exec from the start. */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int rapidflow_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int rapidflow_epoll_add(int epoll_fd, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : errno;
+}
+
+int rapidflow_epoll_wait_ready(int epoll_fd, int *ready, int capacity) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int count;
+    do {
+        count = epoll_wait(epoll_fd, events, capacity, -1);
+    } while (count == -1 && errno == EINTR);
+    for (int i = 0; i < count; i++) ready[i] = events[i].data.fd;
+    return count;
 }

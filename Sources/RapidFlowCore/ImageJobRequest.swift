@@ -165,18 +165,18 @@ extension ImageJobRequest {
             repo: repoURL, branch: gitRef, killTimeoutSeconds: killTimeoutSeconds, timeoutSeconds: timeoutSeconds,
             imageJob: self)
         var steps = [
-            StepPlan(type: "git", name: "clone", content: GitClonePlan(url: repoURL, ref: gitRef).description, phase: .build),
-            StepPlan(type: "docker-build", name: "build", content: "docker build -f \(dockerfilePath) .", phase: .build),
+            StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repoURL, ref: gitRef).description, phase: .build),
+            StepPlan(type: .dockerBuild, name: "build", content: "docker build -f \(dockerfilePath) .", phase: .build),
         ]
         for command in testCommands {
-            steps.append(StepPlan(type: "docker-run", name: "test", content: command, phase: .test))
+            steps.append(StepPlan(type: .dockerRun, name: "test", content: command, phase: .test))
         }
         if testEntryPoint {
-            steps.append(StepPlan(type: "docker-run", name: "entrypoint", content: "(the image's entry point and command)", phase: .test))
+            steps.append(StepPlan(type: .dockerRun, name: "entrypoint", content: "(the image's entry point and command)", phase: .test))
         }
         if let repository = imageRepository {
             for tag in imageTags {
-                steps.append(StepPlan(type: "docker-push", name: "push", content: "\(repository):\(tag)", phase: .publish))
+                steps.append(StepPlan(type: .dockerPush, name: "push", content: "\(repository):\(tag)", phase: .publish))
             }
         }
         return (snapshot, steps)

@@ -98,7 +98,7 @@ public struct Step: Sendable, Equatable {
     public var id: Int
     public var jobID: Int
     public var orderNum: Int
-    public var type: String
+    public var type: StepType
     public var name: String?
     public var content: String
     public var phase: Phase
@@ -109,7 +109,7 @@ public struct Step: Sendable, Equatable {
     public var finishedAt: Date?
 
     public init(
-        id: Int, jobID: Int, orderNum: Int, type: String, name: String?, content: String, phase: Phase,
+        id: Int, jobID: Int, orderNum: Int, type: StepType, name: String?, content: String, phase: Phase,
         status: StepStatus, exitCode: Int?, createdAt: Date, startedAt: Date?, finishedAt: Date?
     ) {
         self.id = id
@@ -144,12 +144,12 @@ public struct EnvironmentEntry: Sendable, Equatable {
 
 /// A step as it is planned, before the store gives it an id.
 public struct StepPlan: Sendable, Equatable {
-    public var type: String
+    public var type: StepType
     public var name: String?
     public var content: String
     public var phase: Phase
 
-    public init(type: String, name: String? = nil, content: String, phase: Phase) {
+    public init(type: StepType, name: String? = nil, content: String, phase: Phase) {
         self.type = type
         self.name = name
         self.content = content

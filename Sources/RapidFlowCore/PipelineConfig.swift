@@ -7,7 +7,7 @@ import Yams
 /// refusal names the exact key at fault (unknown keys, wrong types, a non-string env value).
 public struct PipelineConfig: Sendable, Equatable {
     public struct StepConfig: Sendable, Equatable {
-        public var type: String
+        public var type: StepType
         public var name: String?
         public var content: String
         public var phase: Phase
@@ -31,7 +31,6 @@ public struct PipelineConfig: Sendable, Equatable {
         "kill_timeout_seconds", "timeout_seconds",
     ]
     public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
-    public static let stepTypes: Set<String> = ["bash"]
 
     public static func == (lhs: PipelineConfig, rhs: PipelineConfig) -> Bool {
         lhs.name == rhs.name && lhs.language == rhs.language && lhs.version == rhs.version && lhs.image == rhs.image
@@ -143,15 +142,15 @@ public struct PipelineConfig: Sendable, Equatable {
                 guard let content = scalarString(item) else {
                     throw .invalidConfig("\(label) must be a string or a mapping with 'type' and 'content'")
                 }
-                step = StepConfig(type: "bash", name: nil, content: content, phase: .build)
+                step = StepConfig(type: .bash, name: nil, content: content, phase: .build)
             case .mapping(let mapping):
-                var type = "bash", name: String?, content: String?, phase = Phase.build
+                var typeName = StepType.bash.rawValue, name: String?, content: String?, phase = Phase.build
                 for (keyNode, value) in mapping {
                     guard let key = scalarString(keyNode) else {
                         throw .invalidConfig("\(label) keys must be strings")
                     }
                     switch key {
-                    case "type": type = try text(value, key: "\(label).type")
+                    case "type": typeName = try text(value, key: "\(label).type")
                     case "name": name = try text(value, key: "\(label).name")
                     case "content": content = try text(value, key: "\(label).content")
                     case "phase":
@@ -165,8 +164,9 @@ public struct PipelineConfig: Sendable, Equatable {
                             "unknown key '\(key)' in \(label); known keys: \(knownStepKeys.sorted().joined(separator: ", "))")
                     }
                 }
-                guard stepTypes.contains(type) else {
-                    throw .invalidConfig("\(label) has unknown type '\(type)'; supported types: \(stepTypes.sorted().joined(separator: ", "))")
+                guard let type = StepType(rawValue: typeName), StepType.pipelineTypes.contains(type) else {
+                    let supported = StepType.pipelineTypes.map(\.rawValue).sorted().joined(separator: ", ")
+                    throw .invalidConfig("\(label) has unknown type '\(typeName)'; supported types: \(supported)")
                 }
                 guard let content else {
                     throw .invalidConfig("\(label) has no 'content': give the bash script to run")
@@ -255,7 +255,7 @@ extension PipelineConfig {
             timeoutSeconds: timeoutSeconds)
         var steps: [StepPlan] = []
         if let repo {
-            steps.append(StepPlan(type: "git", name: "clone", content: GitClonePlan(url: repo, ref: branch).description, phase: .build))
+            steps.append(StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: branch).description, phase: .build))
         }
         steps += self.steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) }
         return (snapshot, steps)

@@ -3,7 +3,7 @@
 public struct StepPayload: Codable, Sendable {
     public var jobID: Int
     public var stepID: Int
-    public var type: String
+    public var type: StepType
     public var name: String?
     public var content: String
     public var environment: [EnvironmentPair]
@@ -22,7 +22,7 @@ public struct StepPayload: Codable, Sendable {
     }
 
     public init(
-        jobID: Int, stepID: Int, type: String, name: String?, content: String, environment: [EnvironmentPair], snapshot: JobSnapshot,
+        jobID: Int, stepID: Int, type: StepType, name: String?, content: String, environment: [EnvironmentPair], snapshot: JobSnapshot,
         allowLocalRepos: Bool = false
     ) {
         self.jobID = jobID
@@ -44,7 +44,7 @@ public struct StepPayload: Codable, Sendable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         jobID = try container.decode(Int.self, forKey: .jobID)
         stepID = try container.decode(Int.self, forKey: .stepID)
-        type = try container.decode(String.self, forKey: .type)
+        type = try container.decode(StepType.self, forKey: .type)
         name = try container.decodeIfPresent(String.self, forKey: .name)
         content = try container.decode(String.self, forKey: .content)
         environment = try container.decode([EnvironmentPair].self, forKey: .environment)

@@ -41,16 +41,16 @@ public struct ProcessSpec: Sendable {
 /// Runs child processes in their own session, with stdout and stderr on one pipe so the
 /// output keeps the order it was printed in.
 ///
-/// Reading is event-driven (a NIO pipe channel); waiting for the exit blocks one thread of a
-/// dedicated pool, sized for the number of steps that may run at once.
+/// Reading is event-driven (a NIO pipe channel), and so is waiting for the exit (a pidfd in
+/// the `ProcessExitMonitor`'s one epoll set): no thread is held per running process.
 public struct ProcessLauncher: Sendable {
-    let waiters: NIOThreadPool
+    let exits: ProcessExitMonitor
     /// After the child exits, how long the pipe may stay silent before it is closed: a
     /// process that escaped both the group and the marker sweep may hold it open forever.
     public var drainIdleTimeout: Duration = .seconds(10)
 
-    public init(waiters: NIOThreadPool) {
-        self.waiters = waiters
+    public init(exits: ProcessExitMonitor = .shared) {
+        self.exits = exits
     }
 
     /// Starts `spec`, hands its pid (which is also its process group and session id) to
@@ -153,15 +153,7 @@ public struct ProcessLauncher: Sendable {
     }
 
     private func waitForExit(_ pid: pid_t) async throws -> Termination {
-        try await waiters.runIfActive {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 {
-                guard errno == EINTR else { throw ProcessError.waitFailed(pid, errno: errno) }
-            }
-            // WIFEXITED / WEXITSTATUS / WTERMSIG as the C macros compute them.
-            if status & 0x7f == 0 { return .exited((status >> 8) & 0xff) }
-            return .signalled(status & 0x7f)
-        }
+        try await exits.termination(of: pid)
     }
 
     private static func spawn(_ spec: ProcessSpec, outputFD: Int32) throws -> pid_t {

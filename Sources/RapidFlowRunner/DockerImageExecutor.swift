@@ -11,7 +11,6 @@ import RapidFlowCore
 /// a child process also gives these steps the same output capture and stop path as any step.
 public struct DockerImageExecutor: StepExecutor {
     public let name = "docker"
-    public static let types: Set<String> = ["docker-build", "docker-run", "docker-push"]
     private let launcher: ProcessLauncher
     private let baseEnvironment: [String: String]
     private let engine: DockerEngine
@@ -36,13 +35,13 @@ public struct DockerImageExecutor: StepExecutor {
             throw RapidFlowError(.internalError, "a docker step needs an image job")
         }
         switch step.type {
-        case "docker-build":
+        case .dockerBuild:
             return try await build(step, request: request, events: events)
-        case "docker-run":
+        case .dockerRun:
             return try await test(step, events: events)
-        case "docker-push":
+        case .dockerPush:
             return try await push(step, events: events)
-        default:
+        case .bash, .git:
             throw RapidFlowError(.internalError, "unknown docker step type \(step.type)")
         }
     }
@@ -186,8 +185,8 @@ public struct RoutingExecutor: StepExecutor {
     }
 
     public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        if DockerImageExecutor.types.contains(step.type) { return try await image.run(step, events: events) }
-        if step.type != "git", let containers, containersRequired || containers.image(for: step.snapshot) != nil {
+        if step.type.isDocker { return try await image.run(step, events: events) }
+        if step.type != .git, let containers, containersRequired || containers.image(for: step.snapshot) != nil {
             return try await containers.run(step, events: events)
         }
         return try await shell.run(step, events: events)

@@ -38,7 +38,7 @@ public struct ShellExecutor: StepExecutor {
             executable: "/bin/bash",
             arguments: Self.arguments(for: step),
             environment: environment(for: step),
-            workingDirectory: step.type == "git" ? step.workspace : step.workingDirectory)
+            workingDirectory: step.type == .git ? step.workspace : step.workingDirectory)
         return try await launcher.runStep(asStepUser(spec, step), step, events: events)
     }
 
@@ -59,7 +59,7 @@ public struct ShellExecutor: StepExecutor {
         environment["RAPIDFLOW_JOB_ID"] = String(step.jobID)
         environment["RAPIDFLOW_STEP_ID"] = String(step.stepID)
         environment["RAPIDFLOW_WORKSPACE"] = step.workspace
-        if step.type == "git" {
+        if step.type == .git {
             // The clone runs on this machine whichever executor runs the other steps: a config's
             // env (PATH, BASH_ENV, GIT_ALLOW_PROTOCOL, GIT_CONFIG_*) must not reconfigure it.
             for (key, value) in step.credentialEnvironment { environment[key] = value }
@@ -73,13 +73,9 @@ public struct ShellExecutor: StepExecutor {
     }
 
     static func arguments(for step: StepInvocation) -> [String] {
-        switch step.type {
-        case "git":
-            // Values reach git as positional arguments, never spliced into the script.
-            return ["-eo", "pipefail", "-c", GitCheckout.script, "rapidflow-git", step.snapshot.repo ?? "", step.snapshot.branch ?? ""]
-        default:
-            return ["-eo", "pipefail", "-c", step.content]
-        }
+        guard step.type == .git else { return ["-eo", "pipefail", "-c", step.content] }
+        // Values reach git as positional arguments, never spliced into the script.
+        return ["-eo", "pipefail", "-c", GitCheckout.script, "rapidflow-git", step.snapshot.repo ?? "", step.snapshot.branch ?? ""]
     }
 }
 

@@ -6,7 +6,7 @@ import RapidFlowCore
 public struct StepInvocation: Sendable {
     public var jobID: Int
     public var stepID: Int
-    public var type: String
+    public var type: StepType
     public var content: String
     /// The job's workspace root.
     public var workspace: String
@@ -27,7 +27,7 @@ public struct StepInvocation: Sendable {
     public var repositories = RepositoryPolicy.remoteOnly
 
     public init(
-        jobID: Int, stepID: Int, type: String, content: String, workspace: String, workingDirectory: String,
+        jobID: Int, stepID: Int, type: StepType, content: String, workspace: String, workingDirectory: String,
         environment: [(key: String, value: String)], snapshot: JobSnapshot, control: StepControl
     ) {
         self.jobID = jobID
@@ -59,15 +59,71 @@ extension StepEvents {
     public func ports(_ mappings: [String]) async {}
 }
 
-/// Runs steps: locally (shell), in containers (docker), or elsewhere.
+/// Runs one step on this machine: as a process (shell), in a container (docker), or against
+/// the Docker engine (an image job's build, test and push). A `JobSession` uses these.
 public protocol StepExecutor: Sendable {
     var name: String { get }
     /// Runs one step to its end and returns its exit code.
     func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int
-    /// The job's last step has ended: release what the executor holds for it.
-    func jobFinished(jobID: Int) async
 }
 
-extension StepExecutor {
-    public func jobFinished(jobID: Int) async {}
+/// Where jobs run: asked to `begin` a claimed job, it hands back the job's session.
+///
+/// The lifecycle is the same for every executor: `begin` (set up: e.g. start the job's
+/// runner), `run` for each step in order, `close` once the job is over, whatever way it
+/// ended. A stop can come at any time through the job's `JobControl`, which the session and
+/// its steps observe; it is the only place stop state lives.
+public protocol JobExecutor: Sendable {
+    var name: String { get }
+    /// Prepares to run `job`. A stop on `control` may come while this runs.
+    func begin(_ job: Job, control: JobControl) async throws -> any JobSession
+}
+
+/// One job on one executor, from `begin` to `close`.
+public protocol JobSession: Sendable {
+    var control: JobControl { get }
+    /// Runs one step to its end and returns its exit code.
+    func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int
+    /// The job is over: releases what the session holds (its runner, its files).
+    func close() async
+}
+
+extension JobSession {
+    /// Asks the job to stop gracefully (SIGTERM to its running step; no further step starts).
+    public func interrupt(_ reason: StopReason) { control.interrupt(reason) }
+    /// Stops the job's running step at once (SIGKILL).
+    public func terminate(_ reason: StopReason) { control.terminate(reason) }
+}
+
+/// Jobs whose steps run on this machine, through `steps` (shell, containers, image steps).
+public struct LocalExecutor: JobExecutor {
+    public let steps: any StepExecutor
+
+    public init(steps: any StepExecutor) {
+        self.steps = steps
+    }
+
+    public var name: String { steps.name }
+
+    public func begin(_ job: Job, control: JobControl) async throws -> any JobSession {
+        LocalSession(control: control, steps: steps)
+    }
+}
+
+/// A job running on this machine: each step is a process (or a container) of this service.
+public struct LocalSession: JobSession {
+    public let control: JobControl
+    let steps: any StepExecutor
+
+    public init(control: JobControl, steps: any StepExecutor) {
+        self.control = control
+        self.steps = steps
+    }
+
+    public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
+        try await steps.run(step, events: events)
+    }
+
+    /// Nothing is held between steps: each step's processes, cgroup and container end with it.
+    public func close() async {}
 }

@@ -53,7 +53,7 @@ public func buildApplication(
     var services: [any Service] = [store]
     if let notifier = store.notifier { services.append(notifier) }
 
-    // The executors: steps run as processes here (their exits awaited on dedicated threads),
+    // The executors: steps run as processes here (their exits awaited through pidfds, no thread each),
     // in containers on the configured Docker engine, or in a `rapidflow runner` per job (on
     // Nomad, or a local process) that reaches this replica at its advertised address, known
     // once the server listens.
@@ -64,21 +64,19 @@ public func buildApplication(
         await store.close()
         throw error
     }
-    let waiters = NIOThreadPool(numberOfThreads: configuration.maxConcurrentJobs + 2)
-    waiters.start()
-    let launcher = ProcessLauncher(waiters: waiters)
-    services.append(launcher)
+    let launcher = ProcessLauncher()
     if let nomad { services.append(nomad.client) }
     let docker = DockerEngine(socketPath: configuration.dockerSocket)
     let engineAnswers = configuration.executor == .shell ? false : await docker.isReachable()
     let useContainers = configuration.executor == .docker || (configuration.executor == .auto && engineAnswers)
-    let localExecutor = RoutingExecutor(
-        shell: ShellExecutor(launcher: launcher, identity: stepIdentity), image: DockerImageExecutor(launcher: launcher, engine: docker),
-        containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
-        containersRequired: configuration.executor == .docker)
+    let localExecutor = LocalExecutor(
+        steps: RoutingExecutor(
+            shell: ShellExecutor(launcher: launcher, identity: stepIdentity), image: DockerImageExecutor(launcher: launcher, engine: docker),
+            containers: useContainers ? ContainerStepExecutor(launcher: launcher, languageImages: configuration.languageImages) : nil,
+            containersRequired: configuration.executor == .docker))
     let hub = RunnerHub()
     let advertised = Mutex<String>(configuration.advertiseURL ?? "http://\(configuration.host):\(configuration.port)")
-    let executor: any StepExecutor
+    let executor: any JobExecutor
     switch configuration.executor {
     case .nomad, .runner:
         let runnerLauncher: any RunnerLauncher =

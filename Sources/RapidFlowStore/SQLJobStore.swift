@@ -305,7 +305,7 @@ public final class SQLJobStore: JobStore {
                     try await database.raw(
                         """
                         INSERT INTO steps (job_id, order_num, type, name, content, phase, status, created_at)
-                        VALUES (\(bind: job.id), \(bind: index + 1), \(bind: step.type), \(bind: step.name),
+                        VALUES (\(bind: job.id), \(bind: index + 1), \(bind: step.type.rawValue), \(bind: step.name),
                                 \(bind: step.content), \(bind: step.phase.rawValue), \(bind: StepStatus.pending.rawValue), \(bind: now))
                         """
                     ).run()
@@ -738,7 +738,7 @@ public final class SQLJobStore: JobStore {
     private static func step(from row: any SQLRow) throws -> Step {
         Step(
             id: try row.decode(column: "id", as: Int.self), jobID: try row.decode(column: "job_id", as: Int.self),
-            orderNum: try row.decode(column: "order_num", as: Int.self), type: try row.decode(column: "type", as: String.self),
+            orderNum: try row.decode(column: "order_num", as: Int.self), type: try row.decode(column: "type", as: StepType.self),
             name: try row.decode(column: "name", as: String?.self), content: try row.decode(column: "content", as: String.self),
             phase: Phase(rawValue: try row.decode(column: "phase", as: String.self)) ?? .build,
             status: StepStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed,

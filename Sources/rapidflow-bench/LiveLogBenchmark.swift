@@ -30,9 +30,7 @@ struct LiveLogBenchmark {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let waiters = NIOThreadPool(numberOfThreads: 4)
-        waiters.start()
-        let launcher = ProcessLauncher(waiters: waiters)
+        let launcher = ProcessLauncher()
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -43,7 +41,6 @@ struct LiveLogBenchmark {
             try await measure(port: port, launcher: launcher, dataDirectory: dataDirectory)
             await group.triggerGracefulShutdown()
         }
-        try? await waiters.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 

@@ -7,7 +7,6 @@ import NIOPosix
 import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowRunner
-import Synchronization
 
 /// `rapidflow runner`: runs one job's steps on this machine for a service elsewhere.
 ///
@@ -42,9 +41,7 @@ struct RunnerCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: workspacePath, withIntermediateDirectories: true)
 
         let api = RunnerAPI(baseURL: server.trimmingSuffix("/"), jobID: job, token: token)
-        let waiters = NIOThreadPool(numberOfThreads: 2)
-        waiters.start()
-        let launcher = ProcessLauncher(waiters: waiters)
+        let launcher = ProcessLauncher()
         let docker = DockerEngine()
         let containers = executor == "shell" ? nil : ContainerStepExecutor(launcher: launcher, languageImages: ContainerStepExecutor.defaultLanguageImages)
         let engineAnswers = containers != nil ? await docker.isReachable() : false
@@ -56,34 +53,34 @@ struct RunnerCommand: AsyncParsableCommand {
 
         // SIGTERM (Nomad's kill, a local stop) stops the running step, which is reported.
         signal(SIGTERM, SIG_IGN)
-        let current = Mutex<StepControl?>(nil)
+        // The job's control on this side: the service decides what runs, so a signal stops the
+        // step being run and nothing else.
+        let control = JobControl(jobID: job)
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM)
-        terminate.setEventHandler { current.withLock { $0 }?.signal(SIGTERM) }
+        terminate.setEventHandler { control.signalCurrentStep(SIGTERM) }
         terminate.resume()
 
-        defer { Task { try? await waiters.shutdownGracefully() } }
         // Marks this runner's step processes (and only these: several runners may share a machine).
         let instance = UUID().uuidString.lowercased().prefix(8)
         while true {
             guard let next = try await api.next() else { return }
-            let control = StepControl(marker: "rapidflow-runner-\(instance)-\(job):\(next.stepID):")
-            current.withLock { $0 = control }
+            let stepControl = control.beginStep(marker: "rapidflow-runner-\(instance)-\(job):\(next.stepID):")
             let invocation = StepInvocation(
                 jobID: job, stepID: next.stepID, type: next.type, content: next.content, workspace: workspacePath,
-                workingDirectory: next.type == "git" ? workspacePath : next.snapshot.folder.map { "\(workspacePath)/\($0)" } ?? workspacePath,
-                environment: next.environment.map { (key: $0.key, value: $0.value) }, snapshot: next.snapshot, control: control)
+                workingDirectory: next.type == .git ? workspacePath : next.snapshot.folder.map { "\(workspacePath)/\($0)" } ?? workspacePath,
+                environment: next.environment.map { (key: $0.key, value: $0.value) }, snapshot: next.snapshot, control: stepControl)
             var named = invocation
             named.name = next.name
             // The service's --allow-local-repos decides what this machine's git may clone.
             named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
             let outcome = await runStep(named, control: control, executor: local, api: api)
-            current.withLock { $0 = nil }
+            control.endStep()
             try await api.finish(stepID: next.stepID, outcome: outcome)
         }
     }
 
     /// Runs the step while following the service's stop signals; the exit code or why it failed.
-    private func runStep(_ step: StepInvocation, control: StepControl, executor: any StepExecutor, api: RunnerAPI) async -> Result<Int, any Error> {
+    private func runStep(_ step: StepInvocation, control: JobControl, executor: any StepExecutor, api: RunnerAPI) async -> Result<Int, any Error> {
         let events = RunnerOutput(api: api, stepID: step.stepID)
         return await withTaskGroup(of: Result<Int, any Error>?.self) { group in
             group.addTask {
@@ -95,12 +92,12 @@ struct RunnerCommand: AsyncParsableCommand {
                         try? await Task.sleep(for: .milliseconds(500))
                         continue
                     }
-                    if let signal { control.signal(Int32(signal)) }
+                    if let signal { control.signalCurrentStep(Int32(signal)) }
                 }
                 return nil
             }
             group.addTask {
-                if step.type != "git", !FileManager.default.fileExists(atPath: step.workingDirectory) {
+                if step.type != .git, !FileManager.default.fileExists(atPath: step.workingDirectory) {
                     return .failure(RunnerFailure(description: "working directory '\(step.snapshot.folder ?? ".")' does not exist in the workspace"))
                 }
                 do {

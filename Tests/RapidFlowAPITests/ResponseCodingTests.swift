@@ -41,9 +41,9 @@ struct ResponseCodingTests {
 
     @Test func statusReportDerivesPhasesFromTheSteps() throws {
         let steps = [
-            Step(id: 1, jobID: 7, orderNum: 1, type: "bash", name: nil, content: "make", phase: .build, status: .success, exitCode: 0,
+            Step(id: 1, jobID: 7, orderNum: 1, type: .bash, name: nil, content: "make", phase: .build, status: .success, exitCode: 0,
                  createdAt: Self.start, startedAt: Self.start, finishedAt: Self.start.addingTimeInterval(1)),
-            Step(id: 2, jobID: 7, orderNum: 2, type: "bash", name: nil, content: "make test", phase: .test, status: .running, exitCode: nil,
+            Step(id: 2, jobID: 7, orderNum: 2, type: .bash, name: nil, content: "make test", phase: .test, status: .running, exitCode: nil,
                  createdAt: Self.start, startedAt: Self.start.addingTimeInterval(1), finishedAt: nil),
         ]
         let report = API.JobStatusReport(job: Self.job(finished: false), steps: steps, concurrentJobs: 1)
@@ -56,7 +56,7 @@ struct ResponseCodingTests {
     }
 
     @Test(arguments: [
-        API.LogStreamEvent.stepStarted(stepID: 1, orderNum: 1, type: "bash", phase: .build),
+        API.LogStreamEvent.stepStarted(stepID: 1, orderNum: 1, type: .bash, phase: .build),
         .log(stepID: 1, offset: 12, data: .text("line\n")),
         .log(stepID: 1, offset: 17, data: .base64(Data([0xFF, 0xFE]).base64EncodedString())),
         .stepFinished(stepID: 1, status: .failed, exitCode: 3),

@@ -41,10 +41,10 @@ struct PipelineConfigTests {
     @Test func planAddsACloneStepWhenTheConfigHasARepository() throws {
         let config = try PipelineConfig(yaml: "repo: https://git.example.com/r.git\nbranch: main\nsteps:\n  - make\n")
         let plan = config.plan(configText: "", branchOverride: "dev")
-        #expect(plan.steps.map(\.type) == ["git", "bash"])
+        #expect(plan.steps.map(\.type) == [.git, .bash])
         #expect(plan.snapshot.branch == "dev")
         let noRepo = try PipelineConfig(yaml: "steps:\n  - make\n").plan(configText: "", branchOverride: nil)
-        #expect(noRepo.steps.map(\.type) == ["bash"])
+        #expect(noRepo.steps.map(\.type) == [.bash])
     }
 
     @Test(arguments: [

@@ -8,12 +8,6 @@ import Testing
 
 @Suite("Child processes")
 struct ProcessLauncherTests {
-    static let waiters: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 8)
-        pool.start()
-        return pool
-    }()
-
     final class Collected: Sendable {
         let bytes = Mutex<[UInt8]>([])
         var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
@@ -21,7 +15,7 @@ struct ProcessLauncherTests {
 
     func run(_ script: String, environment: [String: String] = [:], directory: String? = nil) async throws -> (Termination, String) {
         let collected = Collected()
-        let termination = try await ProcessLauncher(waiters: Self.waiters).run(
+        let termination = try await ProcessLauncher().run(
             ProcessSpec(executable: "/bin/bash", arguments: ["-c", script], environment: environment, workingDirectory: directory),
             started: { _ in },
             output: { chunk in collected.bytes.withLock { $0 += chunk.readableBytesView } })
@@ -62,7 +56,7 @@ struct ProcessLauncherTests {
     @Test func aSlowConsumerStillReceivesEverythingAfterTheChildExits() async throws {
         let collected = Collected()
         let first = Mutex(true)
-        let termination = try await ProcessLauncher(waiters: Self.waiters).run(
+        let termination = try await ProcessLauncher().run(
             ProcessSpec(executable: "/bin/bash", arguments: ["-c", "seq 1 20000"], environment: [:], workingDirectory: nil),
             started: { _ in },
             output: { chunk in
@@ -90,7 +84,7 @@ struct ProcessLauncherTests {
     @Test func markedProcessesAreFoundEvenAfterLeavingTheSession() async throws {
         let marker = "test-\(UUID().uuidString.prefix(8))"
         let collected = Collected()
-        let launcher = ProcessLauncher(waiters: Self.waiters)
+        let launcher = ProcessLauncher()
         async let result = launcher.run(
             ProcessSpec(
                 executable: "/bin/bash", arguments: ["-c", "setsid sleep 300 & echo up; wait"],

@@ -146,7 +146,7 @@ struct ZombieCleanupTests {
             // A job claimed outside the scheduler: `running` in the store, run by nobody.
             let job = try await store.createJob(
                 NewJob(kind: .pipeline, pipelineID: pipelineID, pipelineName: "test", snapshot: JobSnapshot(),
-                       steps: [StepPlan(type: "bash", content: "echo one", phase: .build)], environment: []))
+                       steps: [StepPlan(type: .bash, content: "echo one", phase: .build)], environment: []))
             #expect(try await store.claimJob(id: job.id, at: Date()))
             let step = try #require(try await store.steps(jobID: job.id).first)
             try await store.startStep(id: step.id, at: Date(), processGroup: nil)

@@ -23,7 +23,7 @@ struct PayloadEncodingTests {
 
     @Test func wholeSecondsAreWrittenWithAFractionAndAbsentFieldsAreLeftOut() throws {
         let step = Step(
-            id: 1, jobID: 7, orderNum: 1, type: "bash", name: nil, content: "true", phase: .build, status: .success, exitCode: 0,
+            id: 1, jobID: 7, orderNum: 1, type: .bash, name: nil, content: "true", phase: .build, status: .success, exitCode: 0,
             createdAt: Self.created, startedAt: Self.created, finishedAt: Self.created.addingTimeInterval(2))
         let log = try JSONValueEncoder().encode(API.StepLog(step, output: Data("ok\n".utf8))).serialized
         #expect(log.hasPrefix(#"{"step_id":1,"job_id":7,"order_num":1,"type":"bash","name":null,"content":"true","phase":"build","status":"success","exit_code":0,"output":"ok\n","#))
@@ -36,7 +36,7 @@ struct PayloadEncodingTests {
     /// what it writes (slashes escaped, nil fields left out) stays as it was.
     @Test func theRunnersStepIsWrittenAsJSONEncoderWritesIt() throws {
         let step = StepPayload(
-            jobID: 7, stepID: 1, type: "bash", name: nil, content: "echo a/b", environment: [.init(key: "A", value: "1")],
+            jobID: 7, stepID: 1, type: .bash, name: nil, content: "echo a/b", environment: [.init(key: "A", value: "1")],
             snapshot: JobSnapshot(timeoutSeconds: 5))
         let next = try JSONValueEncoder().encode(API.RunnerNext(done: false, step: step)).serialized
         #expect(next.hasPrefix(#"{"done":false,"step":{"#) && next.contains(#""content":"echo a\/b""#) && !next.contains(#""name""#), "\(next)")

@@ -116,8 +116,8 @@ struct RepositoryTests {
                     NewJob(
                         kind: .pipeline, pipelineID: nil, pipelineName: nil, snapshot: snapshot,
                         steps: [
-                            StepPlan(type: "git", name: "clone", content: GitClonePlan(url: repo, ref: "main").description, phase: .build),
-                            StepPlan(type: "bash", content: "echo never", phase: .build),
+                            StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: "main").description, phase: .build),
+                            StepPlan(type: .bash, content: "echo never", phase: .build),
                         ],
                         // A job's env must not widen what the clone may do.
                         environment: [("GIT_ALLOW_PROTOCOL", "file:ext"), ("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", "protocol.allow"), ("GIT_CONFIG_VALUE_0", "always")]))

@@ -10,7 +10,7 @@ struct SQLJobStoreTests {
     func newJob(steps: Int = 2) -> NewJob {
         NewJob(
             kind: .pipeline, pipelineID: 1, pipelineName: "p", snapshot: JobSnapshot(branch: "main"),
-            steps: (1...steps).map { StepPlan(type: "bash", content: "echo \($0)", phase: .build) },
+            steps: (1...steps).map { StepPlan(type: .bash, content: "echo \($0)", phase: .build) },
             environment: [("B", "2"), ("A", "1")])
     }
 

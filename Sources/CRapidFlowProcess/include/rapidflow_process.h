@@ -32,4 +32,19 @@ int rapidflow_pipe_cloexec(int fds[2]);
 /// read its memory or environment through /proc. Returns 0 or an errno value.
 int rapidflow_set_undumpable(void);
 
+/// A descriptor that refers to process `pid` (pidfd_open(2), close-on-exec): it becomes
+/// readable when the process exits. Returns it, or -1 with errno set (ENOSYS before Linux 5.3).
+int rapidflow_pidfd_open(pid_t pid);
+
+/// A new epoll set, close-on-exec. Returns its descriptor, or -1 with errno set.
+int rapidflow_epoll_create(void);
+
+/// Adds `fd` to the epoll set `epoll_fd`, reporting readability, with `fd` itself as the
+/// event's data. Returns 0 or an errno value.
+int rapidflow_epoll_add(int epoll_fd, int fd);
+
+/// Waits until descriptors of the epoll set are readable and writes up to `capacity` of them to
+/// `ready`. Returns how many, or -1 with errno set (EINTR is retried here).
+int rapidflow_epoll_wait_ready(int epoll_fd, int *ready, int capacity);
+
 #endif

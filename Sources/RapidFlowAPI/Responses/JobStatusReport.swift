@@ -69,7 +69,7 @@ extension API {
         public struct Step: Codable, Sendable, Equatable {
             public var stepID: Int
             public var orderNum: Int
-            public var type: String
+            public var type: StepType
             public var phase: Phase
             public var status: StepStatus
             @Nullable public var exitCode: Int?

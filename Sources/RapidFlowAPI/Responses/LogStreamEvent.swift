@@ -5,7 +5,7 @@ extension API {
     /// One text message of the WebSocket log stream (`GET /jobs/:id/logs/stream`), an object
     /// whose `event` says which of these it is.
     public enum LogStreamEvent: Codable, Sendable, Equatable {
-        case stepStarted(stepID: Int, orderNum: Int, type: String, phase: Phase)
+        case stepStarted(stepID: Int, orderNum: Int, type: StepType, phase: Phase)
         /// Output bytes of a step at their byte offset in its stored output.
         case log(stepID: Int, offset: Int, data: LogData)
         case stepFinished(stepID: Int, status: StepStatus, exitCode: Int?)
@@ -74,7 +74,7 @@ extension API {
             case "step_started":
                 self = .stepStarted(
                     stepID: try container.decode(Int.self, forKey: .stepID), orderNum: try container.decode(Int.self, forKey: .orderNum),
-                    type: try container.decode(String.self, forKey: .type), phase: try container.decode(Phase.self, forKey: .phase))
+                    type: try container.decode(StepType.self, forKey: .type), phase: try container.decode(Phase.self, forKey: .phase))
             case "log":
                 let data: LogData =
                     if let text = try container.decodeIfPresent(String.self, forKey: .data) { .text(text) } else {

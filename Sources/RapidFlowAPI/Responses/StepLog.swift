@@ -8,7 +8,7 @@ extension API {
         public var stepID: Int
         public var jobID: Int
         public var orderNum: Int
-        public var type: String
+        public var type: StepType
         @Nullable public var name: String?
         public var content: String
         public var phase: Phase
@@ -50,7 +50,7 @@ extension API {
         public var id: Int
         public var jobID: Int
         public var orderNum: Int
-        public var type: String
+        public var type: StepType
         @Nullable public var name: String?
         public var content: String
         public var phase: Phase

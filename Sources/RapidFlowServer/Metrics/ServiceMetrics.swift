@@ -40,11 +40,19 @@ public final class ServiceMetrics: Sendable {
         ).increment()
     }
 
-    func recordStep(type: String, status: StepStatus, duration: Duration) {
+    func recordStep(type: StepType, status: StepStatus, duration: Duration) {
         registry.makeDurationHistogram(
-            name: "rapidflow_step_duration_seconds", labels: [("type", type), ("status", status.rawValue)],
+            name: "rapidflow_step_duration_seconds", labels: [("type", type.rawValue), ("status", status.rawValue)],
             buckets: Self.durationBuckets, help: "Step run time by step type and final status."
         ).record(duration)
+    }
+
+    /// A job reached its final status (here, or settled here for a replica that went away).
+    func recordJobFinished(status: JobStatus) {
+        registry.makeCounter(
+            name: "rapidflow_jobs_finished_total", labels: [("status", status.rawValue)],
+            help: "Jobs this service settled, by final status."
+        ).increment()
     }
 
     /// Each phase that ran: first step start to last step end.

@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import RapidFlowCore
 import RapidFlowRunner
-import Synchronization
 
 /// Starts and stops the `rapidflow runner` of one job somewhere.
 protocol RunnerLauncher: Sendable {
@@ -19,25 +18,25 @@ protocol RunnerHandle: Sendable {
     func stop(grace: Duration) async
 }
 
-/// Runs pipeline steps through each job's runner; image-job steps stay with the local
-/// executor (their credential files live on the service's machine).
+/// Runs pipeline jobs through a runner of their own; image jobs stay with the local executor
+/// (their credential files live on the service's machine).
 ///
-/// The runner starts with the job's first step and is stopped when the job ends; if it ends
-/// first (crash, lost node, placement failure), the step it held fails with the reason.
-final class RunnerExecutor: StepExecutor {
+/// `begin` opens the job's `RunnerSession` and launches its runner; the session stops the
+/// runner when it closes. If the runner ends first (crash, lost node, placement failure), the
+/// step it held fails with the reason, and so does the job.
+final class RunnerExecutor: JobExecutor {
     let hub: RunnerHub
     let launcher: any RunnerLauncher
-    let local: any StepExecutor
+    let local: LocalExecutor
     /// How the runner reaches this service (known once the server listens).
     let serverURL: @Sendable () -> String
     let gracePeriod: Duration
     let logger: Logger
-    private let handles = Mutex<[Int: (handle: any RunnerHandle, grace: Duration)]>([:])
 
     var name: String { launcher.name }
 
     init(
-        hub: RunnerHub, launcher: any RunnerLauncher, local: any StepExecutor, serverURL: @escaping @Sendable () -> String,
+        hub: RunnerHub, launcher: any RunnerLauncher, local: LocalExecutor, serverURL: @escaping @Sendable () -> String,
         gracePeriod: Duration, logger: Logger
     ) {
         self.hub = hub
@@ -48,52 +47,29 @@ final class RunnerExecutor: StepExecutor {
         self.logger = logger
     }
 
-    func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
-        if DockerImageExecutor.types.contains(step.type) || step.snapshot.imageJob != nil {
-            return try await local.run(step, events: events)
-        }
-        // The job's own kill_timeout_seconds wins, as for a local stop (clamped the same way).
-        let grace = step.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) }
-            ?? gracePeriod
-        try await ensureRunner(jobID: step.jobID, grace: grace)
+    func begin(_ job: Job, control: JobControl) async throws -> any JobSession {
+        guard job.snapshot.imageJob == nil else { return try await local.begin(job, control: control) }
         let hub = hub
-        let jobID = step.jobID
-        let stepID = step.stepID
-        step.control.onStop { signal in
-            Task { await hub.stop(jobID: jobID, stepID: stepID, signal: signal) }
-        }
-        let payload = StepPayload(
-            jobID: step.jobID, stepID: step.stepID, type: step.type, name: step.name, content: step.content,
-            environment: step.environment.map { .init(key: $0.key, value: $0.value) }, snapshot: step.snapshot,
-            allowLocalRepos: step.repositories.allowsLocal)
-        return try await hub.handOff(jobID: step.jobID, step: payload, events: events)
-    }
-
-    func jobFinished(jobID: Int) async {
-        await hub.close(jobID: jobID)
-        guard let launched = handles.withLock({ $0.removeValue(forKey: jobID) }) else { return }
-        await launched.handle.stop(grace: launched.grace)
-    }
-
-    private func ensureRunner(jobID: Int, grace: Duration) async throws {
-        guard !(await hub.isOpen(jobID: jobID)) else { return }
-        let token = await hub.open(jobID: jobID)
+        let session = RunnerSession(control: control, onClose: { hub.remove(jobID: job.id) })
+        hub.register(session)
+        // The job's own kill_timeout_seconds wins, as for a local stop (clamped the same way).
+        let grace = job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) } ?? gracePeriod
         let handle: any RunnerHandle
         do {
-            handle = try await launcher.launch(jobID: jobID, serverURL: serverURL(), token: token, gracePeriod: grace)
+            handle = try await launcher.launch(jobID: job.id, serverURL: serverURL(), token: session.tokenText, gracePeriod: grace)
         } catch {
-            await hub.fail(jobID: jobID, reason: "the runner could not be started on \(launcher.name): \(error)")
-            return
+            await session.fail(reason: "the runner could not be started on \(launcher.name): \(error)")
+            return session
         }
-        handles.withLock { $0[jobID] = (handle, grace) }
-        let hub = hub
+        await session.attach(handle, grace: grace)
         let logger = logger
         Task {
             let reason = await handle.ended()
             // Ending cleanly before the job is over is a failure too: nobody runs the step.
-            await hub.fail(jobID: jobID, reason: reason ?? "the runner ended before the job did")
-            if let reason { logger.warning("a job's runner ended", metadata: ["job": "\(jobID)", "reason": "\(reason)"]) }
+            await session.fail(reason: reason ?? "the runner ended before the job did")
+            if let reason { logger.warning("a job's runner ended", metadata: ["job": "\(job.id)", "reason": "\(reason)"]) }
         }
+        return session
     }
 }
 

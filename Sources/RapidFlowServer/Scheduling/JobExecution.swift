@@ -4,24 +4,29 @@ import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
 
-/// Runs one claimed job's steps in order in its workspace and records every state change.
+/// One claimed job on this service, from its claim to its final status: it prepares the
+/// job's workspace and credentials, begins a session on the executor, runs the pending
+/// steps in order through it, closes it, and settles the job.
 struct JobExecution {
-    let jobID: Int
-    let run: JobRun
+    /// The job as it was claimed.
+    let job: Job
+    let control: JobControl
     let store: any JobStore
-    let executor: any StepExecutor
+    let executor: any JobExecutor
     let broadcaster: LogBroadcaster
+    let settlement: JobSettlement
     let settings: JobScheduler.Settings
     let logger: Logger
 
-    /// Returns the job's final status.
+    private var jobID: Int { job.id }
+
+    /// Runs the job and settles it with its final status, which it returns. Throws when the
+    /// store fails it; the caller then settles the job as abandoned.
     func run() async throws -> JobStatus {
-        let job = try await store.requireJob(id: jobID)
         let steps = try await store.steps(jobID: jobID)
         let environment = try await store.environment(jobID: jobID).map { (key: $0.key, value: $0.value) }
         let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
-        let workingDirectory = job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace
         var credentials = JobCredentials()
         if let request = job.snapshot.imageJob {
             do {
@@ -30,46 +35,62 @@ struct JobExecution {
                     directory: "\(settings.credentialsDirectory)/job-\(jobID)")
             } catch {
                 credentials.remove()
-                return try await failBeforeSteps(steps, reason: "credentials could not be read: \(error)")
+                return try await failAtFirstStep(steps, reason: "credentials could not be read: \(error)")
             }
         }
         defer { credentials.remove() }
         // Secret values never reach stored or streamed output.
-        let secrets = credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value)
+        let prepared = PreparedJob(
+            workspace: workspace, workingDirectory: job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace,
+            environment: environment, credentials: credentials,
+            secrets: credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value))
 
-        let credentialsForSteps = credentials
-        let timeout =
-            job.snapshot.timeoutSeconds.map { Duration.clampedSeconds($0) }
-            ?? settings.defaultJobTimeout
-        let run = self.run
-        var status = try await withThrowingTaskGroup(of: JobStatus?.self) { group in
+        let session = try await executor.begin(job, control: control)
+        let outcome: Result<JobStatus, any Error>
+        do {
+            outcome = .success(try await runSteps(steps, in: session, prepared))
+        } catch {
+            outcome = .failure(error)
+        }
+        await session.close()
+        var status = try outcome.get()
+        if let reason = control.stopReason, status == .success { status = reason.jobStatus }
+        try await settlement.settle(.ran(jobID: jobID, status: status))
+        return status
+    }
+
+    /// What every step of the job shares.
+    private struct PreparedJob: Sendable {
+        let workspace: String
+        /// Where a step's script runs: the workspace, or the config's `folder` inside it.
+        let workingDirectory: String
+        let environment: [(key: String, value: String)]
+        let credentials: JobCredentials
+        let secrets: [String]
+    }
+
+    /// The pending steps in order, until one does not succeed or the job is stopped; past
+    /// its timeout the job is stopped like a cancel, and fails.
+    private func runSteps(_ steps: [Step], in session: any JobSession, _ prepared: PreparedJob) async throws -> JobStatus {
+        let timeout = job.snapshot.timeoutSeconds.map { Duration.clampedSeconds($0) } ?? settings.defaultJobTimeout
+        let control = self.control
+        return try await withThrowingTaskGroup(of: JobStatus?.self) { group in
             if let timeout {
-                // The watchdog: past the timeout the job is stopped like a cancel, and fails.
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    let seconds = timeout.inSeconds
-                    run.stop(.timedOut(seconds), signal: SIGTERM)
-                    try await Task.sleep(for: run.gracePeriod)
-                    run.stop(.timedOut(seconds), signal: SIGKILL)
+                    control.interrupt(.timedOut(timeout.inSeconds))
+                    try await Task.sleep(for: control.gracePeriod)
+                    control.terminate(.timedOut(timeout.inSeconds))
                     return nil
                 }
             }
             group.addTask {
-                var status = JobStatus.success
                 for step in steps where step.status == .pending {
-                    if let reason = run.stopReason {
-                        status = reason.jobStatus
-                        break
-                    }
-                    let stepStatus = try await runStep(
-                        step, job: job, workspace: workspace, workingDirectory: workingDirectory, environment: environment,
-                        credentials: credentialsForSteps, secrets: secrets)
-                    if stepStatus != .success {
-                        status = stepStatus == .cancelled ? .cancelled : .failed
-                        break
-                    }
+                    if let reason = control.stopReason { return reason.jobStatus }
+                    let status = try await runStep(step, in: session, prepared)
+                    if status != .success { return status == .cancelled ? .cancelled : .failed }
                 }
-                return status
+                return .success
             }
             while let result = try await group.next() {
                 if let result {
@@ -77,35 +98,24 @@ struct JobExecution {
                     return result
                 }
             }
-            return JobStatus.failed
+            return .failed
         }
-        if let reason = run.stopReason, status == .success {
-            status = reason.jobStatus
-        }
-        await executor.jobFinished(jobID: jobID)
-        try await store.skipPendingSteps(jobID: jobID, at: Date())
-        _ = try await store.finishJob(id: jobID, status: status, cancelled: status == .cancelled, at: Date())
-        settings.metrics.recordPhases(of: try await store.steps(jobID: jobID))
-        return status
     }
 
     /// Fails the job at its first step with `reason` in that step's output.
-    private func failBeforeSteps(_ steps: [Step], reason: String) async throws -> JobStatus {
+    private func failAtFirstStep(_ steps: [Step], reason: String) async throws -> JobStatus {
         if let first = steps.first {
-            try await store.startStep(id: first.id, at: Date(), processGroup: nil)
+            let started = Date()
+            try await store.startStep(id: first.id, at: started, processGroup: nil)
             let recorder = StepOutputRecorder(store: store, broadcaster: broadcaster, jobID: jobID, stepID: first.id, cap: settings.stepOutputCap)
             await recorder.note(reason)
-            try await store.finishStep(id: first.id, status: .failed, exitCode: nil, at: Date())
+            try await settlement.settleStep(first, status: .failed, exitCode: nil, startedAt: started)
         }
-        try await store.skipPendingSteps(jobID: jobID, at: Date())
-        _ = try await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
+        try await settlement.settle(.ran(jobID: jobID, status: .failed))
         return .failed
     }
 
-    private func runStep(
-        _ step: Step, job: Job, workspace: String, workingDirectory: String, environment: [(key: String, value: String)],
-        credentials: JobCredentials, secrets: [String]
-    ) async throws -> StepStatus {
+    private func runStep(_ step: Step, in session: any JobSession, _ prepared: PreparedJob) async throws -> StepStatus {
         let started = Date()
         try await store.startStep(id: step.id, at: started, processGroup: nil)
         var running = step
@@ -113,64 +123,57 @@ struct JobExecution {
         running.startedAt = started
         await broadcaster.publish(jobID: jobID, event: .stepStarted(running))
 
-        let control = StepControl(marker: "\(settings.instanceID):\(step.id):")
-        run.begin(control)
         let recorder = StepOutputRecorder(
             store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap,
-            secrets: secrets, metrics: settings.metrics)
+            secrets: prepared.secrets, metrics: settings.metrics)
         var invocation = StepInvocation(
-            jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: workspace,
-            workingDirectory: step.type == "git" ? workspace : workingDirectory, environment: environment,
-            snapshot: job.snapshot, control: control)
+            jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: prepared.workspace,
+            workingDirectory: step.type == .git ? prepared.workspace : prepared.workingDirectory, environment: prepared.environment,
+            snapshot: job.snapshot, control: control.beginStep(marker: "\(settings.instanceID):\(step.id):"))
         invocation.name = step.name
-        invocation.credentialEnvironment = credentials.environment
+        invocation.credentialEnvironment = prepared.credentials.environment
         invocation.repositories = settings.repositories
         invocation.labels = ["rapidflow.job": String(jobID), "rapidflow.instance": settings.instanceID]
 
         var exitCode: Int?
         do {
-            if step.type != "git", !FileManager.default.fileExists(atPath: workingDirectory) {
+            if step.type != .git, !FileManager.default.fileExists(atPath: prepared.workingDirectory) {
                 await recorder.note("working directory '\(job.snapshot.folder ?? ".")' does not exist in the workspace")
             } else {
-                exitCode = try await executor.run(invocation, events: recorder)
+                exitCode = try await session.run(invocation, events: recorder)
             }
         } catch where RapidFlowError.isDiskFull(error) {
-            // The step's own flood is the likeliest culprit: keep its head, give the rest back
-            // to the disk, so the service and the next jobs can go on.
-            let kept = 64 << 10
-            var removed = 0
-            do {
-                removed = try await store.trimOutput(stepID: step.id, keepingFirst: kept)
-            } catch {
-                logger.warning("could not remove a flooding step's output from a full disk", metadata: ["step": "\(step.id)", "error": "\(error)"])
-            }
-            await recorder.note(
-                "the step's output could not be stored: the data directory's disk is full; the step was stopped"
-                    + (removed > 0 ? " (its output past the first \(kept >> 10) KiB, \(removed) bytes, was removed to free the disk)" : ""))
+            await keepHeadOfFlood(step, recorder: recorder)
         } catch {
             await recorder.note("the step could not run: \(error)")
         }
         await recorder.finish()
+        control.endStep()
 
         let status: StepStatus
-        switch exitCode == 0 ? nil : run.stopReason {
-        case .cancelled?:
-            status = .cancelled
-            await recorder.note("step cancelled")
-        case .shutdown?:
-            status = .failed
-            await recorder.note("the service was shut down while this step ran")
-        case .timedOut(let seconds)?:
-            status = .failed
-            await recorder.note("timed out after \(seconds.formatted()) s: the job's timeout_seconds was reached")
-        case nil:
+        if exitCode != 0, let reason = control.stopReason {
+            status = reason.stepStatus
+            await recorder.note(reason.note)
+        } else {
             status = exitCode == 0 ? .success : .failed
             if let exitCode, exitCode != 0 { await recorder.note("step failed with exit code \(exitCode)") }
         }
-        let finished = Date()
-        try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: finished)
-        settings.metrics.recordStep(type: step.type, status: status, duration: .milliseconds(Int(finished.timeIntervalSince(started) * 1000)))
-        await broadcaster.publish(jobID: jobID, event: .stepFinished(stepID: step.id, status: status, exitCode: exitCode))
+        try await settlement.settleStep(step, status: status, exitCode: exitCode, startedAt: started)
         return status
+    }
+
+    /// The step's own flood is the likeliest reason the disk is full: its head is kept, the
+    /// rest given back to the disk, so the service and the next jobs can go on.
+    private func keepHeadOfFlood(_ step: Step, recorder: StepOutputRecorder) async {
+        let kept = 64 << 10
+        var removed = 0
+        do {
+            removed = try await store.trimOutput(stepID: step.id, keepingFirst: kept)
+        } catch {
+            logger.warning("could not remove a flooding step's output from a full disk", metadata: ["step": "\(step.id)", "error": "\(error)"])
+        }
+        await recorder.note(
+            "the step's output could not be stored: the data directory's disk is full; the step was stopped"
+                + (removed > 0 ? " (its output past the first \(kept >> 10) KiB, \(removed) bytes, was removed to free the disk)" : ""))
     }
 }

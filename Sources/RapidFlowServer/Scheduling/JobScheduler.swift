@@ -55,20 +55,24 @@ public actor JobScheduler: Service {
     }
 
     private let store: any JobStore
-    private let executor: any StepExecutor
+    private let executor: any JobExecutor
     private let broadcaster: LogBroadcaster
     private let settings: Settings
     private let logger: Logger
-    private var runs: [Int: JobRun] = [:]
+    /// Where every job's end is written.
+    private let settlement: JobSettlement
+    /// The jobs this service runs now, each with its one control (see `JobControl`).
+    private var runs: [Int: JobControl] = [:]
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// Messages to the other replicas on the same store; nil when none can share it.
     private let outbox: ClusterOutbox?
 
     init(
-        store: any JobStore, executor: any StepExecutor, broadcaster: LogBroadcaster, settings: Settings, logger: Logger,
+        store: any JobStore, executor: any JobExecutor, broadcaster: LogBroadcaster, settings: Settings, logger: Logger,
         outbox: ClusterOutbox? = nil
     ) {
+        settlement = JobSettlement(store: store, broadcaster: broadcaster, metrics: settings.metrics, instanceID: settings.instanceID, logger: logger)
         self.outbox = outbox
         self.store = store
         self.executor = executor
@@ -97,16 +101,16 @@ public actor JobScheduler: Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.keepLeases() }
             for await _ in wakeups.cancelOnGracefulShutdown() {
-                for run in await claimJobs() {
-                    group.addTask { await self.execute(run) }
+                for (job, control) in await claimJobs() {
+                    group.addTask { await self.execute(job, control) }
                 }
             }
             // Graceful shutdown: stop what runs; each job settles as failed with the reason.
             let current = Array(runs.values)
-            for run in current { run.stop(.shutdown, signal: SIGTERM) }
+            for control in current { control.interrupt(.shutdown) }
             group.addTask {
-                for run in current where !(await run.waitUntilFinished(timeout: run.gracePeriod)) {
-                    run.stop(.shutdown, signal: SIGKILL)
+                for control in current where !(await control.waitUntilFinished(timeout: control.gracePeriod)) {
+                    control.terminate(.shutdown)
                 }
             }
         }
@@ -118,7 +122,7 @@ public actor JobScheduler: Service {
     /// so a large batch would make the submits waiting behind it slow.
     static let claimBatch = 16
 
-    private func claimJobs() async -> [JobRun] {
+    private func claimJobs() async -> [(Job, JobControl)] {
         let free = settings.maxConcurrentJobs - runs.count
         guard free > 0, !recoveryPending else { return [] }
         do {
@@ -129,13 +133,11 @@ public actor JobScheduler: Service {
             // More may be waiting: look again once these have started.
             if jobs.count == Self.claimBatch { wake() }
             return jobs.map { job in
-                let run = JobRun(jobID: job.id)
                 // Clamped: a job stored before the bound was validated must not overflow.
-                run.gracePeriod =
-                    job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) }
-                    ?? settings.killGracePeriod
-                runs[job.id] = run
-                return run
+                let control = JobControl(
+                    jobID: job.id, gracePeriod: job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) } ?? settings.killGracePeriod)
+                runs[job.id] = control
+                return (job, control)
             }
         } catch {
             logger.error("could not claim pending jobs", metadata: ["error": "\(error)"])
@@ -163,12 +165,12 @@ public actor JobScheduler: Service {
             let renewal = try await store.renewLeases(
                 owner: settings.instanceID, until: now.addingTimeInterval(settings.leaseDuration.inSeconds))
             for jobID in renewal.cancelRequested { await cancelRequested(jobID: jobID) }
-            let settled = try await store.settleInterruptedJobs(
-                reason: "the replica running this job stopped renewing its lease (it stopped or lost the database); the job was settled as failed by another replica",
-                at: now, scope: .leaseEndedBefore(now, exceptOwner: settings.instanceID))
-            for jobID in settled.jobIDs {
+            let settled = try await settlement.settle(
+                .interrupted(
+                    .leaseEndedBefore(now, exceptOwner: settings.instanceID),
+                    reason: "the replica running this job stopped renewing its lease (it stopped or lost the database); the job was settled as failed by another replica"))
+            for jobID in settled {
                 logger.notice("settled a job whose replica's lease ran out", metadata: ["job": "\(jobID)"])
-                await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
             }
         } catch {
             logger.warning("could not renew job leases", metadata: ["error": "\(error)"])
@@ -177,56 +179,27 @@ public actor JobScheduler: Service {
         wake()
     }
 
-    private func finished(_ run: JobRun) {
-        runs[run.jobID] = nil
-        run.markFinished()
+    private func finished(_ control: JobControl) {
+        runs[control.jobID] = nil
+        control.markFinished()
         wake()
     }
 
     // MARK: - Running
 
-    private func execute(_ run: JobRun) async {
-        let jobID = run.jobID
-        var status = JobStatus.failed
+    private func execute(_ job: Job, _ control: JobControl) async {
         do {
-            status = try await JobExecution(
-                jobID: jobID, run: run, store: store, executor: executor, broadcaster: broadcaster,
-                settings: settings, logger: logger
+            _ = try await JobExecution(
+                job: job, control: control, store: store, executor: executor, broadcaster: broadcaster,
+                settlement: settlement, settings: settings, logger: logger
             ).run()
+            finished(control)
         } catch {
-            logger.error("job failed to run", metadata: ["job": "\(jobID)", "error": "\(error)"])
-            await executor.jobFinished(jobID: jobID)
-            // Nothing runs any more: a cancel waiting for the run answers now, and the slot is
+            logger.error("job failed to run", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            // Nothing runs any more: a cancel waiting for the job answers now, and the slot is
             // free. The store records the end as soon as it accepts writes again.
-            finished(run)
-            await settleUntilStored(jobID: jobID, reason: "the job could not be completed: \(error)")
-            await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
-            return
-        }
-        await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
-        finished(run)
-    }
-
-    /// Settles a job that could not finish normally as `failed` with `reason` in its output.
-    /// The store may refuse writes for a while (a full disk): the job is not left `running`,
-    /// it is settled as soon as a write goes through, or by the next start of the service.
-    private func settleUntilStored(jobID: Int, reason: String) async {
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                _ = try await store.settleInterruptedJobs(
-                    reason: reason, at: Date(), scope: .zombie(jobID: jobID, ownedBy: settings.instanceID, orLeaseEndedBefore: Date()))
-                if try await store.job(id: jobID)?.status.isFinal ?? true { return }
-                // Not running (claimed but no step started): settle it plainly.
-                try await store.skipPendingSteps(jobID: jobID, at: Date())
-                _ = try await store.finishJob(id: jobID, status: .failed, cancelled: false, at: Date())
-                return
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
-                logger.warning("could not settle a job yet; trying again", metadata: ["job": "\(jobID)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
+            finished(control)
+            await settlement.settleUntilStored(.abandoned(jobID: job.id, reason: "the job could not be completed: \(error)"))
         }
     }
 
@@ -240,8 +213,8 @@ public actor JobScheduler: Service {
                 .jobNotCancellable,
                 "job \(jobID) already finished with status \(job.status.rawValue); only pending or running jobs can be cancelled")
         }
-        if let run = runs[jobID] {
-            await stop(run)
+        if let control = runs[jobID] {
+            await stop(control)
             let stopped = try await store.requireJob(id: jobID)
             guard stopped.status.isFinal else {
                 throw RapidFlowError(
@@ -249,12 +222,11 @@ public actor JobScheduler: Service {
                     "job \(jobID) was stopped, but its final status cannot be stored yet (the store refuses writes: is the disk full?); it is stored as soon as it can be")
             }
             return stopped
-        } else if try await store.cancelPendingJob(id: jobID, at: Date()) {
-            try await store.skipPendingSteps(jobID: jobID, at: Date())
-            await broadcaster.publish(jobID: jobID, event: .jobFinished(.cancelled))
-        } else if let run = runs[jobID] {
+        } else if try await !settlement.settle(.cancelledWhilePending(jobID: jobID)).isEmpty {
+            // It never started.
+        } else if let control = runs[jobID] {
             // Claimed between the two looks.
-            await stop(run)
+            await stop(control)
         } else {
             try await cancelElsewhere(jobID: jobID)
         }
@@ -268,8 +240,8 @@ public actor JobScheduler: Service {
         outbox?.send(.cancel, job: jobID)
         let deadline = ContinuousClock.now + settings.killGracePeriod + settings.leaseDuration + .seconds(30)
         while ContinuousClock.now < deadline {
-            if let run = runs[jobID] {
-                await stop(run)
+            if let control = runs[jobID] {
+                await stop(control)
                 return
             }
             if try await store.job(id: jobID)?.status.isFinal ?? true { return }
@@ -280,17 +252,18 @@ public actor JobScheduler: Service {
 
     /// Another replica asked to cancel `jobID`: stop it if it runs here.
     func cancelRequested(jobID: Int) async {
-        guard let run = runs[jobID], run.stopReason == nil else { return }
+        guard let control = runs[jobID], control.stopReason == nil else { return }
         logger.info("cancelling a job on another replica's request", metadata: ["job": "\(jobID)"])
-        Task { await self.stop(run) }
+        Task { await self.stop(control) }
     }
 
-    private func stop(_ run: JobRun) async {
-        run.stop(.cancelled, signal: SIGTERM)
-        if await run.waitUntilFinished(timeout: run.gracePeriod) { return }
-        logger.notice("job did not stop within the grace period; killing it", metadata: ["job": "\(run.jobID)"])
-        run.stop(.cancelled, signal: SIGKILL)
-        await run.waitUntilFinished()
+    /// SIGTERM, then SIGKILL after the job's grace period; returns once the job has ended.
+    private func stop(_ control: JobControl) async {
+        control.interrupt(.cancelled)
+        if await control.waitUntilFinished(timeout: control.gracePeriod) { return }
+        logger.notice("job did not stop within the grace period; killing it", metadata: ["job": "\(control.jobID)"])
+        control.terminate(.cancelled)
+        await control.waitUntilFinished()
     }
 
     // MARK: - Recovery
@@ -300,17 +273,11 @@ public actor JobScheduler: Service {
     /// the job runs here or on a replica that still renews its lease.
     func settleZombie(jobID: Int) async throws -> Bool {
         guard runs[jobID] == nil else { return false }
-        let settled = try await store.settleInterruptedJobs(
-            reason: "nothing was running this job any more; cleanup settled it as failed",
-            at: Date(), scope: .zombie(jobID: jobID, ownedBy: settings.instanceID, orLeaseEndedBefore: Date()))
-        guard settled.jobIDs == [jobID] else { return false }
-        // By marker, not by the stored process group: after a crash that number may be another process's.
-        for step in settled.steps {
-            ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):\(step.stepID):", signal: SIGKILL)
-            await StepCgroups.remove(markedWith: "\(settings.instanceID):\(step.stepID):")
-        }
-        await broadcaster.publish(jobID: jobID, event: .jobFinished(.failed))
-        return true
+        let settled = try await settlement.settle(
+            .interrupted(
+                .zombie(jobID: jobID, ownedBy: settings.instanceID, orLeaseEndedBefore: Date()),
+                reason: "nothing was running this job any more; cleanup settled it as failed"))
+        return settled == [jobID]
     }
 
     /// No job stays `running` across a crash or restart: what the previous process left
@@ -339,14 +306,13 @@ public actor JobScheduler: Service {
         // Orphans first: they must die even when the store cannot be written yet.
         let killed = ProcessSweeper.signalProcesses(markedWith: "\(settings.instanceID):", signal: SIGKILL)
         await StepCgroups.remove(markedWith: "\(settings.instanceID):")
-        let interrupted = try await store.settleInterruptedJobs(
-            reason: "the service stopped while this step was running (crash or restart); the job was settled as failed",
-            at: Date(), scope: .ownedBy(settings.instanceID, orLeaseEndedBefore: Date())
-        ).steps
+        let interrupted = try await settlement.settle(
+            .interrupted(
+                .ownedBy(settings.instanceID, orLeaseEndedBefore: Date()),
+                reason: "the service stopped while this step was running (crash or restart); the job was settled as failed"))
         if !interrupted.isEmpty || killed > 0 {
             logger.notice(
-                "settled jobs interrupted by a restart",
-                metadata: ["steps": "\(interrupted.map(\.stepID))", "orphaned_processes_killed": "\(killed)"])
+                "settled jobs interrupted by a restart", metadata: ["jobs": "\(interrupted)", "orphaned_processes_killed": "\(killed)"])
         }
     }
 }

@@ -53,7 +53,7 @@ struct StatusCommand: ClientCommand {
         Terminal.table(
             ["STEP", "#", "TYPE", "PHASE", "STATUS", "EXIT", "DURATION"],
             status.steps.map { step in
-                [String(step.stepID), String(step.orderNum), step.type, step.phase.rawValue,
+                [String(step.stepID), String(step.orderNum), step.type.rawValue, step.phase.rawValue,
                  Terminal.status(step.status.rawValue), cell(step.exitCode), formatDuration(step.durationSeconds)]
             })
     }

@@ -1,0 +1,47 @@
+/// What a step runs. Pipeline configs write `bash` steps; the service plans the others (a
+/// `git` clone first when a pipeline has a `repo`, and an image job's build, test and push).
+public enum StepType: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    case bash
+    case git
+    case dockerBuild = "docker-build"
+    case dockerRun = "docker-run"
+    case dockerPush = "docker-push"
+
+    /// As the API writes it (`docker-build`), also in messages.
+    public var description: String { rawValue }
+
+    /// The types a pipeline config may name.
+    public static let pipelineTypes: [StepType] = [.bash]
+
+    /// Steps an image job runs against the Docker engine.
+    public var isDocker: Bool {
+        switch self {
+        case .dockerBuild, .dockerRun, .dockerPush: true
+        case .bash, .git: false
+        }
+    }
+}
+
+/// Why a running job was stopped before its steps ended.
+public enum StopReason: Sendable, Equatable {
+    /// `cancel` or `kill`, here or through another replica.
+    case cancelled
+    /// The service is shutting down.
+    case shutdown
+    /// The job ran longer than its timeout (seconds).
+    case timedOut(Double)
+
+    /// The final status of a job stopped for this reason.
+    public var jobStatus: JobStatus { self == .cancelled ? .cancelled : .failed }
+    /// The final status of the step that was running when it stopped.
+    public var stepStatus: StepStatus { self == .cancelled ? .cancelled : .failed }
+
+    /// The line appended to that step's output.
+    public var note: String {
+        switch self {
+        case .cancelled: "step cancelled"
+        case .shutdown: "the service was shut down while this step ran"
+        case .timedOut(let seconds): "timed out after \(seconds.formatted()) s: the job's timeout_seconds was reached"
+        }
+    }
+}
