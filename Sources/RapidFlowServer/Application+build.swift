@@ -77,8 +77,9 @@ public func buildApplication(
     let hub = RunnerHub()
     let advertised = Mutex<String>(configuration.advertiseURL ?? "http://\(configuration.host):\(configuration.port)")
     let executor: any JobExecutor
-    switch configuration.executor {
-    case .nomad, .runner:
+    if let custom = configuration.customExecutor {
+        executor = custom
+    } else if configuration.executor == .nomad || configuration.executor == .runner {
         let runnerLauncher: any RunnerLauncher =
             if let nomad { NomadRunnerLauncher(nomad: nomad) } else {
                 LocalRunnerLauncher(
@@ -88,7 +89,7 @@ public func buildApplication(
         executor = RunnerExecutor(
             hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { advertised.withLock { $0 } },
             gracePeriod: configuration.killGracePeriod, logger: logger)
-    default:
+    } else {
         executor = localExecutor
     }
 

@@ -52,6 +52,9 @@ public struct ServerConfiguration: Sendable {
     public var stepUser: String?
     /// `--executor nomad`: the cluster and how the runner task is started there.
     public var nomad = NomadConfiguration.fromEnvironment()
+    /// Runs jobs on this executor instead of the one `executor` names: for programs that embed
+    /// the service, and for tests that play a job's steps themselves (no process, no bash).
+    public var customExecutor: (any JobExecutor)?
 
     public init() {}
 

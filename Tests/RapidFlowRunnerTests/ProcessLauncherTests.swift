@@ -99,4 +99,51 @@ struct ProcessLauncherTests {
         _ = try await result
         #expect(!ProcessSweeper.hasProcesses(markedWith: marker))
     }
+
+    /// Forty children at once: the exit of the last one started is seen at once while the 39
+    /// others still run, and the service gains no thread per child (a thread blocked in
+    /// `waitpid` per process, from a pool smaller than that, would see it only after the others).
+    @Test func exitsAreSeenWithoutAThreadPerRunningProcess() async throws {
+        let count = 40
+        let threads = { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count }
+        let before = try threads()
+        final class Started: Sendable { let pids = Mutex<[pid_t]>([]) }
+        let started = Started()
+        try await withThrowingTaskGroup(of: (pid_t, Termination).self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    let pid = Started()
+                    let termination = try await ProcessLauncher().run(
+                        ProcessSpec(executable: "/bin/sleep", arguments: ["600"], environment: [:], workingDirectory: nil),
+                        started: { child in
+                            pid.pids.withLock { $0 = [child] }
+                            started.pids.withLock { $0.append(child) }
+                        },
+                        output: { _ in })
+                    return (pid.pids.withLock { $0[0] }, termination)
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while started.pids.withLock({ $0.count }) < count {
+                try #require(ContinuousClock.now < deadline, "the children did not all start")
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try threads() - before < count / 4, "threads grew with the number of running children")
+
+            let pids = started.pids.withLock { $0 }
+            let last = pids[count - 1]
+            kill(last, SIGKILL)
+            let first = try #require(try await group.next())
+            #expect(first.0 == last)
+            #expect(first.1 == .signalled(SIGKILL))
+
+            for pid in pids where pid != last { kill(pid, SIGKILL) }
+            var rest = 0
+            while let (_, termination) = try await group.next() {
+                #expect(termination == .signalled(SIGKILL))
+                rest += 1
+            }
+            #expect(rest == count - 1)
+        }
+    }
 }
