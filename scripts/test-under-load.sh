@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the Swift test suite RUNS times in a row (default 10) while another process keeps one
+# core busy, and stops at the first failing run. The suite must pass every run on 2 cores.
+#   scripts/test-under-load.sh [RUNS]
+# Installs and starts the test services like scripts/test.sh, and builds once first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-10}
+
+eval "$(scripts/test-services.sh)"
+swift build --build-tests
+
+# The load: one shell loop spinning on one core, for as long as the runs take (at most 3 hours).
+timeout 3h bash -c 'while :; do :; done' &
+load=$!
+trap 'kill $load 2>/dev/null || true' EXIT
+
+logs=$(mktemp -d /tmp/rapidflow-under-load.XXXXXX)
+passed=0
+for run in $(seq 1 "$runs"); do
+  started=$(date +%s)
+  if swift test --skip-build >"$logs/run-$run.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "run $run of $runs: passed in $(( $(date +%s) - started )) s ($(grep -Eo 'with [0-9]+ tests' "$logs/run-$run.log" | tail -1))"
+  else
+    echo "run $run of $runs: FAILED after $(( $(date +%s) - started )) s; its output: $logs/run-$run.log"
+    grep -E '✘' "$logs/run-$run.log" | head -20 || true
+    echo "under load: $passed passed, 1 failed"
+    exit 1
+  fi
+done
+echo "under load: $passed passed, 0 failed (logs in $logs)"
