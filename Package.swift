@@ -112,12 +112,26 @@ let package = Package(
             name: "RapidFlowStoreTests",
             dependencies: ["RapidFlowStore", .product(name: "PostgresKit", package: "postgres-kit")]
         ),
+        // What the server and runner tests share: a service on a free port, its answers read
+        // through the API types, raw HTTP and WebSocket clients, `eventually`, test files.
+        .target(
+            name: "RapidFlowTestSupport",
+            dependencies: [
+                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/RapidFlowTestSupport"
+        ),
         .testTarget(
             name: "RapidFlowRunnerTests",
             dependencies: [
                 "RapidFlowRunner",
                 // The Nomad executor end to end: a service, the fake agent, a runner it starts.
-                "RapidFlowServer",
+                "RapidFlowServer", "RapidFlowAPI", "RapidFlowTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The fake Nomad agent the Nomad tests talk to, over HTTP or TLS.
@@ -131,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "RapidFlowServerTests",
             dependencies: [
-                "RapidFlowServer", "RapidFlowAPI",
+                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore", "RapidFlowTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

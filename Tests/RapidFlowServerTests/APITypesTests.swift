@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import RapidFlowAPI
+import RapidFlowTestSupport
 import Testing
 
 /// Each request type, encoded as the client sends it, is what the routes accept, and their
@@ -36,7 +37,7 @@ struct APITypesTests {
                 .POST, "/pipelines/\(created.id)/jobs", encoding: API.TriggerRequest(branch: "main", env: ["GREETING": "hi"])
             ).decoded(API.Job.self)
             #expect(job.pipelineID == created.id && job.branch == "main" && job.status == .pending)
-            try await server.waitForJob(job.id)
+            try await server.waitForJobObject(job.id)
             let details = try await server.get("/jobs/\(job.id)/details").decoded(API.JobDetails.self)
             #expect(details.environments.contains { $0.key == "GREETING" && $0.value == "hi" })
             #expect(try await server.get("/jobs/\(job.id)/logs").decoded(API.JobLogs.self).build == "hi\n")
@@ -107,7 +108,7 @@ struct APITypesTests {
             ])
             let recorded = try await server.request(.POST, exit, encoding: API.StepExit(exitCode: 0), headers: auth)
             #expect(try recorded.decoded(API.RunnerStepRecorded.self) == API.RunnerStepRecorded(stepID: step.stepID))
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "success")
         }
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// Every bad input is a 400 (or 413) with a message naming the problem, and nothing is stored or run.

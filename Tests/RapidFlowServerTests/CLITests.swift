@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowTestSupport
 import Testing
 
 /// The client subcommands of the real `rapidflow` binary against a real service.
@@ -147,7 +148,7 @@ struct CLITests {
         try await TestServer.with { server in
             let pipeline = try await server.createPipeline(name: "table", config: "steps:\n  - echo built\n  - exit 1\n")
             let first = try await server.trigger(pipeline)
-            try await server.waitForJob(first)
+            try await server.waitForJobObject(first)
 
             let table = try await Self.cli(["jobs"], server: server)
             let lines = table.stdout.split(separator: "\n")
@@ -169,13 +170,13 @@ struct CLITests {
             let retried = try #require(try Self.json(retry) as? [String: Any])
             #expect(retried["retry_of"] as? Int == first)
             let second = try #require(retried["id"] as? Int)
-            try await server.waitForJob(second)
+            try await server.waitForJobObject(second)
 
             let killTarget = try await server.trigger(try await server.createPipeline(name: "long", config: "steps:\n  - sleep 30\n"))
             try await server.waitForStatus(killTarget, "running")
             let killed = try await Self.cli(["kill", String(killTarget)], server: server)
             #expect(killed.stdout == "job \(killTarget) cancelled\n")
-            #expect(try await server.job(killTarget)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(killTarget)["status"] as? String == "cancelled")
 
             let cleanup = try await Self.cli(["cleanup", String(first)], server: server)
             #expect(cleanup.status == 0, "\(cleanup.stderr)")

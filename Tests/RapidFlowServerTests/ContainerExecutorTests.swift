@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// `--executor docker`: pipeline steps in containers on the real engine.
@@ -24,7 +25,7 @@ struct ContainerExecutorTests {
                   - false | cat
                 """)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(job["status"] as? String == "failed", "pipefail holds in the container")
             #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed"])
@@ -39,10 +40,10 @@ struct ContainerExecutorTests {
         try await Self.withDockerServer { server in
             let pipelineID = try await server.createPipeline(config: "language: rftest\nversion: busybox\nsteps:\n  - test -x /bin/busybox && echo mapped\n")
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJob(jobID, timeout: .seconds(120))["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID, timeout: .seconds(120))["status"] as? String == "success")
             #expect(try await server.get("/jobs/\(jobID)/logs").object["build"] as? String == "mapped\n")
             let none = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo x\n"))
-            #expect(try await server.waitForJob(none)["status"] as? String == "failed")
+            #expect(try await server.waitForJobObject(none)["status"] as? String == "failed")
             #expect((try await server.get("/jobs/\(none)/logs").object["build"] as? String ?? "").contains("needs 'image' or 'language'"))
         }
     }
@@ -52,9 +53,9 @@ struct ContainerExecutorTests {
             let pipelineID = try await server.createPipeline(config: "image: rapidflow-test/busybox\nsteps:\n  - echo up; sleep 300\n")
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForOutput(jobID, containing: "up", timeout: .seconds(60))
-            let container = try #require(try await server.job(jobID)["container_id"] as? String)
+            let container = try #require(try await server.jobObject(jobID)["container_id"] as? String)
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
-            #expect(try await server.job(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
             let running = try await TestFiles.shell("docker ps -q --no-trunc")
             #expect(!running.contains(container))
         }
@@ -91,7 +92,7 @@ struct ContainerExecutorTests {
     @Test func cleanupAsksTheEngineOnTheConfiguredSocket() async throws {
         try await TestServer.with(configure: { $0.executor = .shell; $0.dockerSocket = "/nonexistent/docker.sock" }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo hi\n"))
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200, "\(reply.text)")
             let removed = reply.object["removed"] as? [String: Any] ?? [:]

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOHTTP1
+import RapidFlowTestSupport
 import Synchronization
 import Testing
 
@@ -94,7 +95,7 @@ struct DashboardTokenTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo open\n")
             let jobID = try await server.trigger(pipelineID)
-            try await server.waitForJob(jobID)
+            try await server.waitForJobObject(jobID)
             let answer = try await Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow")
             #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
             #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "\(answer)")

@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import RapidFlowRunner
+import RapidFlowTestSupport
 import Testing
 
 /// The faults an adversarial run found, each reproduced: runner input that crashed the
@@ -80,7 +81,7 @@ struct FaultTests {
             // The step still ends, through the real route, and the job with it.
             let end = try await server.request(.POST, "/runner/jobs/\(jobID)/steps/\(stepID)/exit", body: "{\"exit_code\": 3}", headers: auth)
             #expect(end.status == 200, "\(end.text)")
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "failed")
         }
     }
@@ -96,7 +97,7 @@ struct FaultTests {
                   - (tr '\\0' '\\n' < /proc/$PPID/environ; tr '\\0' ' ' < /proc/$PPID/cmdline) > seen || true; grep -cE '[0-9a-f]{64}|TOKEN' seen || echo "no token in sight"; grep -c -- '--token-file -' seen
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
             #expect(job["status"] as? String == "success", "\(output)")
             #expect(output.hasPrefix("0\nno token in sight\n1\n"), "the step saw its runner's process but no token: \(output)")
@@ -119,7 +120,7 @@ struct FaultTests {
                   - cat in-the-workspace
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
             #expect(job["status"] as? String == "success", "\(output)")
             #expect(output == "nobody\nkept\nits parent is hidden\nkept\n", "\(output)")
@@ -142,7 +143,7 @@ struct FaultTests {
                   - head -c 1048577 /dev/zero | tr '\\0' 'c'
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
             let outputs = try await Self.stepOutputs(server, jobID)
             #expect(outputs.map(\.output.count) == [614_400, 1_048_576, 1_048_577], "passed by one byte, nothing is cut yet")
             #expect(outputs[0].output == Data(repeating: UInt8(ascii: "a"), count: 614_400))
@@ -170,7 +171,7 @@ struct FaultTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(stored == expected, "stored \(stored.count) of \(printed) bytes while the step runs")
-        #expect(try await service.client.job(jobID)["status"] as? String == "running")
+        #expect(try await service.client.jobObject(jobID)["status"] as? String == "running")
 
         service.kill(signal: SIGKILL)
         service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--step-output-cap-mb", "1"])
@@ -208,7 +209,7 @@ struct FaultTests {
             let name = "rf-escapee-\(UUID().uuidString.prefix(8))"
             let waitForIt = "until grep -qsz '^\(name)' /proc/[0-9]*/cmdline; do sleep 0.05; done; echo left it"
             let jobID = try await server.trigger(try await server.createPipeline(config: Self.escapingStep(name, then: waitForIt)))
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
             #expect(!Self.escapeeRuns(name), "the escapee ended with its step")
 
             // And on cancel.
@@ -232,7 +233,7 @@ struct FaultTests {
         #expect(Self.escapeeRuns(name), "it outlives the service")
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         #expect(!Self.escapeeRuns(name), "recovery ended it before the service answered")
-        #expect(try await service.client.job(jobID)["status"] as? String == "failed")
+        #expect(try await service.client.jobObject(jobID)["status"] as? String == "failed")
     }
 
     // MARK: - Masking
@@ -255,7 +256,7 @@ struct FaultTests {
                 """
             let pipelineID = try await server.createPipeline(config: config)
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
             let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
             #expect(output == "******** ********\n********\n******** ********\n", "\(output)")
             let secrets = ["token123", "first-line-of-the-key-material", "second-line-of-the-key-material", "it's-a-quoted-secret",
@@ -277,7 +278,7 @@ struct FaultTests {
         let marker = "value-only-in-the-config-\(UUID().uuidString.prefix(6))"
         let config = "env:\n  DEPLOY_TOKEN: \"\(marker)-secret\"\n  PLAIN: \"\(marker)-plain\"\nsteps:\n  - echo done\n"
         let jobID = try await service.client.trigger(try await service.client.createPipeline(config: config), json: ["env": ["EXTRA_PASSWORD": "\(marker)-extra"]])
-        #expect(try await service.client.waitForJob(jobID)["status"] as? String == "success")
+        #expect(try await service.client.waitForJobObject(jobID)["status"] as? String == "success")
         service.kill(signal: SIGTERM)
         _ = await service.waitForExit(timeout: 15)
         let logs = try FileManager.default.contentsOfDirectory(atPath: dataDirectory).filter { $0.hasPrefix("service-") }
@@ -303,7 +304,7 @@ struct FaultTests {
             let bytes = Int.random(in: 30_000_000...60_000_000, using: &generator)
             let line = ["filling", "the disk with output", String(repeating: "x", count: Int.random(in: 1...300, using: &generator))].randomElement(using: &generator)!
             let flood = try await client.trigger(try await client.createPipeline(name: "flood-\(episode)", config: "steps:\n  - yes '\(line)' | head -c \(bytes)\n  - echo never\n"))
-            let job = try await client.waitForJob(flood, timeout: .seconds(90))
+            let job = try await client.waitForJobObject(flood, timeout: .seconds(90))
             #expect(job["status"] as? String == "failed", "episode \(episode)")
             let output = try await client.get("/jobs/\(flood)/logs").object["build"] as? String ?? ""
             #expect(output.contains("disk is full"), "episode \(episode) says why: \(output.suffix(300))")
@@ -311,7 +312,7 @@ struct FaultTests {
             #expect(output.contains("was removed to free the disk"), "episode \(episode): \(output.suffix(300)) \(disk)")
             // Afterwards the service still runs jobs to the end.
             let after = try await client.trigger(try await client.createPipeline(name: "after-\(episode)", config: "steps:\n  - echo after \(episode)\n"))
-            let afterJob = try await client.waitForJob(after, timeout: .seconds(60))
+            let afterJob = try await client.waitForJobObject(after, timeout: .seconds(60))
             let afterLogs = try await client.get("/jobs/\(after)/logs").text
             #expect(afterJob["status"] as? String == "success", "episode \(episode): \(afterLogs)")
         }
@@ -347,7 +348,7 @@ struct FaultTests {
         #expect(try await service.client.get("/jobs?status=running").array.isEmpty, "every job reached a final status")
         #expect(try await service.client.get("/jobs?status=pending").array.isEmpty)
         let last = try await service.client.trigger(try await service.client.createPipeline(name: "last", config: "steps:\n  - echo resumed\n"))
-        #expect(try await service.client.waitForJob(last)["status"] as? String == "success")
+        #expect(try await service.client.waitForJobObject(last)["status"] as? String == "success")
         // The reserve is made again by the next store calls once there is room (tried at most once a second).
         let reserve = "\(mountPoint)/.rapidflow-disk-reserve"
         let reserveDeadline = ContinuousClock.now + .seconds(30)

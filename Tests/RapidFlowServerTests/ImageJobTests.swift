@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// Image jobs against the real Docker engine, a real registry with htpasswd auth, and git
@@ -86,7 +87,7 @@ struct ImageJobTests {
                 "test_commands": ["cat /built.txt", "half=registry-test-pass; echo password is ${half}-4711"],
                 "test_entry_point": true,
             ])
-            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
             let steps = try await Self.steps(server, jobID)
             #expect(job["status"] as? String == "success", "\(steps.map { ($0["type"] ?? "", $0["output"] ?? "") })")
             #expect(job["kind"] as? String == "image")
@@ -127,7 +128,7 @@ struct ImageJobTests {
                 "registry_url": "\(Self.registry)/\(path)", "registry_credentials_path": "registry.json",
                 "test_commands": ["echo checking; exit 3", "echo never"],
             ])
-            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
             #expect(job["status"] as? String == "failed")
             let steps = try await Self.steps(server, jobID)
             #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed", "skipped", "skipped"])
@@ -147,7 +148,7 @@ struct ImageJobTests {
             let reply = try await server.post("/jobs/\(building)/kill")
             #expect(reply.status == 200)
             #expect(reply.object["success"] as? Bool == true)
-            #expect(try await server.job(building)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(building)["status"] as? String == "cancelled")
             // The builder removes its container when the build is cancelled; allow it a bounded moment.
             var running = try await TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
             for _ in 0..<50 where running.contains(token) {
@@ -162,7 +163,7 @@ struct ImageJobTests {
             ])
             try await server.waitForOutput(testing, containing: "testing", timeout: .seconds(60))
             #expect(try await server.post("/jobs/\(testing)/kill").status == 200)
-            #expect(try await server.job(testing)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(testing)["status"] as? String == "cancelled")
             let labelled = try await TestFiles.shell("docker ps -q --filter label=rapidflow.job=\(testing) --filter label=rapidflow.instance=\(try Self.instance(server))")
             #expect(labelled.isEmpty, "the test container was stopped")
         }
@@ -172,7 +173,7 @@ struct ImageJobTests {
         try await Self.withServer { server, _ in
             let repository = try await Self.repository()
             let jobID = try await Self.submit(server, ["owner": "it", "repo_url": repository.url, "test_commands": ["true"]])
-            #expect(try await server.waitForJob(jobID, timeout: .seconds(120))["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID, timeout: .seconds(120))["status"] as? String == "success")
             let labels = "--filter label=rapidflow.job=\(jobID) --filter label=rapidflow.instance=\(try Self.instance(server))"
             #expect(!(try await TestFiles.shell("docker images -q \(labels)")).isEmpty)
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
@@ -196,7 +197,7 @@ struct ImageJobTests {
             let good = try await Self.submit(server, [
                 "owner": "it", "repo_url": url, "git_credentials_path": "deploy_key", "test_entry_point": true,
             ])
-            let job = try await server.waitForJob(good, timeout: .seconds(120))
+            let job = try await server.waitForJobObject(good, timeout: .seconds(120))
             let steps = try await Self.steps(server, good)
             #expect(job["status"] as? String == "success", "\(steps.first?["output"] ?? "")")
             #expect(steps.last?["output"] as? String == "entry point says from-tag-commit\n")
@@ -207,7 +208,7 @@ struct ImageJobTests {
             #expect(!gitConfig.contains("deploy_key") && !gitConfig.contains("ssh-key"), "no credential in the workspace's git config")
 
             let wrong = try await Self.submit(server, ["owner": "it", "repo_url": url, "git_credentials_path": "wrong_key"])
-            #expect(try await server.waitForJob(wrong, timeout: .seconds(120))["status"] as? String == "failed")
+            #expect(try await server.waitForJobObject(wrong, timeout: .seconds(120))["status"] as? String == "failed")
             let failed = try await Self.steps(server, wrong)
             #expect(failed.map { $0["status"] as? String } == ["failed", "skipped"])
             #expect((failed[0]["output"] as? String ?? "").lowercased().contains("permission denied"))
@@ -232,7 +233,7 @@ struct ImageJobTests {
             var jobs: [Int] = []
             for testCase in cases { jobs.append(try await Self.submit(server, testCase.body)) }
             for (jobID, testCase) in zip(jobs, cases) {
-                let job = try await server.waitForJob(jobID, timeout: .seconds(180))
+                let job = try await server.waitForJobObject(jobID, timeout: .seconds(180))
                 #expect(job["status"] as? String == "failed")
                 let steps = try await Self.steps(server, jobID)
                 let failing = steps.first { $0["status"] as? String == "failed" }

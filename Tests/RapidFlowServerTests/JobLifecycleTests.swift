@@ -1,6 +1,7 @@
 import Foundation
 import RapidFlowAPI
 import RapidFlowCore
+import RapidFlowTestSupport
 import Testing
 
 /// Every way a job ends, through the real service and its HTTP API, with steps played by a

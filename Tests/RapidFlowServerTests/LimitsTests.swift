@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// Each request limit refuses with 400 (413 for the body) and a message, storing and running nothing.

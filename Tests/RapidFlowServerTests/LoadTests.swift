@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// Many readers at once while jobs stream: bounded in count (requests, lines) and in time.
@@ -72,7 +73,7 @@ struct LoadTests {
             #expect(failures.isEmpty, "\(failures.count) of \(Self.clientCount * Self.requestsPerClient) requests failed: \(failures.prefix(5))")
             for id in jobIDs {
                 let expected = (1...Self.linesPerJob).map { String(format: "line %05d of job %d", $0, id) }
-                let job = try await server.job(id)
+                let job = try await server.jobObject(id)
                 #expect(job["status"] as? String == "success", "job \(id): \(job["status"] ?? "?")")
                 let stored = (try await server.get("/jobs/\(id)/logs").object["build"] as? String ?? "").split(separator: "\n").map(String.init)
                 #expect(stored == expected, "job \(id)'s stored output lost or repeated lines: \(stored.count) of \(expected.count)")

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import RapidFlowCore
 import RapidFlowStore
+import RapidFlowTestSupport
 import Synchronization
 import Testing
 
@@ -126,7 +127,7 @@ struct LogStreamTests {
             async let midwaySocket = Self.followWebSocket(server, jobID: jobID)
             let (earlyText, midwayText) = try await (early.0, midway.0)
             let (first, second) = try await (earlySocket, midwaySocket)
-            _ = try await server.waitForJob(jobID)
+            _ = try await server.waitForJobObject(jobID)
             let (lateText, _) = try await Self.followText(server, jobID: jobID)
             let late = try await Self.followWebSocket(server, jobID: jobID)
             #expect(earlyText == midwayText)
@@ -192,7 +193,7 @@ struct LogStreamTests {
             }
             let stepID = try #require((try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]])?.first?["step_id"] as? Int)
             let stored = Data((try await server.get("/steps/\(stepID)/logs").object["output"] as? String ?? "").utf8)
-            let job = try await server.job(jobID)
+            let job = try await server.jobObject(jobID)
             #expect(stored.count > 15_000, "job \(job["status"] ?? "?"): \(String(decoding: stored.suffix(300), as: UTF8.self)) | last events \(transcripts[0].events.suffix(3))")
             #expect(transcripts.count == 200)
             for transcript in transcripts {
@@ -207,7 +208,7 @@ struct LogStreamTests {
             let pipelineID = try await server.createPipeline(config: "steps:\n  - for i in $(seq 1 100000); do echo \"line $i\"; done\n  - echo next\n")
             let jobID = try await server.trigger(pipelineID)
             async let plain = Self.followText(server, jobID: jobID)
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "success", "the cap does not fail the step")
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             let output = steps.first?["output"] as? String ?? ""
@@ -298,7 +299,7 @@ struct LogStreamTests {
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
             async let live = Self.followWebSocket(server, jobID: jobID)
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "success")
             let late = try await Self.followWebSocket(server, jobID: jobID)
             for (transcript, label) in [(try await live, "live"), (late, "late")] {

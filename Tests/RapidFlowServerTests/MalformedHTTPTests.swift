@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowTestSupport
 import Testing
 
 /// What no HTTP client sends, on raw connections: each gets an answer and a close, within a
@@ -88,7 +89,7 @@ struct MalformedHTTPTests {
     @Test func aStreamedAnswerToHTTP10IsNotChunkedAndEndsWithTheConnection() async throws {
         try await TestServer.with { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo streamed\n"))
-            try await server.waitForJob(jobID)
+            try await server.waitForJobObject(jobID)
             let transcript = try await RawHTTPConnection.exchange(port: server.port, "GET /jobs/\(jobID)/logs/stream HTTP/1.0\r\n\r\n")
             #expect(transcript.closed, "\(transcript)")
             let response = try #require(transcript.responses.first, "\(transcript)")

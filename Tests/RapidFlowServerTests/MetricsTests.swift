@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowTestSupport
 import Testing
 
 /// `GET /metrics`: Prometheus text with job, step, phase, log and HTTP figures.
@@ -17,7 +18,7 @@ struct MetricsTests {
             let pipeline = try await server.createPipeline(
                 config: "steps:\n  - printf 'twelve bytes'\n  - phase: test\n    type: bash\n    content: exit 4\n")
             let job = try await server.trigger(pipeline)
-            try await server.waitForJob(job)
+            try await server.waitForJobObject(job)
             let pending = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 30\n"))
             try await server.waitForStatus(pending, "running")
             _ = try await server.get("/jobs/424242")

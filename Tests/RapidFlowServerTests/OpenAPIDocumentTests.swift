@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 /// The OpenAPI document the service serves: the repository's file, and every operation in it
@@ -66,7 +67,7 @@ struct OpenAPIDocumentTests {
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo from the openapi test\n")
             let disposableID = try await server.createPipeline(name: "disposable", config: "steps:\n  - echo bye\n")
             let jobID = try await server.trigger(pipelineID)
-            try await server.waitForJob(jobID)
+            try await server.waitForJobObject(jobID)
             let stepID = try #require(try await server.get("/jobs/\(jobID)/logs").object["logs"].flatMap { $0 as? [[String: Any]] }?.first?["step_id"] as? Int)
 
             // Deleting comes last so every other operation finds the pipeline.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 @testable import RapidFlowServer
@@ -24,7 +25,7 @@ struct PipelineJobTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(name: "demo", config: Self.twoSteps)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "success")
             #expect(job["pipeline_id"] as? Int == pipelineID)
             #expect(job["started_at"] is String && job["finished_at"] is String)
@@ -79,7 +80,7 @@ struct PipelineJobTests {
                   - echo three > three.txt
                 """)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "failed")
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.map { $0["status"] as? String } == ["success", "failed", "skipped"])
@@ -93,7 +94,7 @@ struct PipelineJobTests {
     @Test func pipefailFailsAStepWhoseEarlyPipeCommandFails() async throws {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - false | cat\n")
-            let job = try await server.waitForJob(try await server.trigger(pipelineID))
+            let job = try await server.waitForJobObject(try await server.trigger(pipelineID))
             #expect(job["status"] as? String == "failed")
         }
     }
@@ -121,7 +122,7 @@ struct PipelineJobTests {
             #expect(reply.status == 200)
             #expect(reply.object["message"] as? String == "job cancelled successfully")
             // The call answers once stopped: the job is final and nothing of it runs.
-            let job = try await server.job(jobID)
+            let job = try await server.jobObject(jobID)
             #expect(job["status"] as? String == "cancelled")
             #expect(job["cancelled"] as? Bool == true)
             for suffix in ["bg", "setsid", "fg"] {
@@ -147,7 +148,7 @@ struct PipelineJobTests {
             let reply = try await server.post("/jobs/\(jobID)/kill")
             #expect(reply.status == 200)
             #expect(reply.object["success"] as? Bool == true)
-            #expect(try await server.job(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
         }
     }
 
@@ -160,7 +161,7 @@ struct PipelineJobTests {
             let reply = try await server.post("/jobs/\(jobID)/cancel")
             #expect(reply.status == 200)
             #expect(ContinuousClock.now - started >= .milliseconds(400), "SIGKILL waits for the grace period")
-            #expect(try await server.job(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
         }
     }
 
@@ -171,11 +172,11 @@ struct PipelineJobTests {
             try await server.waitForStatus(first, "running")
             let quick = try await server.createPipeline(config: "steps:\n  - echo hi\n")
             let second = try await server.trigger(quick)
-            #expect(try await server.job(second)["status"] as? String == "pending")
+            #expect(try await server.jobObject(second)["status"] as? String == "pending")
             #expect(try await server.post("/jobs/\(second)/cancel").status == 200)
             let steps = try await server.get("/jobs/\(second)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.map { $0["status"] as? String } == ["skipped"])
-            #expect(try await server.job(second)["started_at"] is NSNull, "a cancelled pending job never ran")
+            #expect(try await server.jobObject(second)["started_at"] is NSNull, "a cancelled pending job never ran")
             #expect(try await server.post("/jobs/\(first)/cancel").status == 200)
         }
     }
@@ -193,7 +194,7 @@ struct PipelineJobTests {
             }
             var intervals: [(start: String, end: String)] = []
             for id in ids {
-                let job = try await server.waitForJob(id)
+                let job = try await server.waitForJobObject(id)
                 #expect(job["status"] as? String == "success")
                 intervals.append((job["started_at"] as? String ?? "", job["finished_at"] as? String ?? ""))
             }
@@ -211,7 +212,7 @@ struct PipelineJobTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "env:\n  WORD: \"first\"\nsteps:\n  - echo $WORD\n")
             let original = try await server.trigger(pipelineID, json: ["env": ["EXTRA": "x"]])
-            #expect(try await server.waitForJob(original)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(original)["status"] as? String == "success")
             let edit = try await server.request(.PUT, "/pipelines/\(pipelineID)", body: #"{"name":"edited","config":"steps:\n  - echo changed\n"}"#)
             #expect(edit.status == 200)
 
@@ -222,7 +223,7 @@ struct PipelineJobTests {
             let retryID = try #require(reply.object["id"] as? Int)
             #expect(retryID > original)
             #expect(reply.header("Location") == "/jobs/\(retryID)")
-            #expect(try await server.waitForJob(retryID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(retryID)["status"] as? String == "success")
             let logs = try await server.get("/jobs/\(retryID)/logs").object
             #expect(logs["build"] as? String == "first\n")
             let environment = try await server.get("/jobs/\(retryID)/details").object["environments"] as? [[String: Any]] ?? []
@@ -230,7 +231,7 @@ struct PipelineJobTests {
 
             // A new trigger runs the edited config.
             let fresh = try await server.trigger(pipelineID)
-            _ = try await server.waitForJob(fresh)
+            _ = try await server.waitForJobObject(fresh)
             #expect(try await server.get("/jobs/\(fresh)/logs").object["build"] as? String == "changed\n")
         }
     }
@@ -263,7 +264,7 @@ struct PipelineJobTests {
                   - cat message.txt; echo "$WHO $EXTRA"
                 """)
             let jobID = try await server.trigger(pipelineID, json: ["branch": "feature", "env": ["EXTRA": "added", "WHO": "trigger"]])
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             #expect(job["status"] as? String == "success")
             #expect(job["branch"] as? String == "feature")
             #expect(job["repo_name"] as? String == repository)
@@ -278,7 +279,7 @@ struct PipelineJobTests {
             let repository = try await GitFixture.repository(branches: ["main": "x"])
             let pipelineID = try await server.createPipeline(config: "repo: \(repository)\nbranch: nope\nsteps:\n  - echo never\n")
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "failed")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "failed")
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
             #expect((steps[0]["output"] as? String ?? "").contains("nope"))

@@ -3,6 +3,7 @@ import Logging
 import PostgresKit
 import RapidFlowCore
 import RapidFlowStore
+import RapidFlowTestSupport
 import Testing
 
 @testable import RapidFlowServer
@@ -28,7 +29,7 @@ struct PostgresServiceTests {
                 #expect(try await server.get("/ready").object["store"] as? String == "ok")
                 let pipelineID = try await server.createPipeline(name: "pg", config: Self.pipeline)
                 let jobID = try await server.trigger(pipelineID)
-                #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+                #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
                 #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/rapidflow.sqlite"), "no SQLite file is made")
                 return (pipelineID, jobID)
             }
@@ -36,7 +37,7 @@ struct PostgresServiceTests {
             try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
                 let pipeline = try await server.get("/pipelines/\(pipelineID)").object
                 #expect(pipeline["name"] as? String == "pg")
-                let job = try await server.job(jobID)
+                let job = try await server.jobObject(jobID)
                 #expect(job["status"] as? String == "success" && job["pipeline_id"] as? Int == pipelineID)
                 let logs = try await server.get("/jobs/\(jobID)/logs")
                 #expect(logs.object["build"] as? String == "hello from postgres\nraw \u{FFFD}\n")
@@ -46,7 +47,7 @@ struct PostgresServiceTests {
 
                 let again = try await server.trigger(pipelineID)
                 #expect(again > jobID, "ids go on from the stored ones")
-                #expect(try await server.waitForJob(again)["status"] as? String == "success")
+                #expect(try await server.waitForJobObject(again)["status"] as? String == "success")
                 #expect(try await server.counts().jobs == 2)
             }
         }

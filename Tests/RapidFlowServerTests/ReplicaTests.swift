@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RapidFlowStore
+import RapidFlowTestSupport
 import Testing
 
 /// Two real `rapidflow serve` processes on one PostgreSQL database.
@@ -45,7 +46,7 @@ struct ReplicaTests {
                 jobIDs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(pipeline))
             }
             for id in jobIDs {
-                #expect(try await a.client.waitForJob(id)["status"] as? String == "success")
+                #expect(try await a.client.waitForJobObject(id)["status"] as? String == "success")
             }
             let ran = try String(contentsOfFile: record, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
             #expect(ran.sorted() == jobIDs.sorted(), "every job ran once, none twice: \(ran.sorted())")
@@ -114,10 +115,10 @@ struct ReplicaTests {
             defer { b.kill(signal: SIGTERM) }
             // B leaves A's job alone while A renews its lease.
             try await Task.sleep(for: .seconds(3))
-            #expect(try await b.client.job(jobID)["status"] as? String == "running")
+            #expect(try await b.client.jobObject(jobID)["status"] as? String == "running")
             a.kill(signal: SIGKILL)
             let died = ContinuousClock.now
-            let job = try await b.client.waitForJob(jobID, timeout: .seconds(20))
+            let job = try await b.client.waitForJobObject(jobID, timeout: .seconds(20))
             #expect(job["status"] as? String == "failed")
             // 2 s of lease and a renewal round; generous for a loaded machine, far below the default 30 s lease.
             #expect(ContinuousClock.now - died < .seconds(15), "settled within the lease and a renewal interval")
@@ -125,7 +126,7 @@ struct ReplicaTests {
             #expect(output.hasPrefix("before the crash\n") && output.contains("stopped renewing its lease"), "\(output)")
             // B goes on running jobs.
             let next = try await b.client.trigger(try await b.client.createPipeline(config: "steps:\n  - echo after\n"))
-            #expect(try await b.client.waitForJob(next)["status"] as? String == "success")
+            #expect(try await b.client.waitForJobObject(next)["status"] as? String == "success")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RapidFlowCore
+import RapidFlowTestSupport
 import Testing
 
 @testable import RapidFlowServer
@@ -76,13 +77,13 @@ struct RepositoryTests {
         try await TestServer.with(configure: { $0.allowLocalRepositories = true; $0.executor = .shell }) { server in
             for (source, expected) in [(fileURL, "cloned from disk"), (String(fileURL.dropFirst("file://".count)), "cloned from disk")] {
                 let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \"\(source)\"\nbranch: main\nsteps:\n  - cat app/message.txt\n"))
-                let job = try await server.waitForJob(jobID)
+                let job = try await server.waitForJobObject(jobID)
                 let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
                 #expect(job["status"] as? String == "success", "\(source): \(steps.first?["output"] ?? "")")
                 #expect(steps.last?["output"] as? String == "\(expected)\n")
             }
             let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \"\(scpLooking)\"\nbranch: main\nsteps:\n  - cat message.txt\n"))
-            #expect(try await server.waitForJob(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(steps.last?["output"] as? String == "from-disk\n", "git read '/…/x@y:repo.git' as the path it is")
         }
@@ -125,7 +126,7 @@ struct RepositoryTests {
             }
             service.scheduler.jobsCreated()
             for (jobID, transport) in jobs {
-                #expect(try await server.waitForJob(jobID)["status"] as? String == "failed")
+                #expect(try await server.waitForJobObject(jobID)["status"] as? String == "failed")
                 let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
                 #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
                 let output = steps.first?["output"] as? String ?? ""
@@ -167,7 +168,7 @@ struct RepositoryTests {
             $0.runnerBinary = ServiceProcess.binary
         }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \(fileURL)\nbranch: main\nsteps:\n  - cat app/message.txt\n"))
-            let job = try await server.waitForJob(jobID)
+            let job = try await server.waitForJobObject(jobID)
             let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
             #expect(job["status"] as? String == "success", "\(steps.first?["output"] ?? "")")
             #expect(steps.last?["output"] as? String == "through the runner\n")

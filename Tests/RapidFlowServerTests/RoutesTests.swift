@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowTestSupport
 import Testing
 
 @Suite("Routes, lists and envelope")
@@ -58,7 +59,7 @@ struct RoutesTests {
             #expect(try await server.get("/pipelines/\(first)").object["config"] as? String == "steps:\n  - echo 3\n", "a refused update changes nothing")
 
             let jobID = try await server.trigger(first)
-            _ = try await server.waitForJob(jobID)
+            _ = try await server.waitForJobObject(jobID)
             let deleted = try await server.request(.DELETE, "/pipelines/\(first)")
             #expect(deleted.status == 200)
             #expect(try await server.get("/pipelines/\(first)").status == 404)
@@ -78,7 +79,7 @@ struct RoutesTests {
             let a = try await server.trigger(good)
             let b = try await server.trigger(bad)
             let c = try await server.trigger(good)
-            for id in [a, b, c] { _ = try await server.waitForJob(id) }
+            for id in [a, b, c] { _ = try await server.waitForJobObject(id) }
 
             #expect(try await server.get("/jobs").array.map { $0["id"] as? Int } == [c, b, a])
             #expect(try await server.get("/jobs?limit=2").array.map { $0["id"] as? Int } == [c, b])
@@ -93,7 +94,7 @@ struct RoutesTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo data > file.txt\n")
             let jobID = try await server.trigger(pipelineID)
-            _ = try await server.waitForJob(jobID)
+            _ = try await server.waitForJobObject(jobID)
             let workspace = "\(server.dataDirectory)/workspaces/job-\(jobID)"
             #expect(FileManager.default.fileExists(atPath: "\(workspace)/file.txt"))
             let reply = try await server.post("/jobs/\(jobID)/cleanup")

@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowTestSupport
 import Testing
 
 /// `rapidflow runner`: the same job run in-process and through a runner process ends the same.
@@ -28,7 +29,7 @@ struct RunnerTests {
     /// Each step's status, exit code and output, and the job's status.
     static func outcome(of server: TestServer) async throws -> (String?, [String]) {
         let jobID = try await server.trigger(try await server.createPipeline(config: config))
-        let job = try await server.waitForJob(jobID)
+        let job = try await server.waitForJobObject(jobID)
         let logs = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
         let steps = logs.map { step in
             "\(step["status"] ?? "-") \(step["exit_code"].map { "\($0)" } ?? "-") \(step["output"] ?? "")"
@@ -75,7 +76,7 @@ struct RunnerTests {
             }
             let unknown = try await server.request(.GET, "/runner/jobs/999/next?wait=0", headers: [("Authorization", "Bearer x")])
             #expect(unknown.status == 401)
-            let status = try await server.waitForJob(jobID)["status"] as? String
+            let status = try await server.waitForJobObject(jobID)["status"] as? String
             let text = try await server.get("/jobs/\(jobID)/logs").text
             #expect(status == "success", "\(text)")
             #expect(!(try await server.get("/jobs/\(jobID)/logs").text.contains("forged")), "nothing forged was stored")

@@ -8,15 +8,15 @@ import Synchronization
 ///
 /// Reading runs beside writing (the service may answer before the request is all written)
 /// on NIO's event loops, so waiting never holds a Swift concurrency thread.
-enum RawHTTPConnection {
-    struct Transcript: CustomStringConvertible {
-        let bytes: [UInt8]
+public enum RawHTTPConnection {
+    public struct Transcript: Sendable, CustomStringConvertible {
+        public let bytes: [UInt8]
         /// The service closed the connection (within the bound given to `exchange`).
-        let closed: Bool
-        let elapsed: Duration
+        public let closed: Bool
+        public let elapsed: Duration
 
-        var responses: [RawResponse] { RawResponse.parseAll(self.bytes) }
-        var description: String {
+        public var responses: [RawResponse] { RawResponse.parseAll(self.bytes) }
+        public var description: String {
             let text = String(decoding: self.bytes.prefix(600), as: UTF8.self)
             return "closed: \(self.closed) after \(self.elapsed), \(self.bytes.count) bytes: \(text.debugDescription)"
         }
@@ -24,7 +24,7 @@ enum RawHTTPConnection {
 
     /// Writes each chunk in turn (`pause` between them), reading all the while; returns once
     /// the service closes the connection, or after `bound` with `closed` false.
-    static func exchange(
+    public static func exchange(
         port: Int, _ chunks: [[UInt8]], pause: Duration? = nil, bound: Duration = .seconds(15)
     ) async throws -> Transcript {
         let started = ContinuousClock.now
@@ -76,41 +76,7 @@ enum RawHTTPConnection {
         let bytes = Mutex<[UInt8]>([])
     }
 
-    static func exchange(port: Int, _ request: String, bound: Duration = .seconds(15)) async throws -> Transcript {
+    public static func exchange(port: Int, _ request: String, bound: Duration = .seconds(15)) async throws -> Transcript {
         try await exchange(port: port, [Array(request.utf8)], bound: bound)
-    }
-}
-
-/// One HTTP/1 response as it came over the wire.
-struct RawResponse {
-    let version: String
-    let status: Int
-    let headers: [(String, String)]
-    let body: [UInt8]
-
-    func header(_ name: String) -> String? { self.headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-    var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(self.body)) as? [String: Any] }
-    var errorCode: String? { (self.json?["error"] as? [String: Any])?["code"] as? String }
-
-    /// The responses in `bytes`, in order; a body without a length runs to the end.
-    static func parseAll(_ bytes: [UInt8]) -> [RawResponse] {
-        var responses: [RawResponse] = []
-        var rest = bytes[...]
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        while let headEnd = rest.firstRange(of: separator) {
-            let lines = String(decoding: rest[..<headEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
-            let statusLine = lines[0].split(separator: " ", maxSplits: 2)
-            guard statusLine.count >= 2, let status = Int(statusLine[1]) else { break }
-            let headers = lines.dropFirst().compactMap { line -> (String, String)? in
-                guard let colon = line.firstIndex(of: ":") else { return nil }
-                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-            }
-            rest = rest[headEnd.upperBound...]
-            let length = headers.first { $0.0.lowercased() == "content-length" }.flatMap { Int($0.1) } ?? rest.count
-            let body = rest.prefix(length)
-            rest = rest.dropFirst(body.count)
-            responses.append(RawResponse(version: String(statusLine[0]), status: status, headers: headers, body: Array(body)))
-        }
-        return responses
     }
 }

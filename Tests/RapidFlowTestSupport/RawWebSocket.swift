@@ -10,22 +10,22 @@ import Synchronization
 /// then never ended (its socket left in CLOSE-WAIT), which hung whole test runs; a server
 /// probe showed every frame was sent. This client reads bytes as they come, on NIO's event
 /// loops, and ends within `bound` whatever happens.
-enum RawWebSocket {
-    struct Session {
+public enum RawWebSocket {
+    public struct Session: Sendable {
         /// The handshake's status: 101 when upgraded.
-        var status = 0
-        var headers: [(String, String)] = []
+        public var status = 0
+        public var headers: [(String, String)] = []
         /// Text messages, in order.
-        var texts: [String] = []
+        public var texts: [String] = []
         /// The close frame's code, e.g. 1000; nil when none came.
-        var closeCode: UInt16?
+        public var closeCode: UInt16?
         /// What followed a refused handshake's head.
-        var body: [UInt8] = []
+        public var body: [UInt8] = []
 
-        var upgraded: Bool { status == 101 }
+        public var upgraded: Bool { status == 101 }
     }
 
-    static func follow(
+    public static func follow(
         port: Int, path: String, headers: [(String, String)] = [], bound: Duration = .seconds(120)
     ) async throws -> Session {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

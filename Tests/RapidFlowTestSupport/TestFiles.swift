@@ -1,0 +1,59 @@
+import Foundation
+
+/// Files, directories and processes a test sets up or looks at on this machine.
+public enum TestFiles {
+    /// A new, empty directory of its own under the system's temporary directory.
+    public static func temporaryDirectory() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rapidflow-test-\(UUID().uuidString.prefix(8))").path
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Runs a shell command for test setup and returns its output; fails the test on a non-zero
+    /// exit. It waits without holding a Swift concurrency thread (there are as few as there
+    /// are cores, and every test shares them).
+    @discardableResult
+    public static func shell(_ command: String) async throws -> String {
+        let output = temporaryDirectory() + "/shell-output"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-eo", "pipefail", "-c", command]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        try? handle.close()
+        // Decoded leniently: a command may print bytes that are not UTF-8 (WebSocket frames).
+        let text = String(decoding: FileManager.default.contents(atPath: output) ?? Data(), as: UTF8.self)
+        guard status == 0 else { throw TestFailure("setup command failed: \(command)\n\(text)") }
+        return text
+    }
+
+    /// For cleanups in `defer`: a short command, run to its end on the calling thread.
+    public static func shellNow(_ command: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+        process.waitUntilExit()
+    }
+
+    /// Whether any process still carries `text` on its command line.
+    public static func processExists(matching text: String) -> Bool {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return false }
+        for entry in entries where Int(entry) != nil {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let commandLine = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            if commandLine.contains(text) { return true }
+        }
+        return false
+    }
+}
