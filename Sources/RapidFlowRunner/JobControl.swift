@@ -69,10 +69,12 @@ public final class JobControl: Sendable {
         if let step { Self.deliver(signal, to: step) }
     }
 
+    /// One signal per process of the step: its group at once, then whatever left the group
+    /// (found by marker or cgroup), then what else the step attached (a container, a runner).
     private static func deliver(_ signal: Int32, to step: CurrentStep) {
         if let group = step.processGroup { kill(-group, signal) }
+        ProcessSweeper.signalProcesses(markedWith: step.marker, signal: signal, exceptGroup: step.processGroup)
         step.stopHandlers.forEach { $0(signal) }
-        ProcessSweeper.signalProcesses(markedWith: step.marker, signal: signal)
     }
 
     // MARK: - Steps

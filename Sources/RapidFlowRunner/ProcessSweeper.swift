@@ -7,15 +7,24 @@ import Foundation
 public enum ProcessSweeper {
     public static let markerVariable = "RAPIDFLOW_STEP_MARKER"
 
-    /// Sends `signal` to every process whose marker starts with `prefix`; returns how many.
+    /// Sends `signal` to every process whose marker starts with `prefix`, or that is in the
+    /// cgroup of such a step, once each; returns how many there were.
+    ///
+    /// Processes in `exceptGroup` are left out: the caller signalled that process group
+    /// itself, and a process that traps the signal must see it once per stop, not once per
+    /// way it was found.
     @discardableResult
-    public static func signalProcesses(markedWith prefix: String, signal: Int32) -> Int {
+    public static func signalProcesses(markedWith prefix: String, signal: Int32, exceptGroup group: pid_t? = nil) -> Int {
+        let inGroup: (pid_t) -> Bool = { pid in group.map { getpgid(pid) == $0 } ?? false }
         // The step's cgroup holds even the processes that dropped the marker.
-        let contained = StepCgroups.signal(markedWith: prefix, signal: signal)
-        return max(contained, signalMarked(prefix, signal: signal))
+        let contained = StepCgroups.signal(markedWith: prefix, signal: signal, skipping: inGroup)
+        let marked = signalMarked(prefix, signal: signal) { contained.contains($0) || inGroup($0) }
+        return contained.count + marked
     }
 
-    private static func signalMarked(_ prefix: String, signal: Int32) -> Int {
+    /// Signals the marked processes that `skip` does not name; returns how many it found
+    /// (skipped ones not counted).
+    private static func signalMarked(_ prefix: String, signal: Int32, skipping skip: (pid_t) -> Bool) -> Int {
         let needle = Array("\(markerVariable)=\(prefix)".utf8)
         let own = getpid()
         var count = 0
@@ -27,7 +36,8 @@ public enum ProcessSweeper {
             let matches = environ.split(separator: 0).contains { variable in
                 variable.count >= needle.count && variable.prefix(needle.count).elementsEqual(needle)
             }
-            if matches, kill(pid, signal) == 0 { count += 1 }
+            guard matches, !skip(pid) else { continue }
+            if kill(pid, signal) == 0 { count += 1 }
         }
         return count
     }

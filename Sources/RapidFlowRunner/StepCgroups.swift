@@ -30,21 +30,21 @@ public enum StepCgroups {
     }
 
     /// Sends `signal` to every process in the cgroups whose marker starts with `prefix`
-    /// (`<instance>:` for all of an instance's steps); SIGKILL through `cgroup.kill`. Returns
-    /// how many processes there were.
+    /// (`<instance>:` for all of an instance's steps), except those `skip` names; SIGKILL
+    /// through `cgroup.kill`. Returns the processes that were there.
     @discardableResult
-    public static func signal(markedWith prefix: String, signal: Int32) -> Int {
-        var count = 0
+    public static func signal(markedWith prefix: String, signal: Int32, skipping skip: (pid_t) -> Bool = { _ in false }) -> Set<pid_t> {
+        var found = Set<pid_t>()
         for cgroup in cgroups(markedWith: prefix) {
             let pids = processes(in: cgroup)
-            count += pids.count
+            found.formUnion(pids)
             if signal == SIGKILL, FileManager.default.fileExists(atPath: "\(cgroup)/cgroup.kill") {
                 write("1", to: "\(cgroup)/cgroup.kill")
             } else {
-                for pid in pids where signal != 0 { kill(pid, signal) }
+                for pid in pids where signal != 0 && !skip(pid) { kill(pid, signal) }
             }
         }
-        return count
+        return found
     }
 
     /// Kills what is left in the cgroups under `prefix` and removes them, waiting up to about
