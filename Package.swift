@@ -132,8 +132,6 @@ let package = Package(
                 "RapidFlowRunner",
                 // The Nomad executor end to end: a service, the fake agent, a runner it starts.
                 "RapidFlowServer", "RapidFlowAPI", "RapidFlowTestSupport",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The fake Nomad agent the Nomad tests talk to, over HTTP or TLS.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -147,10 +145,8 @@ let package = Package(
             dependencies: [
                 "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore", "RapidFlowTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
             ]
         ),

@@ -1,11 +1,8 @@
-import AsyncHTTPClient
 import Foundation
-import Logging
-import NIOCore
-import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowRunner
 import RapidFlowServer
-import ServiceLifecycle
+import RapidFlowTestSupport
 import Synchronization
 import Testing
 
@@ -13,13 +10,11 @@ import Testing
 /// node with the raw_exec driver: it starts the registered task's command (a real
 /// `rapidflow runner`) with the task's environment, and reports the allocation from that
 /// process (running, then complete with its exit code, or stopped after a DELETE).
+///
+/// The job Nomad is sent is Nomad's JSON, read here as JSONSerialization objects; the
+/// service's own answers are read through the API types.
 @Suite("Service on Nomad", .serialized)
 struct NomadServiceTests {
-    static var binary: String {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return ProcessInfo.processInfo.environment["RAPIDFLOW_BINARY"] ?? packageRoot.appendingPathComponent(".build/debug/rapidflow").path
-    }
-
     /// The node's side: the runner process per Nomad job and how it ended.
     final class Node: Sendable {
         struct Run {
@@ -35,8 +30,7 @@ struct NomadServiceTests {
             let config = try #require(task["Config"] as? [String: Any])
             // Nomad renders the task's templates into its directories and interpolates ${VAR} in
             // the arguments from the task's environment, which names those directories.
-            let secrets = NSTemporaryDirectory() + "rapidflow-nomad-secrets-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+            let secrets = TestFiles.temporaryDirectory()
             for template in task["Templates"] as? [[String: Any]] ?? [] {
                 let destination = try #require(template["DestPath"] as? String)
                 let path = secrets + "/" + destination.replacingOccurrences(of: "secrets/", with: "")
@@ -110,63 +104,15 @@ struct NomadServiceTests {
     }
 
     /// An in-process service on `--executor nomad` at the fake agent.
-    static func withService<T>(agent: FakeNomadAgent, _ body: (String) async throws -> T) async throws -> T {
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.dataDirectory = NSTemporaryDirectory() + "rapidflow-nomad-\(UUID().uuidString.prefix(8))"
-        configuration.executor = .nomad
-        configuration.allowLocalRepositories = true
-        configuration.killGracePeriod = .seconds(2)
-        configuration.logLevel = .warning
-        configuration.nomad = NomadConfiguration(address: agent.address, token: "nomad-acl-token-5150", runnerCommand: binary)
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let (app, _) = try await buildApplication(configuration: configuration) { portContinuation.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "nomad-service-test")))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            do {
-                let result = try await body("http://127.0.0.1:\(port)")
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
+    static func withService<T>(agent: FakeNomadAgent, _ body: (TestServer) async throws -> T) async throws -> T {
+        try await TestServer.with(configure: {
+            $0.executor = .nomad
+            $0.nomad = NomadConfiguration(address: agent.address, token: "nomad-acl-token-5150", runnerCommand: ServiceProcess.binary)
+        }, body)
     }
 
-    static func call(_ method: HTTPMethod, _ url: String, _ body: String? = nil) async throws -> [String: Any] {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        let bytes = try await response.body.collect(upTo: 16 << 20)
-        return try JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any] ?? [:]
-    }
-
-    static func waitForJob(_ base: String, _ id: Int) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            let job = try await call(.GET, "\(base)/jobs/\(id)")["data"] as? [String: Any] ?? [:]
-            if ["success", "failed", "cancelled"].contains(job["status"] as? String ?? "") { return job }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw NomadServiceFailure("job \(id) did not finish")
-    }
-
-    static func trigger(_ base: String, config: String) async throws -> Int {
-        let pipeline = try await call(.POST, "\(base)/pipelines", #"{"name": "nomad", "config": \#(jsonString(config))}"#)
-        let pipelineID = try #require((pipeline["data"] as? [String: Any])?["id"] as? Int)
-        let job = try await call(.POST, "\(base)/pipelines/\(pipelineID)/jobs")
-        return try #require((job["data"] as? [String: Any])?["id"] as? Int)
-    }
-
-    static func jsonString(_ text: String) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed]), as: UTF8.self)
+    static func trigger(_ server: TestServer, config: String) async throws -> Int {
+        try await server.trigger(try await server.createPipeline(name: "nomad", config: config))
     }
 
     @Test func aJobRunsInTheRunnerTheNomadNodeStartsAndIsStoppedAndPurgedAfter() async throws {
@@ -174,18 +120,17 @@ struct NomadServiceTests {
         defer { node.endAll() }
         try await FakeNomadAgent.run { agent in
             try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluation(status: "complete"))
-            try await Self.withService(agent: agent) { base in
-                let jobID = try await Self.trigger(base, config: "kill_timeout_seconds: 3\nenv:\n  DEPLOY_TOKEN: \"nomad-secret-77\"\nsteps:\n  - echo \"on the node $CI $DEPLOY_TOKEN\"\n  - echo second; exit 4\n")
-                let job = try await Self.waitForJob(base, jobID)
-                #expect(job["status"] as? String == "failed")
-                let logs = try await Self.call(.GET, "\(base)/jobs/\(jobID)/logs")["data"] as? [String: Any] ?? [:]
-                let steps = logs["logs"] as? [[String: Any]] ?? []
-                #expect(steps.map { $0["exit_code"] as? Int } == [0, 4])
-                #expect(logs["build"] as? String == "on the node true ********\nsecond\n[rapidflow] step failed with exit code 4\n")
+            try await Self.withService(agent: agent) { server in
+                let jobID = try await Self.trigger(server, config: "kill_timeout_seconds: 3\nenv:\n  DEPLOY_TOKEN: \"nomad-secret-77\"\nsteps:\n  - echo \"on the node $CI $DEPLOY_TOKEN\"\n  - echo second; exit 4\n")
+                let job = try await server.waitForJob(jobID)
+                #expect(job.status == .failed)
+                let logs = try await server.logs(jobID)
+                #expect(logs.logs.map(\.exitCode) == [0, 4])
+                #expect(logs.build == "on the node true ********\nsecond\n[rapidflow] step failed with exit code 4\n")
                 // Ready while the agent is healthy and there is a leader; cleanup asks Nomad to collect garbage.
-                #expect((try await Self.call(.GET, "\(base)/ready")["data"] as? [String: Any])?["executor"] as? String == "nomad")
-                let cleaned = try await Self.call(.POST, "\(base)/jobs/\(jobID)/cleanup")
-                #expect(((cleaned["data"] as? [String: Any])?["removed"] as? [String: Any])?["nomad_gc"] as? Bool == true, "\(cleaned)")
+                #expect(try await server.get("/ready").decoded(API.Readiness.self).executor == "nomad")
+                let cleaned = try await server.post("/jobs/\(jobID)/cleanup")
+                #expect(try cleaned.decoded(API.CleanupResult.self).removed.nomadGC == true, "\(cleaned.text)")
             }
             let requests = agent.requests
             let register = try #require(requests.first { $0.line == "POST /v1/jobs" })
@@ -209,18 +154,13 @@ struct NomadServiceTests {
         defer { node.endAll() }
         try await FakeNomadAgent.run { agent in
             try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluationFilteredAndExhausted(), places: false)
-            try await Self.withService(agent: agent) { base in
-                let jobID = try await Self.trigger(base, config: "steps:\n  - echo never\n")
-                let job = try await Self.waitForJob(base, jobID)
-                #expect(job["status"] as? String == "failed")
-                let output = (try await Self.call(.GET, "\(base)/jobs/\(jobID)/logs")["data"] as? [String: Any])?["build"] as? String ?? ""
+            try await Self.withService(agent: agent) { server in
+                let jobID = try await Self.trigger(server, config: "steps:\n  - echo never\n")
+                let job = try await server.waitForJob(jobID)
+                #expect(job.status == .failed)
+                let output = try await server.logs(jobID).build
                 #expect(output.contains("Nomad:") && output.contains("windows"), "\(output)")
             }
         }
     }
-}
-
-struct NomadServiceFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

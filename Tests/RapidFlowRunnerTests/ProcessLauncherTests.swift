@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import RapidFlowTestSupport
 import Synchronization
 import Testing
 
@@ -90,9 +91,9 @@ struct ProcessLauncherTests {
                 executable: "/bin/bash", arguments: ["-c", "setsid sleep 300 & echo up; wait"],
                 environment: [ProcessSweeper.markerVariable: marker], workingDirectory: nil),
             started: { _ in }, output: { chunk in collected.bytes.withLock { $0 += chunk.readableBytesView } })
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ProcessSweeper.signalProcesses(markedWith: marker, signal: 0) < 2, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        // A timeout is left to the expectation below, so the SIGKILL after it still ends the processes.
+        try? await eventually(timeout: .seconds(10), "the shell and its escaped sleep run") {
+            ProcessSweeper.signalProcesses(markedWith: marker, signal: 0) >= 2
         }
         #expect(ProcessSweeper.signalProcesses(markedWith: marker, signal: 0) == 2)
         #expect(ProcessSweeper.signalProcesses(markedWith: marker, signal: SIGKILL) == 2)
@@ -123,11 +124,7 @@ struct ProcessLauncherTests {
                     return (pid.pids.withLock { $0[0] }, termination)
                 }
             }
-            let deadline = ContinuousClock.now + .seconds(60)
-            while started.pids.withLock({ $0.count }) < count {
-                try #require(ContinuousClock.now < deadline, "the children did not all start")
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            try await eventually(timeout: .seconds(60), "the \(count) children start") { started.pids.withLock { $0.count } == count }
             #expect(try threads() - before < count / 4, "threads grew with the number of running children")
 
             let pids = started.pids.withLock { $0 }

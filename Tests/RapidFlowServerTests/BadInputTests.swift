@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowTestSupport
 import Testing
 
@@ -17,7 +18,7 @@ struct BadInputTests {
         let before = try await server.counts()
         let reply = try await server.request(method, path, body: body)
         #expect(reply.status == status, "\(path) \(body?.prefix(80) ?? ""): \(reply.text.prefix(300))")
-        #expect(reply.data == nil)
+        #expect(try reply.envelope(UnreadData.self).data == nil)
         if let code { #expect(reply.errorCode == code, "\(reply.text.prefix(300))") }
         #expect(!reply.errorMessage.isEmpty)
         for word in words {
@@ -27,7 +28,7 @@ struct BadInputTests {
     }
 
     func config(_ yaml: String) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: ["name": "p", "config": yaml]), as: UTF8.self)
+        String(decoding: try! JSONEncoder().encode(API.PipelineDefinition(name: "p", config: yaml)), as: UTF8.self)
     }
 
     @Test func malformedJSONIsRefused() async throws {

@@ -1,4 +1,6 @@
 import Foundation
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -42,8 +44,9 @@ struct CLITests {
             stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
     }
 
-    static func json(_ run: Run) throws -> Any {
-        try JSONSerialization.jsonObject(with: Data(run.stdout.utf8), options: [.fragmentsAllowed])
+    /// What `--json` printed: the API's response type the command read.
+    static func decoded<Payload: Decodable>(_ type: Payload.Type, _ run: Run) throws -> Payload {
+        try JSONDecoder().decode(type, from: Data(run.stdout.utf8))
     }
 
     @Test func pipelineSubcommandsCreateListShowUpdateAndDelete() async throws {
@@ -58,8 +61,8 @@ struct CLITests {
 
             let list = try await Self.cli(["pipeline", "list"], server: server)
             #expect(list.stdout.contains("cli-demo"))
-            let listed = try #require(try Self.json(try await Self.cli(["pipeline", "list", "--json"], server: server)) as? [[String: Any]])
-            #expect(listed.map { $0["name"] as? String } == ["cli-demo"])
+            let listed = try Self.decoded([API.Pipeline].self, try await Self.cli(["pipeline", "list", "--json"], server: server))
+            #expect(listed.map(\.name) == ["cli-demo"])
 
             let shown = try await Self.cli(["pipeline", "show", "cli-demo"], server: server)
             #expect(shown.stdout.contains("echo one"))
@@ -67,16 +70,16 @@ struct CLITests {
             // A config from standard input replaces the stored one; the name is kept.
             let updated = try await Self.cli(["pipeline", "update", "1", "--file", "-"], server: server, input: "steps:\n  - echo two\n")
             #expect(updated.status == 0, "\(updated.stderr)")
-            let stored = try await server.get("/pipelines/1").object
-            #expect(stored["config"] as? String == "steps:\n  - echo two\n")
-            #expect(stored["name"] as? String == "cli-demo")
+            let stored = try await server.get("/pipelines/1").decoded(API.Pipeline.self)
+            #expect(stored.config == "steps:\n  - echo two\n")
+            #expect(stored.name == "cli-demo")
 
             // A bad config is refused with the service's message, and nothing changes.
             let bad = try await Self.cli(["pipeline", "update", "1", "--file", "-"], server: server, input: "steps: 12\n")
             #expect(bad.status != 0)
             #expect(bad.stderr.hasPrefix("error: "))
             #expect(bad.stderr.contains("invalid_config"))
-            #expect(try await server.get("/pipelines/1").object["config"] as? String == "steps:\n  - echo two\n")
+            #expect(try await server.get("/pipelines/1").decoded(API.Pipeline.self).config == "steps:\n  - echo two\n")
 
             let deleted = try await Self.cli(["pipeline", "delete", "cli-demo"], server: server)
             #expect(deleted.status == 0)
@@ -109,9 +112,8 @@ struct CLITests {
             let since = try await Self.cli(["logs", "1", "--since", "1"], server: server)
             #expect(since.stdout == "=== Step 2 (bash) ===\ntail\n\n=== Build completed ===\n")
 
-            let details = try await server.get("/jobs/1/details").object
-            let environment = details["environments"] as? [[String: Any]] ?? []
-            #expect(environment.contains { $0["key"] as? String == "GREETING" && $0["value"] as? String == "hi" })
+            let details = try await server.get("/jobs/1/details").decoded(API.JobDetails.self)
+            #expect(details.environments.contains { $0.key == "GREETING" && $0.value == "hi" })
         }
     }
 
@@ -130,7 +132,7 @@ struct CLITests {
             #expect(try await Self.cli(["wait", String(failure)], server: server).status == 1)
 
             let cancelled = try await server.trigger(slow)
-            try await server.waitForStatus(cancelled, "running")
+            try await server.waitForStatus(cancelled, .running)
             let timedOut = try await Self.cli(["wait", String(cancelled), "--timeout", "0.5"], server: server)
             #expect(timedOut.status == 124)
             #expect(timedOut.stderr.contains("still running"))
@@ -140,7 +142,7 @@ struct CLITests {
             #expect(cancel.stdout == "job \(cancelled) cancelled\n")
             let result = try await waiting
             #expect(result.status == 2)
-            #expect((try Self.json(result) as? [String: Any])?["status"] as? String == "cancelled")
+            #expect(try Self.decoded(API.JobStatusReport.self, result).status == .cancelled)
         }
     }
 
@@ -148,13 +150,13 @@ struct CLITests {
         try await TestServer.with { server in
             let pipeline = try await server.createPipeline(name: "table", config: "steps:\n  - echo built\n  - exit 1\n")
             let first = try await server.trigger(pipeline)
-            try await server.waitForJobObject(first)
+            try await server.waitForJob(first)
 
             let table = try await Self.cli(["jobs"], server: server)
             let lines = table.stdout.split(separator: "\n")
             #expect(lines.first?.hasPrefix("ID  KIND") == true)
             #expect(lines.count == 2 && lines[1].contains("table") && lines[1].contains("failed"))
-            let filtered = try #require(try Self.json(try await Self.cli(["jobs", "--status", "success", "--json"], server: server)) as? [Any])
+            let filtered = try Self.decoded([API.Job].self, try await Self.cli(["jobs", "--status", "success", "--json"], server: server))
             #expect(filtered.isEmpty)
             let badFilter = try await Self.cli(["jobs", "--status", "sideways"], server: server)
             #expect(badFilter.status != 0)
@@ -163,20 +165,20 @@ struct CLITests {
             let status = try await Self.cli(["status", String(first)], server: server)
             #expect(status.stdout.contains("job \(first)  failed"))
             #expect(status.stdout.contains("skipped") == false)
-            let statusJSON = try #require(try Self.json(try await Self.cli(["status", String(first), "--json"], server: server)) as? [String: Any])
-            #expect((statusJSON["steps"] as? [Any])?.count == 2)
+            let statusJSON = try Self.decoded(API.JobStatusReport.self, try await Self.cli(["status", String(first), "--json"], server: server))
+            #expect(statusJSON.steps.count == 2)
 
             let retry = try await Self.cli(["retry", String(first), "--json"], server: server)
-            let retried = try #require(try Self.json(retry) as? [String: Any])
-            #expect(retried["retry_of"] as? Int == first)
-            let second = try #require(retried["id"] as? Int)
-            try await server.waitForJobObject(second)
+            let retried = try Self.decoded(API.Job.self, retry)
+            #expect(retried.retryOf == first)
+            let second = retried.id
+            try await server.waitForJob(second)
 
             let killTarget = try await server.trigger(try await server.createPipeline(name: "long", config: "steps:\n  - sleep 30\n"))
-            try await server.waitForStatus(killTarget, "running")
+            try await server.waitForStatus(killTarget, .running)
             let killed = try await Self.cli(["kill", String(killTarget)], server: server)
             #expect(killed.stdout == "job \(killTarget) cancelled\n")
-            #expect(try await server.jobObject(killTarget)["status"] as? String == "cancelled")
+            #expect(try await server.job(killTarget).status == .cancelled)
 
             let cleanup = try await Self.cli(["cleanup", String(first)], server: server)
             #expect(cleanup.status == 0, "\(cleanup.stderr)")
@@ -198,18 +200,18 @@ struct CLITests {
             let submitted = try await Self.cli(
                 ["submit", "--file", file, "--tag", "1.0", "--test-command", "true", "--git-ref", "main", "--json"], server: server)
             #expect(submitted.status == 0, "\(submitted.stderr)")
-            let reply = try #require(try Self.json(submitted) as? [String: Any])
-            let id = try #require(Int(reply["job_id"] as? String ?? ""))
-            let steps = try await server.get("/jobs/\(id)/status").object["steps"] as? [[String: Any]] ?? []
+            let reply = try Self.decoded(API.SubmittedJob.self, submitted)
+            let id = try #require(Int(reply.jobID))
+            let steps = try await server.get("/jobs/\(id)/status").decoded(API.JobStatusReport.self).steps
             // Flags win over the file: one tag (one push), one test command.
-            #expect(steps.filter { $0["phase"] as? String == "publish" }.count == 1)
-            #expect(steps.filter { $0["phase"] as? String == "test" }.count == 1)
+            #expect(steps.filter { $0.phase == .publish }.count == 1)
+            #expect(steps.filter { $0.phase == .test }.count == 1)
 
             let bad = try await Self.cli(["submit", "--owner", "team", "--repo-url", "not a url"], server: server)
             #expect(bad.status == 1)
             #expect(bad.stderr.hasPrefix("error: "))
             #expect(bad.stderr.contains("repo_url"))
-            #expect(try await server.get("/jobs").array.count == 1)
+            #expect(try await server.get("/jobs").decoded([API.Job].self).count == 1)
         }
     }
 

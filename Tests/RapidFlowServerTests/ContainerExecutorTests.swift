@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -25,13 +27,13 @@ struct ContainerExecutorTests {
                   - false | cat
                 """)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(job["status"] as? String == "failed", "pipefail holds in the container")
-            #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed"])
-            #expect(steps[0]["output"] as? String == "hi from the container in /workspace\n")
-            #expect(steps[1]["output"] as? String == "data\nto-stderr\n")
-            #expect(job["container_id"] is String)
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let steps = try await server.logs(jobID).logs
+            #expect(job.status == .failed, "pipefail holds in the container")
+            #expect(steps.map(\.status) == [.success, .success, .failed])
+            #expect(steps[0].output == "hi from the container in /workspace\n")
+            #expect(steps[1].output == "data\nto-stderr\n")
+            #expect(job.containerID != nil)
             #expect(FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)/file.txt"))
         }
     }
@@ -40,11 +42,11 @@ struct ContainerExecutorTests {
         try await Self.withDockerServer { server in
             let pipelineID = try await server.createPipeline(config: "language: rftest\nversion: busybox\nsteps:\n  - test -x /bin/busybox && echo mapped\n")
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJobObject(jobID, timeout: .seconds(120))["status"] as? String == "success")
-            #expect(try await server.get("/jobs/\(jobID)/logs").object["build"] as? String == "mapped\n")
+            #expect(try await server.waitForJob(jobID, timeout: .seconds(120)).status == .success)
+            #expect(try await server.logs(jobID).build == "mapped\n")
             let none = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo x\n"))
-            #expect(try await server.waitForJobObject(none)["status"] as? String == "failed")
-            #expect((try await server.get("/jobs/\(none)/logs").object["build"] as? String ?? "").contains("needs 'image' or 'language'"))
+            #expect(try await server.waitForJob(none).status == .failed)
+            #expect(try await server.logs(none).build.contains("needs 'image' or 'language'"))
         }
     }
 
@@ -53,9 +55,9 @@ struct ContainerExecutorTests {
             let pipelineID = try await server.createPipeline(config: "image: rapidflow-test/busybox\nsteps:\n  - echo up; sleep 300\n")
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForOutput(jobID, containing: "up", timeout: .seconds(60))
-            let container = try #require(try await server.jobObject(jobID)["container_id"] as? String)
+            let container = try #require(try await server.job(jobID).containerID)
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
-            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.job(jobID).status == .cancelled)
             let running = try await TestFiles.shell("docker ps -q --no-trunc")
             #expect(!running.contains(container))
         }
@@ -74,15 +76,15 @@ struct ContainerExecutorTests {
                 """)
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForOutput(jobID, containing: "listening", timeout: .seconds(60))
-            let details = try await server.get("/jobs/\(jobID)/details").object
-            let ports = (details["job"] as? [String: Any])?["ports"] as? [String] ?? []
+            let details = try await server.get("/jobs/\(jobID)/details").decoded(API.JobDetails.self)
+            let ports = details.job.ports
             try #require(ports.count == 1, "\(details)")
             #expect(ports[0].hasPrefix("8080/tcp -> 127.0.0.1:"))
             let hostPort = try #require(ports[0].split(separator: ":").last.map(String.init))
             var body = ""
-            for _ in 0..<50 where !body.contains("served") {
+            try await eventually(timeout: .seconds(10), "the step's httpd answers on port \(hostPort)") {
                 body = (try? await TestFiles.shell("curl -s http://127.0.0.1:\(hostPort)/index.html")) ?? ""
-                try await Task.sleep(for: .milliseconds(100))
+                return body.contains("served")
             }
             #expect(body == "served\n")
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
@@ -92,12 +94,12 @@ struct ContainerExecutorTests {
     @Test func cleanupAsksTheEngineOnTheConfiguredSocket() async throws {
         try await TestServer.with(configure: { $0.executor = .shell; $0.dockerSocket = "/nonexistent/docker.sock" }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo hi\n"))
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJob(jobID).status == .success)
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200, "\(reply.text)")
-            let removed = reply.object["removed"] as? [String: Any] ?? [:]
+            let removed = try reply.decoded(API.CleanupResult.self).removed
             // The engine on the default socket answers here; the configured one does not.
-            #expect(removed["workspace"] as? Bool == true && removed["containers"] == nil, "\(removed)")
+            #expect(removed.workspace == true && removed.containers == nil, "\(removed)")
         }
     }
 
@@ -111,7 +113,7 @@ struct ContainerExecutorTests {
         try await TestServer.with { server in
             let ready = try await server.get("/ready")
             #expect(ready.status == 200)
-            #expect(ready.object["docker"] as? String == "ok")
+            #expect(try ready.decoded(API.Readiness.self).docker == "ok")
         }
     }
 }

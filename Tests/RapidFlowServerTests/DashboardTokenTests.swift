@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowTestSupport
 import Synchronization
 import Testing
@@ -47,9 +48,9 @@ struct DashboardTokenTests {
         }
         let created = try await server.request(.POST, "/pipelines", body: #"{"name":"p","config":"steps:\n  - echo from the step\n"}"#, headers: bearer)
         try #require(created.status == 200)
-        let pipelineID = try #require(created.object["id"] as? Int)
+        let pipelineID = try created.decoded(API.Pipeline.self).id
         let triggered = try await server.request(.POST, "/pipelines/\(pipelineID)/jobs", headers: bearer)
-        let jobID = try #require(triggered.object["id"] as? Int)
+        let jobID = try triggered.decoded(API.Job.self).id
 
         let encoded = Self.base64URL(Self.token)
         let accepted = try #require(
@@ -95,7 +96,7 @@ struct DashboardTokenTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo open\n")
             let jobID = try await server.trigger(pipelineID)
-            try await server.waitForJobObject(jobID)
+            try await server.waitForJob(jobID)
             let answer = try await Self.handshakeHeaders(server, jobID: jobID, protocols: "rapidflow")
             #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
             #expect(answer.lowercased().contains("sec-websocket-protocol: rapidflow\r\n"), "\(answer)")

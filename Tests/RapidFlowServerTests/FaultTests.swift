@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowTestSupport
 import Testing
@@ -28,9 +30,8 @@ struct FaultTests {
     /// the runner's `Authorization` header.
     static func jobWithRunnerToken(_ server: TestServer, tokenFile: String) async throws -> (Int, [(String, String)]) {
         let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
-        let deadline = ContinuousClock.now + .seconds(30)
-        while (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.isEmpty ?? true, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        try await eventually("the runner of job \(jobID) is handed its token") {
+            (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.isEmpty == false
         }
         let token = try #require(try? String(contentsOfFile: tokenFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
         return (jobID, [("Authorization", "Bearer \(token)")])
@@ -40,7 +41,7 @@ struct FaultTests {
         try await Self.withTokenKeepingRunner { server, tokenFile in
             let (jobID, auth) = try await Self.jobWithRunnerToken(server, tokenFile: tokenFile)
             let next = try await server.request(.GET, "/runner/jobs/\(jobID)/next?wait=5", headers: auth)
-            let stepID = try #require((next.object["step"] as? [String: Any])?["step_id"] as? Int, "\(next.text)")
+            let stepID = try #require(try next.decoded(API.RunnerNext.self).step?.stepID, "\(next.text)")
 
             var generator = SeededGenerator(seed: 1300)
             let fixed = ["1e300", "-1e300", "1.7976931348623157e308", "256", "-1", "1.5", "9223372036854775808", "-9223372036854775809",
@@ -81,8 +82,8 @@ struct FaultTests {
             // The step still ends, through the real route, and the job with it.
             let end = try await server.request(.POST, "/runner/jobs/\(jobID)/steps/\(stepID)/exit", body: "{\"exit_code\": 3}", headers: auth)
             #expect(end.status == 200, "\(end.text)")
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "failed")
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .failed)
         }
     }
 
@@ -97,9 +98,9 @@ struct FaultTests {
                   - (tr '\\0' '\\n' < /proc/$PPID/environ; tr '\\0' ' ' < /proc/$PPID/cmdline) > seen || true; grep -cE '[0-9a-f]{64}|TOKEN' seen || echo "no token in sight"; grep -c -- '--token-file -' seen
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            let job = try await server.waitForJobObject(jobID)
-            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
-            #expect(job["status"] as? String == "success", "\(output)")
+            let job = try await server.waitForJob(jobID)
+            let output = try await server.logs(jobID).build
+            #expect(job.status == .success, "\(output)")
             #expect(output.hasPrefix("0\nno token in sight\n1\n"), "the step saw its runner's process but no token: \(output)")
         }
     }
@@ -120,9 +121,9 @@ struct FaultTests {
                   - cat in-the-workspace
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            let job = try await server.waitForJobObject(jobID)
-            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
-            #expect(job["status"] as? String == "success", "\(output)")
+            let job = try await server.waitForJob(jobID)
+            let output = try await server.logs(jobID).build
+            #expect(job.status == .success, "\(output)")
             #expect(output == "nobody\nkept\nits parent is hidden\nkept\n", "\(output)")
         }
     }
@@ -130,8 +131,7 @@ struct FaultTests {
     // MARK: - Output under the cap
 
     static func stepOutputs(_ server: TestServer, _ jobID: Int) async throws -> [(id: Int, output: Data)] {
-        let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-        return steps.map { (($0["step_id"] as? Int) ?? 0, Data(($0["output"] as? String ?? "").utf8)) }
+        try await server.logs(jobID).logs.map { ($0.stepID, Data($0.output.utf8)) }
     }
 
     @Test func outputUnderTheCapIsStoredAsPrintedWithNoMarker() async throws {
@@ -143,7 +143,7 @@ struct FaultTests {
                   - head -c 1048577 /dev/zero | tr '\\0' 'c'
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJob(jobID).status == .success)
             let outputs = try await Self.stepOutputs(server, jobID)
             #expect(outputs.map(\.output.count) == [614_400, 1_048_576, 1_048_577], "passed by one byte, nothing is cut yet")
             #expect(outputs[0].output == Data(repeating: UInt8(ascii: "a"), count: 614_400))
@@ -163,15 +163,13 @@ struct FaultTests {
         let expected = Data((1...200_000).map { "\($0)\n" }.joined().utf8.prefix(printed))
         #expect(expected.count == printed)
         // Stored while the step still runs: a follower and the store see it before the step ends.
-        let deadline = ContinuousClock.now + .seconds(60)
         var stored = Data()
-        while ContinuousClock.now < deadline {
+        try await eventually(timeout: .seconds(60), "\(printed) bytes of job \(jobID) are stored") {
             stored = try await Self.stepOutputs(service.client, jobID).first?.output ?? Data()
-            if stored.count >= printed { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return stored.count >= printed
         }
         #expect(stored == expected, "stored \(stored.count) of \(printed) bytes while the step runs")
-        #expect(try await service.client.jobObject(jobID)["status"] as? String == "running")
+        #expect(try await service.client.job(jobID).status == .running)
 
         service.kill(signal: SIGKILL)
         service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--step-output-cap-mb", "1"])
@@ -193,8 +191,7 @@ struct FaultTests {
 
     /// Waits (bounded) until the escapee runs: a step prints before its background process has exec'd.
     static func waitForEscapee(_ name: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !escapeeRuns(name), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await eventually(timeout: .seconds(20), "the escapee \(name) runs") { escapeeRuns(name) }
         try #require(escapeeRuns(name), "the escapee \(name) started")
     }
 
@@ -209,14 +206,14 @@ struct FaultTests {
             let name = "rf-escapee-\(UUID().uuidString.prefix(8))"
             let waitForIt = "until grep -qsz '^\(name)' /proc/[0-9]*/cmdline; do sleep 0.05; done; echo left it"
             let jobID = try await server.trigger(try await server.createPipeline(config: Self.escapingStep(name, then: waitForIt)))
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
+            #expect(try await server.waitForJob(jobID).status == .success)
             #expect(!Self.escapeeRuns(name), "the escapee ended with its step")
 
             // And on cancel.
             let cancelName = "rf-escapee-\(UUID().uuidString.prefix(8))"
             let cancelled = try await server.trigger(try await server.createPipeline(config: Self.escapingStep(cancelName, then: "echo started; sleep 300")))
             try await Self.waitForEscapee(cancelName)
-            #expect(try await server.post("/jobs/\(cancelled)/cancel").object["status"] as? String == "cancelled")
+            #expect(try await server.post("/jobs/\(cancelled)/cancel").decoded(API.CancelResult.self).status == .cancelled)
             #expect(!Self.escapeeRuns(cancelName), "the escapee ended with the cancel")
         }
     }
@@ -233,7 +230,7 @@ struct FaultTests {
         #expect(Self.escapeeRuns(name), "it outlives the service")
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         #expect(!Self.escapeeRuns(name), "recovery ended it before the service answered")
-        #expect(try await service.client.jobObject(jobID)["status"] as? String == "failed")
+        #expect(try await service.client.job(jobID).status == .failed)
     }
 
     // MARK: - Masking
@@ -256,8 +253,8 @@ struct FaultTests {
                 """
             let pipelineID = try await server.createPipeline(config: config)
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
-            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            #expect(try await server.waitForJob(jobID).status == .success)
+            let output = try await server.logs(jobID).build
             #expect(output == "******** ********\n********\n******** ********\n", "\(output)")
             let secrets = ["token123", "first-line-of-the-key-material", "second-line-of-the-key-material", "it's-a-quoted-secret",
                            "it''s-a-quoted-secret", "café-escaped-password", "caf\\u00e9-escaped-password"]
@@ -267,7 +264,7 @@ struct FaultTests {
                 #expect(!text.contains(": token\\n"), "the short overlapped value in \(path)")
             }
             // The shown config is still the pipeline: the same keys and step.
-            let shown = try await server.get("/pipelines/\(pipelineID)").object["config"] as? String ?? ""
+            let shown = try await server.get("/pipelines/\(pipelineID)").decoded(API.Pipeline.self).config
             #expect(shown.contains("A_TOKEN") && shown.contains("SSH_KEY") && shown.contains("head -2"), "\(shown)")
         }
     }
@@ -277,8 +274,9 @@ struct FaultTests {
         let service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--log-level", "debug"])
         let marker = "value-only-in-the-config-\(UUID().uuidString.prefix(6))"
         let config = "env:\n  DEPLOY_TOKEN: \"\(marker)-secret\"\n  PLAIN: \"\(marker)-plain\"\nsteps:\n  - echo done\n"
-        let jobID = try await service.client.trigger(try await service.client.createPipeline(config: config), json: ["env": ["EXTRA_PASSWORD": "\(marker)-extra"]])
-        #expect(try await service.client.waitForJobObject(jobID)["status"] as? String == "success")
+        let jobID = try await service.client.trigger(
+            try await service.client.createPipeline(config: config), API.TriggerRequest(env: ["EXTRA_PASSWORD": "\(marker)-extra"]))
+        #expect(try await service.client.waitForJob(jobID).status == .success)
         service.kill(signal: SIGTERM)
         _ = await service.waitForExit(timeout: 15)
         let logs = try FileManager.default.contentsOfDirectory(atPath: dataDirectory).filter { $0.hasPrefix("service-") }
@@ -304,17 +302,17 @@ struct FaultTests {
             let bytes = Int.random(in: 30_000_000...60_000_000, using: &generator)
             let line = ["filling", "the disk with output", String(repeating: "x", count: Int.random(in: 1...300, using: &generator))].randomElement(using: &generator)!
             let flood = try await client.trigger(try await client.createPipeline(name: "flood-\(episode)", config: "steps:\n  - yes '\(line)' | head -c \(bytes)\n  - echo never\n"))
-            let job = try await client.waitForJobObject(flood, timeout: .seconds(90))
-            #expect(job["status"] as? String == "failed", "episode \(episode)")
-            let output = try await client.get("/jobs/\(flood)/logs").object["build"] as? String ?? ""
+            let job = try await client.waitForJob(flood, timeout: .seconds(90))
+            #expect(job.status == .failed, "episode \(episode)")
+            let output = try await client.logs(flood).build
             #expect(output.contains("disk is full"), "episode \(episode) says why: \(output.suffix(300))")
             let disk = try await TestFiles.shell("df -k \(mountPoint); ls -la \(mountPoint)")
             #expect(output.contains("was removed to free the disk"), "episode \(episode): \(output.suffix(300)) \(disk)")
             // Afterwards the service still runs jobs to the end.
             let after = try await client.trigger(try await client.createPipeline(name: "after-\(episode)", config: "steps:\n  - echo after \(episode)\n"))
-            let afterJob = try await client.waitForJobObject(after, timeout: .seconds(60))
+            let afterJob = try await client.waitForJob(after, timeout: .seconds(60))
             let afterLogs = try await client.get("/jobs/\(after)/logs").text
-            #expect(afterJob["status"] as? String == "success", "episode \(episode): \(afterLogs)")
+            #expect(afterJob.status == .success, "episode \(episode): \(afterLogs)")
         }
 
         // Now fill the disk to the last byte from outside: nothing can be stored.
@@ -341,20 +339,20 @@ struct FaultTests {
         #expect(try await service.client.get("/health").status == 200)
         #expect(try await service.client.get("/jobs/\(running)").status == 200, "what was stored stays readable")
         try await TestFiles.shell("rm -f \(mountPoint)/filler \(mountPoint)/filler2")
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, !(try await service.client.get("/jobs?status=running").array.isEmpty) {
-            try await Task.sleep(for: .milliseconds(200))
+        func jobs(_ status: JobStatus) async throws -> [API.Job] {
+            try await service.client.get("/jobs?status=\(status.rawValue)").decoded([API.Job].self)
         }
-        #expect(try await service.client.get("/jobs?status=running").array.isEmpty, "every job reached a final status")
-        #expect(try await service.client.get("/jobs?status=pending").array.isEmpty)
+        try await eventually(timeout: .seconds(60), "no job is running") { try await jobs(.running).isEmpty }
+        #expect(try await jobs(.running).isEmpty, "every job reached a final status")
+        #expect(try await jobs(.pending).isEmpty)
         let last = try await service.client.trigger(try await service.client.createPipeline(name: "last", config: "steps:\n  - echo resumed\n"))
-        #expect(try await service.client.waitForJobObject(last)["status"] as? String == "success")
+        #expect(try await service.client.waitForJob(last).status == .success)
         // The reserve is made again by the next store calls once there is room (tried at most once a second).
         let reserve = "\(mountPoint)/.rapidflow-disk-reserve"
-        let reserveDeadline = ContinuousClock.now + .seconds(30)
-        while !FileManager.default.fileExists(atPath: reserve), ContinuousClock.now < reserveDeadline {
+        try await eventually(timeout: .seconds(30), "the disk reserve is made again") {
+            if FileManager.default.fileExists(atPath: reserve) { return true }
             _ = try await service.client.get("/jobs?limit=1")
-            try await Task.sleep(for: .milliseconds(200))
+            return false
         }
         #expect(FileManager.default.fileExists(atPath: reserve), "the reserve is back once there is room")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 import RapidFlowTestSupport
@@ -12,22 +13,22 @@ struct HardeningTests {
             let pipelineID = try await server.createPipeline(config: "timeout_seconds: 1\nsteps:\n  - echo started; sleep 300\n  - echo never\n")
             let started = ContinuousClock.now
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "failed")
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .failed)
             #expect(ContinuousClock.now - started < .seconds(60), "stopped by its 1 s timeout, long before the step's 300 s")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
-            #expect((steps[0]["output"] as? String ?? "").contains("timed out after 1 s"))
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.map(\.status) == [.failed, .skipped])
+            #expect(steps[0].output.contains("timed out after 1 s"))
         }
     }
 
     @Test func theServiceDefaultTimeoutAppliesWhenTheConfigSetsNone() async throws {
         try await TestServer.with(configure: { $0.jobTimeout = .milliseconds(800) }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 300\n"))
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "failed")
-            #expect((try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? "").contains("timed out after 0.8 s"))
+            #expect(try await server.waitForJob(jobID).status == .failed)
+            #expect(try await server.logs(jobID).build.contains("timed out after 0.8 s"))
             let quick = try await server.trigger(try await server.createPipeline(config: "timeout_seconds: 60\nsteps:\n  - sleep 1.2; echo done\n"))
-            #expect(try await server.waitForJobObject(quick)["status"] as? String == "success", "a config's own timeout wins")
+            #expect(try await server.waitForJob(quick).status == .success, "a config's own timeout wins")
         }
     }
 
@@ -41,7 +42,7 @@ struct HardeningTests {
             #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
             let elapsed = ContinuousClock.now - started
             #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(25), "killed after the job's 0.5 s, not the service's 30 s: \(elapsed)")
-            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.job(jobID).status == .cancelled)
         }
     }
 
@@ -56,8 +57,8 @@ struct HardeningTests {
                 """)
             let jobID = try await server.trigger(pipelineID)
             async let streamed = server.get("/jobs/\(jobID)/logs/stream?follow=true")
-            _ = try await server.waitForJobObject(jobID)
-            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            try await server.waitForJob(jobID)
+            let output = try await server.logs(jobID).build
             #expect(output == "whole ********\nsplit ******** end\nvisible-value\n")
             let text = try await streamed.text
             #expect(!text.contains("tok-secret-4711") && !text.contains("ret-4711"))
@@ -72,14 +73,13 @@ struct RecoveryTests {
     @Test func theReaperRemovesOldWorkspacesAndKeepsTheJobs() async throws {
         try await TestServer.with(configure: { $0.retention = .seconds(1) }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo kept > out.txt; echo logged\n"))
-            _ = try await server.waitForJobObject(jobID)
+            try await server.waitForJob(jobID)
             let workspace = "\(server.dataDirectory)/workspaces/job-\(jobID)"
-            let deadline = ContinuousClock.now + .seconds(15)
-            while FileManager.default.fileExists(atPath: workspace), ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
+            try await eventually(timeout: .seconds(15), "the reaper removes \(workspace)") {
+                !FileManager.default.fileExists(atPath: workspace)
             }
             #expect(!FileManager.default.fileExists(atPath: workspace))
-            #expect(try await server.get("/jobs/\(jobID)/logs").object["build"] as? String == "logged\n")
+            #expect(try await server.logs(jobID).build == "logged\n")
         }
     }
 
@@ -98,11 +98,11 @@ struct RecoveryTests {
         service.kill(signal: SIGKILL)
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
-        #expect(try await service.client.get("/jobs?status=running").array.isEmpty, "no job stays running")
+        #expect(try await service.client.get("/jobs?status=running").decoded([API.Job].self).isEmpty, "no job stays running")
         for id in jobs {
-            let job = try await service.client.jobObject(id)
-            #expect(job["status"] as? String == "failed")
-            let output = try await service.client.get("/jobs/\(id)/logs").object["build"] as? String ?? ""
+            let job = try await service.client.job(id)
+            #expect(job.status == .failed)
+            let output = try await service.client.logs(id).build
             #expect(output.hasPrefix("before crash \(id)\n"), "output printed before the crash is readable")
         }
         #expect(!TestFiles.processExists(matching: token), "no orphaned step process")
@@ -118,22 +118,22 @@ struct DiskFullTests {
         defer { TestFiles.shellNow("umount -l \(mountPoint)") }
         try await TestServer.with(dataDirectory: mountPoint, configure: { $0.stepOutputCap = 64 << 20 }) { server in
             let small = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo stored before\n"))
-            #expect(try await server.waitForJobObject(small)["status"] as? String == "success")
+            #expect(try await server.waitForJob(small).status == .success)
 
             let flood = try await server.trigger(try await server.createPipeline(config: "steps:\n  - yes 'filling the disk' | head -c 40000000\n  - echo never\n"))
-            guard let job = try? await server.waitForJobObject(flood, timeout: .seconds(60)) else {
+            guard let job = try? await server.waitForJob(flood, timeout: .seconds(60)) else {
                 let logs = try await server.get("/jobs/\(flood)/logs")
                 Issue.record("job did not finish: \(logs.text.suffix(600)) \(try await TestFiles.shell("df -h \(mountPoint); ls -la \(mountPoint)"))")
                 return
             }
-            #expect(job["status"] as? String == "failed")
+            #expect(job.status == .failed)
 
             #expect(try await server.get("/health").status == 200)
             let earlier = try await server.get("/jobs/\(small)/logs")
             #expect(earlier.status == 200)
-            #expect(earlier.object["build"] as? String == "stored before\n", "what was stored is intact")
-            let steps = try await server.get("/jobs/\(flood)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
+            #expect(try earlier.decoded(API.JobLogs.self).build == "stored before\n", "what was stored is intact")
+            let steps = try await server.logs(flood).logs
+            #expect(steps.map(\.status) == [.failed, .skipped])
         }
     }
 }
@@ -151,20 +151,20 @@ struct ZombieCleanupTests {
             #expect(try await store.claimJob(id: job.id, at: Date()))
             let step = try #require(try await store.steps(jobID: job.id).first)
             try await store.startStep(id: step.id, at: Date(), processGroup: nil)
-            #expect(try await server.jobObject(job.id)["status"] as? String == "running")
+            #expect(try await server.job(job.id).status == .running)
 
             let reply = try await server.post("/jobs/\(job.id)/cleanup")
             #expect(reply.status == 200, "\(reply.text)")
-            #expect(try await server.jobObject(job.id)["status"] as? String == "failed")
-            let output = try await server.get("/jobs/\(job.id)/logs").object["build"] as? String ?? ""
+            #expect(try await server.job(job.id).status == .failed)
+            let output = try await server.logs(job.id).build
             #expect(output.contains("cleanup settled it as failed"))
 
             // A job this service really runs is refused, and goes on.
             let live = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 1\n"))
-            try await server.waitForStatus(live, "running")
+            try await server.waitForStatus(live, .running)
             let refused = try await server.post("/jobs/\(live)/cleanup")
             #expect(refused.status == 400 && refused.errorCode == "job_not_finished")
-            #expect(try await server.waitForJobObject(live)["status"] as? String == "success")
+            #expect(try await server.waitForJob(live).status == .success)
         }
     }
 }

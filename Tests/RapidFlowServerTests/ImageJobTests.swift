@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -42,10 +44,15 @@ struct ImageJobTests {
         return Repository(url: "file://\(root)/repo.git", sha: sha, root: root)
     }
 
+    /// The registry's tag list (the Docker registry API); its `errors` answer for an unknown
+    /// repository has no tags.
+    struct TagList: Decodable {
+        var tags: [String]?
+    }
+
     static func tags(_ repository: String) async throws -> [String] {
         let text = try await TestFiles.shell("curl -s -u \(registryUser):\(registryPassword) http://\(registry)/v2/\(repository)/tags/list")
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-        return (object?["tags"] as? [String] ?? []).sorted()
+        return (try JSONDecoder().decode(TagList.self, from: Data(text.utf8)).tags ?? []).sorted()
     }
 
     /// A server with a secrets directory holding the registry login.
@@ -57,10 +64,10 @@ struct ImageJobTests {
         }
     }
 
-    static func submit(_ server: TestServer, _ body: [String: Any]) async throws -> Int {
-        let reply = try await server.post("/jobs", json: body)
+    static func submit(_ server: TestServer, _ request: API.ImageJobRequest) async throws -> Int {
+        let reply = try await server.request(.POST, "/jobs", encoding: request)
         try #require(reply.status == 200, "submit: \(reply.text)")
-        let id = try #require(reply.object["job_id"] as? String)
+        let id = try reply.decoded(API.SubmittedJob.self).jobID
         #expect(reply.header("Location") == "/jobs/\(id)")
         return try #require(Int(id))
     }
@@ -70,8 +77,8 @@ struct ImageJobTests {
         try String(contentsOfFile: "\(server.dataDirectory)/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    static func steps(_ server: TestServer, _ jobID: Int) async throws -> [[String: Any]] {
-        try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+    static func steps(_ server: TestServer, _ jobID: Int) async throws -> [API.StepLog] {
+        try await server.logs(jobID).logs
     }
 
     @Test(arguments: ["main", "v1.0", "sha"])
@@ -80,41 +87,41 @@ struct ImageJobTests {
             let repository = try await Self.repository()
             let gitRef = ref == "sha" ? repository.sha : ref
             let path = "it/\(ref == "sha" ? "bysha" : ref.replacingOccurrences(of: ".", with: ""))-\(UUID().uuidString.prefix(6).lowercased())"
-            let jobID = try await Self.submit(server, [
-                "owner": "it", "repo_url": repository.url, "git_ref": gitRef, "dockerfile_path": "Dockerfile",
-                "image_tags": ["1.0", "latest"], "registry_url": "http://\(Self.registry)/\(path)",
-                "registry_credentials_path": "registry.json",
-                "test_commands": ["cat /built.txt", "half=registry-test-pass; echo password is ${half}-4711"],
-                "test_entry_point": true,
-            ])
-            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
+            let jobID = try await Self.submit(server, API.ImageJobRequest(
+                owner: "it", repoURL: repository.url, gitRef: gitRef, dockerfilePath: "Dockerfile",
+                imageTags: ["1.0", "latest"], registryURL: "http://\(Self.registry)/\(path)",
+                registryCredentialsPath: "registry.json",
+                testCommands: ["cat /built.txt", "half=registry-test-pass; echo password is ${half}-4711"],
+                testEntryPoint: true))
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
             let steps = try await Self.steps(server, jobID)
-            #expect(job["status"] as? String == "success", "\(steps.map { ($0["type"] ?? "", $0["output"] ?? "") })")
-            #expect(job["kind"] as? String == "image")
-            #expect(steps.map { $0["type"] as? String } == ["git", "docker-build", "docker-run", "docker-run", "docker-run", "docker-push", "docker-push"])
-            #expect(steps.map { $0["phase"] as? String } == ["build", "build", "test", "test", "test", "publish", "publish"])
-            #expect(steps[2]["output"] as? String == "built\n")
-            #expect(steps[3]["output"] as? String == "password is ********\n", "credential values are masked")
+            #expect(job.status == .success, "\(steps.map { ($0.type, $0.output) })")
+            #expect(job.kind == .image)
+            #expect(steps.map(\.type) == [.git, .dockerBuild, .dockerRun, .dockerRun, .dockerRun, .dockerPush, .dockerPush])
+            #expect(steps.map(\.phase) == [.build, .build, .test, .test, .test, .publish, .publish])
+            #expect(steps[2].output == "built\n")
+            #expect(steps[3].output == "password is ********\n", "credential values are masked")
             let expectedMessage = ref == "main" ? "from-tag-commit" : "from-main"
-            #expect(steps[4]["output"] as? String == "entry point says \(expectedMessage)\n")
-            #expect((steps[5]["output"] as? String ?? "").contains("1.0: digest: sha256:"))
-            #expect((steps[6]["output"] as? String ?? "").contains("latest: digest: sha256:"))
+            #expect(steps[4].output == "entry point says \(expectedMessage)\n")
+            #expect(steps[5].output.contains("1.0: digest: sha256:"))
+            #expect(steps[6].output.contains("latest: digest: sha256:"))
             #expect(try await Self.tags(path) == ["1.0", "latest"])
-            #expect(job["container_id"] is String, "the container of the last test is recorded")
+            #expect(job.containerID != nil, "the container of the last test is recorded")
 
-            let status = try await server.get("/jobs/\(jobID)/status").object
-            let timestamps = status["phase_timestamps"] as? [String: Any] ?? [:]
-            let ordered = ["job_start", "build_start", "build_end", "test_start", "test_end", "publish_start", "publish_end", "job_end"]
-                .compactMap { timestamps[$0] as? String }
+            let status = try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self)
+            let timestamps = status.phaseTimestamps
+            let ordered = [
+                timestamps.jobStart, timestamps.buildStart, timestamps.buildEnd, timestamps.testStart, timestamps.testEnd,
+                timestamps.publishStart, timestamps.publishEnd, timestamps.jobEnd,
+            ].compactMap { $0 }
             #expect(ordered.count == 8)
             #expect(ordered == ordered.sorted())
-            let metrics = status["metrics"] as? [String: Any] ?? [:]
-            for phase in ["build", "test", "publish"] {
-                #expect((metrics["\(phase)_duration_seconds"] as? Double ?? 0) > 0)
+            for phase in Phase.allCases {
+                #expect((status.metrics[phase] ?? 0) > 0)
             }
-            let logs = try await server.get("/jobs/\(jobID)/logs").object
-            #expect((logs["publish"] as? String ?? "").contains("digest: sha256:"))
-            #expect(!(logs["test"] as? String ?? "").contains(Self.registryPassword))
+            let logs = try await server.logs(jobID)
+            #expect(logs.publish.contains("digest: sha256:"))
+            #expect(!logs.test.contains(Self.registryPassword))
             #expect(!(try await server.get("/jobs/\(jobID)/details").text.contains(Self.registryPassword)))
         }
     }
@@ -123,19 +130,18 @@ struct ImageJobTests {
         try await Self.withServer { server, _ in
             let repository = try await Self.repository()
             let path = "it/failing-\(UUID().uuidString.prefix(6).lowercased())"
-            let jobID = try await Self.submit(server, [
-                "owner": "it", "repo_url": repository.url, "git_ref": "main", "image_tags": ["1.0"],
-                "registry_url": "\(Self.registry)/\(path)", "registry_credentials_path": "registry.json",
-                "test_commands": ["echo checking; exit 3", "echo never"],
-            ])
-            let job = try await server.waitForJobObject(jobID, timeout: .seconds(120))
-            #expect(job["status"] as? String == "failed")
+            let jobID = try await Self.submit(server, API.ImageJobRequest(
+                owner: "it", repoURL: repository.url, gitRef: "main", imageTags: ["1.0"],
+                registryURL: "\(Self.registry)/\(path)", registryCredentialsPath: "registry.json",
+                testCommands: ["echo checking; exit 3", "echo never"]))
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            #expect(job.status == .failed)
             let steps = try await Self.steps(server, jobID)
-            #expect(steps.map { $0["status"] as? String } == ["success", "success", "failed", "skipped", "skipped"])
-            #expect(steps[2]["exit_code"] as? Int == 3)
+            #expect(steps.map(\.status) == [.success, .success, .failed, .skipped, .skipped])
+            #expect(steps[2].exitCode == 3)
             #expect(try await Self.tags(path).isEmpty)
-            let status = try await server.get("/jobs/\(jobID)/status").object
-            #expect((status["metrics"] as? [String: Any])?["publish_duration_seconds"] is NSNull)
+            let status = try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self)
+            #expect(status.metrics.publishDurationSeconds == nil)
         }
     }
 
@@ -143,27 +149,26 @@ struct ImageJobTests {
         try await Self.withServer { server, _ in
             let token = "rfbuild\(UUID().uuidString.prefix(8).lowercased())"
             let slow = try await Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN echo \(token) && sleep 120\n")
-            let building = try await Self.submit(server, ["owner": "it", "repo_url": slow.url, "git_ref": "main"])
+            let building = try await Self.submit(server, API.ImageJobRequest(owner: "it", repoURL: slow.url, gitRef: "main"))
             try await server.waitForOutput(building, containing: token, timeout: .seconds(60))
             let reply = try await server.post("/jobs/\(building)/kill")
             #expect(reply.status == 200)
-            #expect(reply.object["success"] as? Bool == true)
-            #expect(try await server.jobObject(building)["status"] as? String == "cancelled")
+            #expect(try reply.decoded(API.KillResult.self).success == true)
+            #expect(try await server.job(building).status == .cancelled)
             // The builder removes its container when the build is cancelled; allow it a bounded moment.
-            var running = try await TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
-            for _ in 0..<50 where running.contains(token) {
-                try await Task.sleep(for: .milliseconds(200))
+            var running = ""
+            try await eventually(timeout: .seconds(15), "the build's container of job \(building) stops") {
                 running = try await TestFiles.shell("docker ps --no-trunc --format '{{.Command}}'")
+                return !running.contains(token)
             }
             #expect(!running.contains(token), "the build's container was stopped")
 
             let repository = try await Self.repository()
-            let testing = try await Self.submit(server, [
-                "owner": "it", "repo_url": repository.url, "git_ref": "main", "test_commands": ["echo testing; sleep 120"],
-            ])
+            let testing = try await Self.submit(
+                server, API.ImageJobRequest(owner: "it", repoURL: repository.url, gitRef: "main", testCommands: ["echo testing; sleep 120"]))
             try await server.waitForOutput(testing, containing: "testing", timeout: .seconds(60))
             #expect(try await server.post("/jobs/\(testing)/kill").status == 200)
-            #expect(try await server.jobObject(testing)["status"] as? String == "cancelled")
+            #expect(try await server.job(testing).status == .cancelled)
             let labelled = try await TestFiles.shell("docker ps -q --filter label=rapidflow.job=\(testing) --filter label=rapidflow.instance=\(try Self.instance(server))")
             #expect(labelled.isEmpty, "the test container was stopped")
         }
@@ -172,13 +177,13 @@ struct ImageJobTests {
     @Test func cleanupRemovesTheWorkspaceContainersAndImages() async throws {
         try await Self.withServer { server, _ in
             let repository = try await Self.repository()
-            let jobID = try await Self.submit(server, ["owner": "it", "repo_url": repository.url, "test_commands": ["true"]])
-            #expect(try await server.waitForJobObject(jobID, timeout: .seconds(120))["status"] as? String == "success")
+            let jobID = try await Self.submit(server, API.ImageJobRequest(owner: "it", repoURL: repository.url, testCommands: ["true"]))
+            #expect(try await server.waitForJob(jobID, timeout: .seconds(120)).status == .success)
             let labels = "--filter label=rapidflow.job=\(jobID) --filter label=rapidflow.instance=\(try Self.instance(server))"
             #expect(!(try await TestFiles.shell("docker images -q \(labels)")).isEmpty)
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200)
-            #expect(reply.object["success"] as? Bool == true)
+            #expect(try reply.decoded(API.CleanupResult.self).success == true)
             #expect(try await TestFiles.shell("docker images -q \(labels)").isEmpty)
             #expect(try await TestFiles.shell("docker ps -aq \(labels)").isEmpty)
             #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)"))
@@ -194,24 +199,23 @@ struct ImageJobTests {
             try FileManager.default.copyItem(atPath: otherKey, toPath: "\(secrets)/wrong_key")
             let repository = try await Self.repository()
             let url = "ssh://root@127.0.0.1:\(port)\(repository.root)/repo.git"
-            let good = try await Self.submit(server, [
-                "owner": "it", "repo_url": url, "git_credentials_path": "deploy_key", "test_entry_point": true,
-            ])
-            let job = try await server.waitForJobObject(good, timeout: .seconds(120))
+            let good = try await Self.submit(
+                server, API.ImageJobRequest(owner: "it", repoURL: url, gitCredentialsPath: "deploy_key", testEntryPoint: true))
+            let job = try await server.waitForJob(good, timeout: .seconds(120))
             let steps = try await Self.steps(server, good)
-            #expect(job["status"] as? String == "success", "\(steps.first?["output"] ?? "")")
-            #expect(steps.last?["output"] as? String == "entry point says from-tag-commit\n")
+            #expect(job.status == .success, "\(steps.first?.output ?? "")")
+            #expect(steps.last?.output == "entry point says from-tag-commit\n")
             let keyBody = try String(contentsOfFile: key, encoding: .utf8).split(separator: "\n")[1]
             #expect(!(try await server.get("/jobs/\(good)/details").text.contains(keyBody)))
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(server.dataDirectory)/workspaces/job-\(good)").contains(".git"))
             let gitConfig = try String(contentsOfFile: "\(server.dataDirectory)/workspaces/job-\(good)/.git/config", encoding: .utf8)
             #expect(!gitConfig.contains("deploy_key") && !gitConfig.contains("ssh-key"), "no credential in the workspace's git config")
 
-            let wrong = try await Self.submit(server, ["owner": "it", "repo_url": url, "git_credentials_path": "wrong_key"])
-            #expect(try await server.waitForJobObject(wrong, timeout: .seconds(120))["status"] as? String == "failed")
+            let wrong = try await Self.submit(server, API.ImageJobRequest(owner: "it", repoURL: url, gitCredentialsPath: "wrong_key"))
+            #expect(try await server.waitForJob(wrong, timeout: .seconds(120)).status == .failed)
             let failed = try await Self.steps(server, wrong)
-            #expect(failed.map { $0["status"] as? String } == ["failed", "skipped"])
-            #expect((failed[0]["output"] as? String ?? "").lowercased().contains("permission denied"))
+            #expect(failed.map(\.status) == [.failed, .skipped])
+            #expect(failed[0].output.lowercased().contains("permission denied"))
         }
     }
 
@@ -219,26 +223,27 @@ struct ImageJobTests {
         try await Self.withServer { server, secrets in
             let repository = try await Self.repository()
             try #"{"username": "rapidflow", "password": "wrong-password-123"}"#.write(toFile: "\(secrets)/bad.json", atomically: true, encoding: .utf8)
-            let cases: [(body: [String: Any], failing: String, words: [String])] = [
-                (["owner": "it", "repo_url": "file:///nonexistent/repo.git"], "git", ["does not appear", "repo.git"]),
-                (["owner": "it", "repo_url": repository.url, "git_ref": "no-such-branch"], "git", ["no-such-branch"]),
-                (["owner": "it", "repo_url": repository.url, "dockerfile_path": "missing/Dockerfile"], "docker-build", ["no Dockerfile"]),
-                (["owner": "it", "repo_url": (try await Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN exit 7\n")).url],
-                 "docker-build", ["returned a non-zero code: 7"]),
-                (["owner": "it", "repo_url": repository.url, "image_tags": ["x"], "registry_url": "\(Self.registry)/it/denied",
-                  "registry_credentials_path": "bad.json"], "docker-push", ["unauthorized", "authentication required"]),
-                (["owner": "it", "repo_url": repository.url, "image_tags": ["x"], "registry_url": "127.0.0.1:5999/it/down"],
-                 "docker-push", ["connection refused"]),
+            let failingBuild = try await Self.repository(dockerfile: "FROM rapidflow-test/busybox\nRUN exit 7\n")
+            let cases: [(body: API.ImageJobRequest, failing: StepType, words: [String])] = [
+                (API.ImageJobRequest(owner: "it", repoURL: "file:///nonexistent/repo.git"), .git, ["does not appear", "repo.git"]),
+                (API.ImageJobRequest(owner: "it", repoURL: repository.url, gitRef: "no-such-branch"), .git, ["no-such-branch"]),
+                (API.ImageJobRequest(owner: "it", repoURL: repository.url, dockerfilePath: "missing/Dockerfile"), .dockerBuild, ["no Dockerfile"]),
+                (API.ImageJobRequest(owner: "it", repoURL: failingBuild.url), .dockerBuild, ["returned a non-zero code: 7"]),
+                (API.ImageJobRequest(
+                    owner: "it", repoURL: repository.url, imageTags: ["x"], registryURL: "\(Self.registry)/it/denied",
+                    registryCredentialsPath: "bad.json"), .dockerPush, ["unauthorized", "authentication required"]),
+                (API.ImageJobRequest(owner: "it", repoURL: repository.url, imageTags: ["x"], registryURL: "127.0.0.1:5999/it/down"),
+                 .dockerPush, ["connection refused"]),
             ]
             var jobs: [Int] = []
             for testCase in cases { jobs.append(try await Self.submit(server, testCase.body)) }
             for (jobID, testCase) in zip(jobs, cases) {
-                let job = try await server.waitForJobObject(jobID, timeout: .seconds(180))
-                #expect(job["status"] as? String == "failed")
+                let job = try await server.waitForJob(jobID, timeout: .seconds(180))
+                #expect(job.status == .failed)
                 let steps = try await Self.steps(server, jobID)
-                let failing = steps.first { $0["status"] as? String == "failed" }
-                #expect(failing?["type"] as? String == testCase.failing)
-                let output = (failing?["output"] as? String ?? "").lowercased()
+                let failing = steps.first { $0.status == .failed }
+                #expect(failing?.type == testCase.failing)
+                let output = (failing?.output ?? "").lowercased()
                 #expect(testCase.words.contains { output.contains($0.lowercased()) }, "\(testCase.failing): \(output)")
                 #expect(!output.contains("wrong-password-123"))
             }
@@ -250,6 +255,7 @@ struct ImageJobTests {
             let outside = TestFiles.temporaryDirectory()
             try "x".write(toFile: "\(outside)/creds.json", atomically: true, encoding: .utf8)
             try FileManager.default.createSymbolicLink(atPath: "\(secrets)/escape.json", withDestinationPath: "\(outside)/creds.json")
+            // Bodies as JSON objects: several hold a wrong type, which no request type can.
             let base: [String: Any] = ["owner": "it", "repo_url": "file:///tmp/repo.git"]
             func with(_ changes: [String: Any]) -> [String: Any] { base.merging(changes) { $1 } }
             let cases: [([String: Any], String)] = [

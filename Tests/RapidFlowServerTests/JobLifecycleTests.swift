@@ -90,7 +90,7 @@ struct JobLifecycleTests {
             let begin = try #require(await begins.next())
             // The cancel waits for the job's end, which waits for `begin`: it runs beside.
             let cancel = Task { try await server.post("/jobs/\(job)/cancel") }
-            try await eventuallyTrue("the stop is recorded on the job's control") { begin.control.stopReason == .cancelled }
+            try await eventually("the stop is recorded on the job's control") { begin.control.stopReason == .cancelled }
             begin.release()
             let reply = try await cancel.value
             #expect(reply.status == 200, "\(reply.text)")
@@ -162,14 +162,5 @@ struct JobLifecycleTests {
             #expect(logs.logs[0].output.contains("the service was shut down while this step ran"))
             #expect(!logs.logs[0].output.contains("crash or restart"))
         }
-    }
-}
-
-/// Polls `condition` every 10 ms until it holds; fails after 30 s.
-private func eventuallyTrue(_ what: String, _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TestFailure("\(what): not within 30 s") }
-        try await Task.sleep(for: .milliseconds(10))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowTestSupport
 import Testing
 
@@ -9,12 +10,10 @@ struct LimitsTests {
     let refusals = BadInputTests()
 
     func imageJob(tags: Int = 1, testCommands: Int = 1, commandBytes: Int = 4) -> String {
-        let body: [String: Any] = [
-            "owner": "team", "repo_url": "file:///srv/app.git", "registry_url": "127.0.0.1:5055/team/app",
-            "image_tags": (0..<tags).map { "t\($0)" },
-            "test_commands": (0..<testCommands).map { _ in String(repeating: "x", count: commandBytes) },
-        ]
-        return String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        let body = API.ImageJobRequest(
+            owner: "team", repoURL: "file:///srv/app.git", imageTags: (0..<tags).map { "t\($0)" }, registryURL: "127.0.0.1:5055/team/app",
+            testCommands: (0..<testCommands).map { _ in String(repeating: "x", count: commandBytes) })
+        return String(decoding: try! JSONEncoder().encode(body), as: UTF8.self)
     }
 
     @Test func stepCountAndScriptLength() async throws {
@@ -46,7 +45,7 @@ struct LimitsTests {
         try await TestServer.with { server in
             let pipeline = try await server.createPipeline(config: "steps:\n  - echo\n")
             let env = Dictionary(uniqueKeysWithValues: (0..<201).map { ("K\($0)", "v") })
-            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["env": env]), as: UTF8.self)
+            let body = String(decoding: try JSONEncoder().encode(API.TriggerRequest(env: env)), as: UTF8.self)
             try await refusals.expectRefused(server, "/pipelines/\(pipeline)/jobs", body: body, mentioning: ["env", "at most 200"])
         }
     }

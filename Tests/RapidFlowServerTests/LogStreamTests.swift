@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 import RapidFlowTestSupport
@@ -15,47 +16,57 @@ import Testing
 @Suite("Live logs")
 struct LogStreamTests {
     /// Everything one WebSocket follower received.
-    struct WebSocketTranscript: @unchecked Sendable {
-        var events: [[String: Any]] = []
+    struct WebSocketTranscript: Sendable {
+        /// The text messages as they came, and each read as the event it is.
+        let messages: [String]
+        let events: [API.LogStreamEvent]
         var closeCode: String?
+
+        init(messages: [String], closeCode: String? = nil) throws {
+            self.messages = messages
+            events = try messages.map { try JSONDecoder().decode(API.LogStreamEvent.self, from: Data($0.utf8)) }
+            self.closeCode = closeCode
+        }
 
         /// Each step's output as the follower assembled it, by step id, checking that each
         /// event's offset is the byte count before it (no gap, no repeat).
         func outputs() throws -> [Int: Data] {
             var outputs: [Int: Data] = [:]
-            for event in events where event["event"] as? String == "log" {
-                let stepID = try #require(event["step_id"] as? Int)
-                let offset = try #require(event["offset"] as? Int)
-                let bytes = try Self.bytes(of: event)
+            for (message, event) in zip(messages, events) {
+                guard case .log(let stepID, let offset, let data) = event else { continue }
+                try Self.expectOneDataMember(message)
+                let bytes = try #require(data.bytes, "data_base64 is base64")
                 #expect(offset == outputs[stepID, default: Data()].count, "no gap and no duplicate at offset \(offset)")
                 outputs[stepID, default: Data()].append(bytes)
             }
             return outputs
         }
 
-        /// A log event's bytes: text in `data`, or base64 in `data_base64` (exactly one of them).
-        static func bytes(of event: [String: Any]) throws -> Data {
-            let text = event["data"] as? String
-            let base64 = event["data_base64"] as? String
-            #expect((text == nil) != (base64 == nil), "exactly one of data and data_base64: \(event.keys.sorted())")
-            if let base64 { return try #require(Data(base64Encoded: base64), "data_base64 is base64") }
-            return Data((text ?? "").utf8)
+        /// A log event's bytes are text in `data` or base64 in `data_base64`, exactly one of
+        /// them. Read with JSONSerialization on purpose: the event type would read `data` and
+        /// not see a `data_base64` beside it.
+        static func expectOneDataMember(_ message: String) throws {
+            let members = try #require(try JSONSerialization.jsonObject(with: Data(message.utf8)) as? [String: Any])
+            let text = members["data"] as? String
+            let base64 = members["data_base64"] as? String
+            #expect((text == nil) != (base64 == nil), "exactly one of data and data_base64: \(members.keys.sorted())")
         }
 
-        /// The log events of one step.
-        func logEvents(stepID: Int) -> [[String: Any]] {
-            events.filter { $0["event"] as? String == "log" && $0["step_id"] as? Int == stepID }
+        /// The log events of one step: each one's offset and bytes as sent.
+        func logEvents(stepID: Int) -> [(offset: Int, data: API.LogStreamEvent.LogData)] {
+            events.compactMap { event in
+                guard case .log(stepID, let offset, let data) = event else { return nil }
+                return (offset, data)
+            }
         }
 
-        var kinds: [String] { events.compactMap { $0["event"] as? String } }
+        var kinds: [String] { events.map(\.name) }
     }
 
     static func followWebSocket(_ server: TestServer, jobID: Int, query: String = "") async throws -> WebSocketTranscript {
         let session = try await RawWebSocket.follow(port: server.port, path: "/jobs/\(jobID)/logs/stream\(query)")
-        var transcript = WebSocketTranscript()
-        transcript.events = session.texts.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        transcript.closeCode = session.closeCode.map { $0 == 1000 ? "normalClosure" : $0 == 1001 ? "goingAway" : String($0) }
-        return transcript
+        let closeCode = session.closeCode.map { $0 == 1000 ? "normalClosure" : $0 == 1001 ? "goingAway" : String($0) }
+        return try WebSocketTranscript(messages: session.texts, closeCode: closeCode)
     }
 
     static func followText(_ server: TestServer, jobID: Int, query: String = "?follow=true") async throws -> (String, String?) {
@@ -66,17 +77,22 @@ struct LogStreamTests {
 
     /// What the pipeline API's format says the stream of a finished job must be, from the stored logs.
     static func expectedText(_ server: TestServer, jobID: Int, since: Int? = nil) async throws -> String {
-        let logs = try await server.get("/jobs/\(jobID)/logs").object
+        let logs = try await server.logs(jobID)
         var text = ""
-        for step in logs["logs"] as? [[String: Any]] ?? [] {
-            guard step["started_at"] is String, (step["step_id"] as? Int ?? 0) > (since ?? 0) else { continue }
-            text += "=== Step \(step["order_num"] as? Int ?? 0) (\(step["type"] as? String ?? "")) ===\n"
-            let output = step["output"] as? String ?? ""
-            text += output
-            if !output.isEmpty && !output.hasSuffix("\n") { text += "\n" }
+        for step in logs.logs {
+            guard step.startedAt != nil, step.stepID > (since ?? 0) else { continue }
+            text += "=== Step \(step.orderNum) (\(step.type)) ===\n"
+            text += step.output
+            if !step.output.isEmpty && !step.output.hasSuffix("\n") { text += "\n" }
             text += "\n"
         }
-        let word = ["success": "completed", "failed": "failed", "cancelled": "cancelled"][logs["status"] as? String ?? ""] ?? "?"
+        let word =
+            switch logs.status {
+            case .success: "completed"
+            case .failed: "failed"
+            case .cancelled: "cancelled"
+            case .pending, .running: "?"
+            }
         return text + "=== Build \(word) ===\n"
     }
 
@@ -102,16 +118,15 @@ struct LogStreamTests {
             #expect(text.hasPrefix("=== Step 1 (bash) ===\n" + fast + "\n=== Step 2 (bash) ===\n"))
             #expect(text.hasSuffix("no newline at the end\n\n=== Build completed ===\n"))
 
-            let logs = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
+            let logs = try await server.logs(jobID).logs
             let outputs = try transcript.outputs()
             for step in logs {
-                let id = step["step_id"] as? Int ?? 0
-                #expect(outputs[id] == Data((step["output"] as? String ?? "").utf8), "step \(id) over WebSocket equals the stored output")
+                #expect(outputs[step.stepID] == Data(step.output.utf8), "step \(step.stepID) over WebSocket equals the stored output")
             }
             #expect(transcript.kinds.filter { $0 == "step_started" }.count == 3)
             #expect(transcript.kinds.filter { $0 == "step_finished" }.count == 3)
             #expect(transcript.kinds.last == "job_finished")
-            #expect(transcript.events.last?["status"] as? String == "success")
+            #expect(transcript.events.last == .jobFinished(status: .success))
             #expect(transcript.closeCode == "normalClosure")
         }
     }
@@ -127,14 +142,14 @@ struct LogStreamTests {
             async let midwaySocket = Self.followWebSocket(server, jobID: jobID)
             let (earlyText, midwayText) = try await (early.0, midway.0)
             let (first, second) = try await (earlySocket, midwaySocket)
-            _ = try await server.waitForJobObject(jobID)
+            try await server.waitForJob(jobID)
             let (lateText, _) = try await Self.followText(server, jobID: jobID)
             let late = try await Self.followWebSocket(server, jobID: jobID)
             #expect(earlyText == midwayText)
             #expect(earlyText == lateText)
             #expect(try first.outputs() == second.outputs())
             #expect(try first.outputs() == late.outputs())
-            #expect(first.events.last?["status"] as? String == late.events.last?["status"] as? String)
+            #expect(first.events.last == late.events.last)
             #expect(late.closeCode == "normalClosure")
         }
     }
@@ -144,8 +159,7 @@ struct LogStreamTests {
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo one\n  - echo two\n  - echo three; sleep 300\n")
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForOutput(jobID, containing: "three")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            let first = try #require(steps.first?["step_id"] as? Int)
+            let first = try #require(try await server.logs(jobID).logs.first?.stepID)
 
             // Without follow: what exists now, and the stream ends although the job runs.
             let (now, _) = try await Self.followText(server, jobID: jobID, query: "?since=\(first)")
@@ -159,9 +173,9 @@ struct LogStreamTests {
             #expect(text.hasPrefix("=== Step 3 (bash) ===\nthree\n"))
             #expect(text.hasSuffix("\n=== Build cancelled ===\n"), "a cancelled job's stream ends with its status")
             let transcript = try await socket
-            #expect(transcript.events.compactMap { $0["step_id"] as? Int }.allSatisfy { $0 > first + 1 })
-            #expect(transcript.events.last?["event"] as? String == "job_finished")
-            #expect(transcript.events.last?["status"] as? String == "cancelled")
+            #expect(transcript.events.compactMap(\.stepID).allSatisfy { $0 > first + 1 })
+            #expect(transcript.events.last?.name == "job_finished")
+            #expect(transcript.events.last == .jobFinished(status: .cancelled))
             #expect(transcript.closeCode == "normalClosure")
         }
     }
@@ -174,8 +188,8 @@ struct LogStreamTests {
             async let socket = Self.followWebSocket(server, jobID: jobID)
             async let plain = Self.followText(server, jobID: jobID)
             let (transcript, (text, _)) = try await (socket, plain)
-            let stepID = try #require((try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]])?.first?["step_id"] as? Int)
-            let stored = try await server.get("/steps/\(stepID)/logs").object["output"] as? String ?? ""
+            let stepID = try #require(try await server.logs(jobID).logs.first?.stepID)
+            let stored = try await server.get("/steps/\(stepID)/logs").decoded(API.StepLog.self).output
             #expect(stored.utf8.count > 20_000_000)
             #expect(text == "=== Step 1 (bash) ===\n" + stored + "\n=== Build completed ===\n")
             #expect(try transcript.outputs()[stepID] == Data(stored.utf8))
@@ -191,14 +205,14 @@ struct LogStreamTests {
                 for _ in 0..<200 { group.addTask { try await Self.followWebSocket(server, jobID: jobID) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            let stepID = try #require((try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]])?.first?["step_id"] as? Int)
-            let stored = Data((try await server.get("/steps/\(stepID)/logs").object["output"] as? String ?? "").utf8)
-            let job = try await server.jobObject(jobID)
-            #expect(stored.count > 15_000, "job \(job["status"] ?? "?"): \(String(decoding: stored.suffix(300), as: UTF8.self)) | last events \(transcripts[0].events.suffix(3))")
+            let stepID = try #require(try await server.logs(jobID).logs.first?.stepID)
+            let stored = Data(try await server.get("/steps/\(stepID)/logs").decoded(API.StepLog.self).output.utf8)
+            let job = try await server.job(jobID)
+            #expect(stored.count > 15_000, "job \(job.status): \(String(decoding: stored.suffix(300), as: UTF8.self)) | last events \(transcripts[0].events.suffix(3))")
             #expect(transcripts.count == 200)
             for transcript in transcripts {
                 #expect(try transcript.outputs()[stepID] == stored)
-                #expect(transcript.events.last?["event"] as? String == "job_finished")
+                #expect(transcript.events.last?.name == "job_finished")
             }
         }
     }
@@ -208,10 +222,10 @@ struct LogStreamTests {
             let pipelineID = try await server.createPipeline(config: "steps:\n  - for i in $(seq 1 100000); do echo \"line $i\"; done\n  - echo next\n")
             let jobID = try await server.trigger(pipelineID)
             async let plain = Self.followText(server, jobID: jobID)
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "success", "the cap does not fail the step")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            let output = steps.first?["output"] as? String ?? ""
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .success, "the cap does not fail the step")
+            let steps = try await server.logs(jobID).logs
+            let output = steps.first?.output ?? ""
             // The cap as printed, then the last half a cap: at most 1.5 caps and the markers.
             #expect(output.utf8.count < 151_000)
             #expect(output.utf8.count > 140_000)
@@ -219,7 +233,7 @@ struct LogStreamTests {
             #expect(output.hasSuffix("line 99999\nline 100000\n"), "the tail is kept")
             #expect(output.contains("100000-byte cap"))
             #expect(output.contains("bytes of output were cut here"))
-            #expect(steps.last?["output"] as? String == "next\n")
+            #expect(steps.last?.output == "next\n")
             let (text, _) = try await plain
             #expect(text == (try await Self.expectedText(server, jobID: jobID)), "the live stream shows what was stored")
         }
@@ -243,7 +257,7 @@ struct LogStreamTests {
             stored[step.id] = try await store.output(stepID: step.id)
             #expect(outputs[step.id] == stored[step.id], "\(label): step \(step.orderNum)'s events hold exactly its stored bytes")
             for event in transcript.logEvents(stepID: step.id) {
-                #expect(try WebSocketTranscript.bytes(of: event).count <= JSONEventRenderer.pieceSize, "\(label): small frames")
+                #expect(try #require(event.data.bytes).count <= JSONEventRenderer.pieceSize, "\(label): small frames")
             }
         }
         return stored
@@ -257,13 +271,12 @@ struct LogStreamTests {
         var messages = renderer.render(.log(stepID: 1, offset: 0, data: output.prefix(split)))
         messages += renderer.render(.log(stepID: 1, offset: split, data: output.dropFirst(split)))
         messages += renderer.render(.stepFinished(stepID: 1, status: .success, exitCode: 0))
-        var transcript = WebSocketTranscript()
-        transcript.events = try messages.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let transcript = try WebSocketTranscript(messages: messages)
         #expect(try transcript.outputs()[1] == output)
         let logs = transcript.logEvents(stepID: 1)
-        #expect(logs.map { $0["offset"] as? Int } == [0, JSONEventRenderer.pieceSize - 1])
-        #expect(logs.first?["data"] as? String == String(repeating: "a", count: JSONEventRenderer.pieceSize - 1))
-        #expect(logs.last?["data_base64"] as? String == Data("𝄞 é ✓".utf8 + [0xFF, 0x41]).base64EncodedString(), "bytes that are not UTF-8 go exactly")
+        #expect(logs.map(\.offset) == [0, JSONEventRenderer.pieceSize - 1])
+        #expect(logs.first?.data == .text(String(repeating: "a", count: JSONEventRenderer.pieceSize - 1)))
+        #expect(logs.last?.data == .base64(Data("𝄞 é ✓".utf8 + [0xFF, 0x41]).base64EncodedString()), "bytes that are not UTF-8 go exactly")
     }
 
     @Test func binaryOutputStreamsByteExactWithOffsetsCountingBytes() async throws {
@@ -271,19 +284,19 @@ struct LogStreamTests {
             let jobID = try await server.trigger(try await server.createPipeline(config: Self.binaryAndText))
             let live = try await Self.followWebSocket(server, jobID: jobID)
             let late = try await Self.followWebSocket(server, jobID: jobID)
-            #expect(live.events.last?["status"] as? String == "success")
+            #expect(live.events.last == .jobFinished(status: .success))
             let store = try #require(server.service?.store)
             let steps = try await store.steps(jobID: jobID)
             for (transcript, label) in [(live, "live"), (late, "late")] {
                 let stored = try await Self.expectExactBytes(transcript, server: server, jobID: jobID, label)
                 let text = transcript.logEvents(stepID: steps[0].id)
                 #expect(stored[steps[0].id]?.count ?? 0 > 100_000)
-                #expect(text.allSatisfy { $0["data"] is String }, "\(label): valid UTF-8 is never cut inside a character, so it all goes as text")
+                #expect(text.allSatisfy { $0.data.isText }, "\(label): valid UTF-8 is never cut inside a character, so it all goes as text")
                 let binary = transcript.logEvents(stepID: steps[1].id)
                 #expect(stored[steps[1].id]?.count ?? 0 > 300_000)
-                #expect(binary.contains { $0["data_base64"] is String }, "\(label): bytes that are not UTF-8 go as base64")
+                #expect(binary.contains { !$0.data.isText }, "\(label): bytes that are not UTF-8 go as base64")
                 let tail = transcript.logEvents(stepID: steps[2].id)
-                #expect(tail.last?["data_base64"] is String, "\(label): the cut-off character at the end is sent as it is")
+                #expect(tail.last?.data.isText == false, "\(label): the cut-off character at the end is sent as it is")
             }
         }
     }
@@ -299,8 +312,8 @@ struct LogStreamTests {
                 """
             let jobID = try await server.trigger(try await server.createPipeline(config: config))
             async let live = Self.followWebSocket(server, jobID: jobID)
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "success")
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .success)
             let late = try await Self.followWebSocket(server, jobID: jobID)
             for (transcript, label) in [(try await live, "live"), (late, "late")] {
                 let stored = try await Self.expectExactBytes(transcript, server: server, jobID: jobID, label)
@@ -316,8 +329,8 @@ struct LogStreamTests {
             #expect(reply.status == 404)
             #expect(reply.errorCode == "job_not_found")
             let refused = try await Self.followWebSocket(server, jobID: 999)
-            #expect(refused.events.first?["event"] as? String == "error")
-            #expect(refused.events.first?["code"] as? String == "job_not_found")
+            #expect(refused.events.first?.name == "error")
+            #expect(refused.events.first?.errorCode == "job_not_found")
             #expect(try await server.get("/jobs/abc/logs/stream").status == 400)
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo hi\n")
             let jobID = try await server.trigger(pipelineID)
@@ -326,5 +339,39 @@ struct LogStreamTests {
             #expect(badSince.errorMessage.contains("since"))
             #expect(try await server.get("/jobs/\(jobID)/logs/stream?follow=maybe").status == 400)
         }
+    }
+}
+
+extension API.LogStreamEvent {
+    /// The event's `event` member: `step_started`, `log`, `step_finished`, ...
+    var name: String {
+        switch self {
+        case .stepStarted: "step_started"
+        case .log: "log"
+        case .stepFinished: "step_finished"
+        case .jobFinished: "job_finished"
+        case .serviceStopping: "service_stopping"
+        case .error: "error"
+        }
+    }
+
+    /// The step a `step_started`, `log` or `step_finished` event is about.
+    var stepID: Int? {
+        switch self {
+        case .stepStarted(let stepID, _, _, _), .log(let stepID, _, _), .stepFinished(let stepID, _, _): stepID
+        case .jobFinished, .serviceStopping, .error: nil
+        }
+    }
+
+    /// An `error` event's code.
+    var errorCode: String? {
+        if case .error(let code, _) = self { code } else { nil }
+    }
+}
+
+extension API.LogStreamEvent.LogData {
+    /// Sent as text in `data`, not as base64.
+    var isText: Bool {
+        if case .text = self { true } else { false }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -18,9 +19,9 @@ struct MetricsTests {
             let pipeline = try await server.createPipeline(
                 config: "steps:\n  - printf 'twelve bytes'\n  - phase: test\n    type: bash\n    content: exit 4\n")
             let job = try await server.trigger(pipeline)
-            try await server.waitForJobObject(job)
+            try await server.waitForJob(job)
             let pending = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 30\n"))
-            try await server.waitForStatus(pending, "running")
+            try await server.waitForStatus(pending, .running)
             _ = try await server.get("/jobs/424242")
 
             let reply = try await server.get("/metrics")

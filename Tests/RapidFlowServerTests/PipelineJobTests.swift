@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -25,49 +27,49 @@ struct PipelineJobTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(name: "demo", config: Self.twoSteps)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "success")
-            #expect(job["pipeline_id"] as? Int == pipelineID)
-            #expect(job["started_at"] is String && job["finished_at"] is String)
-            #expect(job["container_id"] is NSNull)
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .success)
+            #expect(job.pipelineID == pipelineID)
+            #expect(job.startedAt != nil && job.finishedAt != nil)
+            #expect(job.containerID == nil)
 
-            let logs = try await server.get("/jobs/\(jobID)/logs")
-            #expect(logs.status == 200)
-            let entries = logs.object["logs"] as? [[String: Any]] ?? []
+            let reply = try await server.get("/jobs/\(jobID)/logs")
+            #expect(reply.status == 200)
+            let logs = try reply.decoded(API.JobLogs.self)
+            let entries = logs.logs
             try #require(entries.count == 2)
-            #expect(entries[0]["output"] as? String == "hello from stdout\nto stderr\nafter\n")
-            #expect(entries[0]["order_num"] as? Int == 1 && entries[0]["type"] as? String == "bash")
-            #expect(entries[1]["output"] as? String == "second step in job-\(jobID)\n")
-            #expect(entries.allSatisfy { $0["status"] as? String == "success" && $0["exit_code"] as? Int == 0 })
-            #expect(logs.object["build"] as? String == "hello from stdout\nto stderr\nafter\n")
-            #expect(logs.object["test"] as? String == "second step in job-\(jobID)\n")
-            #expect(logs.object["publish"] as? String == "")
+            #expect(entries[0].output == "hello from stdout\nto stderr\nafter\n")
+            #expect(entries[0].orderNum == 1 && entries[0].type == .bash)
+            #expect(entries[1].output == "second step in job-\(jobID)\n")
+            #expect(entries.allSatisfy { $0.status == .success && $0.exitCode == 0 })
+            #expect(logs.build == "hello from stdout\nto stderr\nafter\n")
+            #expect(logs.test == "second step in job-\(jobID)\n")
+            #expect(logs.publish == "")
 
-            let details = try await server.get("/jobs/\(jobID)/details").object
-            let steps = details["steps"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["output"] as? String } == entries.map { $0["output"] as? String })
-            #expect((details["pipeline"] as? [String: Any])?["name"] as? String == "demo")
-            let environment = details["environments"] as? [[String: Any]] ?? []
-            #expect(environment.map { $0["key"] as? String } == ["GREETING", "DEPLOY_TOKEN"])
-            #expect(environment.map { $0["value"] as? String } == ["hello", "********"], "secret-looking values are masked")
+            let details = try await server.get("/jobs/\(jobID)/details").decoded(API.JobDetails.self)
+            #expect(details.steps.map(\.output) == entries.map(\.output))
+            #expect(details.pipeline?.name == "demo")
+            #expect(details.environments.map(\.key) == ["GREETING", "DEPLOY_TOKEN"])
+            #expect(details.environments.map(\.value) == ["hello", "********"], "secret-looking values are masked")
 
-            let stepID = try #require(entries[1]["step_id"] as? Int)
-            let stepLogs = try await server.get("/steps/\(stepID)/logs").object
-            #expect(stepLogs["job_id"] as? Int == jobID)
-            #expect(stepLogs["output"] as? String == "second step in job-\(jobID)\n")
+            let stepLogs = try await server.get("/steps/\(entries[1].stepID)/logs").decoded(API.StepLog.self)
+            #expect(stepLogs.jobID == jobID)
+            #expect(stepLogs.output == "second step in job-\(jobID)\n")
 
-            let status = try await server.get("/jobs/\(jobID)/status").object
-            #expect(status["status"] as? String == "success")
-            let metrics = status["metrics"] as? [String: Any] ?? [:]
-            let timestamps = status["phase_timestamps"] as? [String: Any] ?? [:]
-            #expect((metrics["build_duration_seconds"] as? Double ?? -1) >= 0)
-            #expect((metrics["test_duration_seconds"] as? Double ?? -1) >= 0)
-            #expect(metrics["publish_duration_seconds"] is NSNull)
-            #expect(metrics["concurrent_jobs_total"] as? Int == 0)
-            let ordered = ["job_start", "build_start", "build_end", "test_start", "test_end", "job_end"].compactMap { timestamps[$0] as? String }
+            let status = try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self)
+            #expect(status.status == .success)
+            let metrics = status.metrics
+            let timestamps = status.phaseTimestamps
+            #expect((metrics.buildDurationSeconds ?? -1) >= 0)
+            #expect((metrics.testDurationSeconds ?? -1) >= 0)
+            #expect(metrics.publishDurationSeconds == nil)
+            #expect(metrics.concurrentJobsTotal == 0)
+            let ordered = [
+                timestamps.jobStart, timestamps.buildStart, timestamps.buildEnd, timestamps.testStart, timestamps.testEnd, timestamps.jobEnd,
+            ].compactMap { $0 }
             #expect(ordered.count == 6)
             #expect(ordered == ordered.sorted(), "phase timestamps are in order: \(ordered)")
-            #expect(timestamps["publish_start"] is NSNull && timestamps["publish_end"] is NSNull)
+            #expect(timestamps.publishStart == nil && timestamps.publishEnd == nil)
         }
     }
 
@@ -80,13 +82,13 @@ struct PipelineJobTests {
                   - echo three > three.txt
                 """)
             let jobID = try await server.trigger(pipelineID)
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "failed")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["success", "failed", "skipped"])
-            #expect(steps[1]["exit_code"] as? Int == 1)
-            #expect((steps[1]["output"] as? String ?? "").hasPrefix("two\n"))
-            #expect(!(steps[1]["output"] as? String ?? "").contains("never"), "bash -e stops at the failing command")
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .failed)
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.map(\.status) == [.success, .failed, .skipped])
+            #expect(steps[1].exitCode == 1)
+            #expect(steps[1].output.hasPrefix("two\n"))
+            #expect(!steps[1].output.contains("never"), "bash -e stops at the failing command")
             #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)/three.txt"))
         }
     }
@@ -94,8 +96,8 @@ struct PipelineJobTests {
     @Test func pipefailFailsAStepWhoseEarlyPipeCommandFails() async throws {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - false | cat\n")
-            let job = try await server.waitForJobObject(try await server.trigger(pipelineID))
-            #expect(job["status"] as? String == "failed")
+            let job = try await server.waitForJob(try await server.trigger(pipelineID))
+            #expect(job.status == .failed)
         }
     }
 
@@ -109,28 +111,25 @@ struct PipelineJobTests {
                 """)
             let jobID = try await server.trigger(pipelineID)
             try await server.waitForOutput(jobID, containing: "started")
-            // Give the background processes time to exist before stopping them.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !(TestFiles.processExists(matching: "\(token)-bg") && TestFiles.processExists(matching: "\(token)-setsid")
-                && TestFiles.processExists(matching: "\(token)-fg")), ContinuousClock.now < deadline
-            {
-                try await Task.sleep(for: .milliseconds(20))
+            // The background processes exist before they are stopped.
+            try await eventually(timeout: .seconds(10), "the step's three processes run") {
+                ["bg", "setsid", "fg"].allSatisfy { TestFiles.processExists(matching: "\(token)-\($0)") }
             }
             #expect(TestFiles.processExists(matching: "\(token)-bg"))
 
             let reply = try await server.post("/jobs/\(jobID)/cancel")
             #expect(reply.status == 200)
-            #expect(reply.object["message"] as? String == "job cancelled successfully")
+            #expect(try reply.decoded(API.CancelResult.self).message == "job cancelled successfully")
             // The call answers once stopped: the job is final and nothing of it runs.
-            let job = try await server.jobObject(jobID)
-            #expect(job["status"] as? String == "cancelled")
-            #expect(job["cancelled"] as? Bool == true)
+            let job = try await server.job(jobID)
+            #expect(job.status == .cancelled)
+            #expect(job.cancelled == true)
             for suffix in ["bg", "setsid", "fg"] {
                 #expect(!TestFiles.processExists(matching: "\(token)-\(suffix)"), "\(suffix) process survived the cancel")
             }
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["cancelled", "skipped"])
-            #expect((steps[0]["output"] as? String ?? "").hasPrefix("started\n"), "output written before the stop is kept")
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.map(\.status) == [.cancelled, .skipped])
+            #expect(steps[0].output.hasPrefix("started\n"), "output written before the stop is kept")
 
             let again = try await server.post("/jobs/\(jobID)/cancel")
             #expect(again.status == 400)
@@ -147,8 +146,8 @@ struct PipelineJobTests {
             try await server.waitForOutput(jobID, containing: "up")
             let reply = try await server.post("/jobs/\(jobID)/kill")
             #expect(reply.status == 200)
-            #expect(reply.object["success"] as? Bool == true)
-            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
+            #expect(try reply.decoded(API.KillResult.self).success == true)
+            #expect(try await server.job(jobID).status == .cancelled)
         }
     }
 
@@ -161,7 +160,7 @@ struct PipelineJobTests {
             let reply = try await server.post("/jobs/\(jobID)/cancel")
             #expect(reply.status == 200)
             #expect(ContinuousClock.now - started >= .milliseconds(400), "SIGKILL waits for the grace period")
-            #expect(try await server.jobObject(jobID)["status"] as? String == "cancelled")
+            #expect(try await server.job(jobID).status == .cancelled)
         }
     }
 
@@ -169,14 +168,14 @@ struct PipelineJobTests {
         try await TestServer.with(configure: { $0.maxConcurrentJobs = 1 }) { server in
             let blocker = try await server.createPipeline(config: "steps:\n  - sleep 300\n")
             let first = try await server.trigger(blocker)
-            try await server.waitForStatus(first, "running")
+            try await server.waitForStatus(first, .running)
             let quick = try await server.createPipeline(config: "steps:\n  - echo hi\n")
             let second = try await server.trigger(quick)
-            #expect(try await server.jobObject(second)["status"] as? String == "pending")
+            #expect(try await server.job(second).status == .pending)
             #expect(try await server.post("/jobs/\(second)/cancel").status == 200)
-            let steps = try await server.get("/jobs/\(second)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["skipped"])
-            #expect(try await server.jobObject(second)["started_at"] is NSNull, "a cancelled pending job never ran")
+            let steps = try await server.logs(second).logs
+            #expect(steps.map(\.status) == [.skipped])
+            #expect(try await server.job(second).startedAt == nil, "a cancelled pending job never ran")
             #expect(try await server.post("/jobs/\(first)/cancel").status == 200)
         }
     }
@@ -187,16 +186,15 @@ struct PipelineJobTests {
             var ids: [Int] = []
             for _ in 0..<5 { ids.append(try await server.trigger(pipelineID)) }
             // The last job waits while the slots are taken; the status reports who runs.
-            let last = try await server.get("/jobs/\(ids[4])/status").object
-            if last["status"] as? String == "pending" {
-                let running = (last["metrics"] as? [String: Any])?["concurrent_jobs_total"] as? Int ?? 0
-                #expect((1...2).contains(running))
+            let last = try await server.get("/jobs/\(ids[4])/status").decoded(API.JobStatusReport.self)
+            if last.status == .pending {
+                #expect((1...2).contains(last.metrics.concurrentJobsTotal))
             }
             var intervals: [(start: String, end: String)] = []
             for id in ids {
-                let job = try await server.waitForJobObject(id)
-                #expect(job["status"] as? String == "success")
-                intervals.append((job["started_at"] as? String ?? "", job["finished_at"] as? String ?? ""))
+                let job = try await server.waitForJob(id)
+                #expect(job.status == .success)
+                intervals.append((job.startedAt ?? "", job.finishedAt ?? ""))
             }
             let starts = intervals.map(\.start)
             #expect(starts == starts.sorted(), "jobs start in the order they were created")
@@ -211,28 +209,29 @@ struct PipelineJobTests {
     @Test func retryRunsTheOriginalSnapshotEvenAfterThePipelineChanged() async throws {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "env:\n  WORD: \"first\"\nsteps:\n  - echo $WORD\n")
-            let original = try await server.trigger(pipelineID, json: ["env": ["EXTRA": "x"]])
-            #expect(try await server.waitForJobObject(original)["status"] as? String == "success")
+            let original = try await server.trigger(pipelineID, API.TriggerRequest(env: ["EXTRA": "x"]))
+            #expect(try await server.waitForJob(original).status == .success)
             let edit = try await server.request(.PUT, "/pipelines/\(pipelineID)", body: #"{"name":"edited","config":"steps:\n  - echo changed\n"}"#)
             #expect(edit.status == 200)
 
             let reply = try await server.post("/jobs/\(original)/retry")
             #expect(reply.status == 200)
-            #expect(reply.object["status"] as? String == "pending")
-            #expect(reply.object["started_at"] is NSNull && reply.object["container_id"] is NSNull)
-            let retryID = try #require(reply.object["id"] as? Int)
+            let retry = try reply.decoded(API.Job.self)
+            #expect(retry.status == .pending)
+            #expect(retry.startedAt == nil && retry.containerID == nil)
+            let retryID = retry.id
             #expect(retryID > original)
             #expect(reply.header("Location") == "/jobs/\(retryID)")
-            #expect(try await server.waitForJobObject(retryID)["status"] as? String == "success")
-            let logs = try await server.get("/jobs/\(retryID)/logs").object
-            #expect(logs["build"] as? String == "first\n")
-            let environment = try await server.get("/jobs/\(retryID)/details").object["environments"] as? [[String: Any]] ?? []
-            #expect(environment.map { $0["key"] as? String } == ["WORD", "EXTRA"])
+            #expect(try await server.waitForJob(retryID).status == .success)
+            let logs = try await server.logs(retryID)
+            #expect(logs.build == "first\n")
+            let environment = try await server.get("/jobs/\(retryID)/details").decoded(API.JobDetails.self).environments
+            #expect(environment.map(\.key) == ["WORD", "EXTRA"])
 
             // A new trigger runs the edited config.
             let fresh = try await server.trigger(pipelineID)
-            _ = try await server.waitForJobObject(fresh)
-            #expect(try await server.get("/jobs/\(fresh)/logs").object["build"] as? String == "changed\n")
+            try await server.waitForJob(fresh)
+            #expect(try await server.logs(fresh).build == "changed\n")
         }
     }
 
@@ -240,7 +239,7 @@ struct PipelineJobTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - sleep 300\n")
             let jobID = try await server.trigger(pipelineID)
-            try await server.waitForStatus(jobID, "running")
+            try await server.waitForStatus(jobID, .running)
             let before = try await server.counts()
             let reply = try await server.post("/jobs/\(jobID)/retry")
             #expect(reply.status == 400)
@@ -263,14 +262,14 @@ struct PipelineJobTests {
                 steps:
                   - cat message.txt; echo "$WHO $EXTRA"
                 """)
-            let jobID = try await server.trigger(pipelineID, json: ["branch": "feature", "env": ["EXTRA": "added", "WHO": "trigger"]])
-            let job = try await server.waitForJobObject(jobID)
-            #expect(job["status"] as? String == "success")
-            #expect(job["branch"] as? String == "feature")
-            #expect(job["repo_name"] as? String == repository)
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["type"] as? String } == ["git", "bash"])
-            #expect(steps[1]["output"] as? String == "on feature\ntrigger added\n")
+            let jobID = try await server.trigger(pipelineID, API.TriggerRequest(branch: "feature", env: ["EXTRA": "added", "WHO": "trigger"]))
+            let job = try await server.waitForJob(jobID)
+            #expect(job.status == .success)
+            #expect(job.branch == "feature")
+            #expect(job.repoName == repository)
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.map(\.type) == [.git, .bash])
+            #expect(steps[1].output == "on feature\ntrigger added\n")
         }
     }
 
@@ -279,10 +278,10 @@ struct PipelineJobTests {
             let repository = try await GitFixture.repository(branches: ["main": "x"])
             let pipelineID = try await server.createPipeline(config: "repo: \(repository)\nbranch: nope\nsteps:\n  - echo never\n")
             let jobID = try await server.trigger(pipelineID)
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "failed")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
-            #expect((steps[0]["output"] as? String ?? "").contains("nope"))
+            #expect(try await server.waitForJob(jobID).status == .failed)
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.map(\.status) == [.failed, .skipped])
+            #expect(steps[0].output.contains("nope"))
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresKit
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 import RapidFlowTestSupport
@@ -26,28 +27,28 @@ struct PostgresServiceTests {
     @Test func aJobAndItsOutputSurviveARestartOnTheSameDatabase() async throws {
         try await ScratchDatabase.with { url in
             let (pipelineID, jobID) = try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
-                #expect(try await server.get("/ready").object["store"] as? String == "ok")
+                #expect(try await server.get("/ready").decoded(API.Readiness.self).store == "ok")
                 let pipelineID = try await server.createPipeline(name: "pg", config: Self.pipeline)
                 let jobID = try await server.trigger(pipelineID)
-                #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
+                #expect(try await server.waitForJob(jobID).status == .success)
                 #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/rapidflow.sqlite"), "no SQLite file is made")
                 return (pipelineID, jobID)
             }
 
             try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
-                let pipeline = try await server.get("/pipelines/\(pipelineID)").object
-                #expect(pipeline["name"] as? String == "pg")
-                let job = try await server.jobObject(jobID)
-                #expect(job["status"] as? String == "success" && job["pipeline_id"] as? Int == pipelineID)
-                let logs = try await server.get("/jobs/\(jobID)/logs")
-                #expect(logs.object["build"] as? String == "hello from postgres\nraw \u{FFFD}\n")
-                #expect(logs.object["test"] as? String == "tested\n")
-                let steps = try await server.get("/jobs/\(jobID)/details").object["steps"] as? [[String: Any]] ?? []
-                #expect(steps.map { $0["status"] as? String } == ["success", "success"])
+                let pipeline = try await server.get("/pipelines/\(pipelineID)").decoded(API.Pipeline.self)
+                #expect(pipeline.name == "pg")
+                let job = try await server.job(jobID)
+                #expect(job.status == .success && job.pipelineID == pipelineID)
+                let logs = try await server.logs(jobID)
+                #expect(logs.build == "hello from postgres\nraw \u{FFFD}\n")
+                #expect(logs.test == "tested\n")
+                let steps = try await server.get("/jobs/\(jobID)/details").decoded(API.JobDetails.self).steps
+                #expect(steps.map(\.status) == [.success, .success])
 
                 let again = try await server.trigger(pipelineID)
                 #expect(again > jobID, "ids go on from the stored ones")
-                #expect(try await server.waitForJobObject(again)["status"] as? String == "success")
+                #expect(try await server.waitForJob(again).status == .success)
                 #expect(try await server.counts().jobs == 2)
             }
         }

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowStore
 import RapidFlowTestSupport
 import Testing
@@ -46,7 +48,7 @@ struct ReplicaTests {
                 jobIDs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(pipeline))
             }
             for id in jobIDs {
-                #expect(try await a.client.waitForJobObject(id)["status"] as? String == "success")
+                #expect(try await a.client.waitForJob(id).status == .success)
             }
             let ran = try String(contentsOfFile: record, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
             #expect(ran.sorted() == jobIDs.sorted(), "every job ran once, none twice: \(ran.sorted())")
@@ -73,7 +75,7 @@ struct ReplicaTests {
             let started = ContinuousClock.now
             let streamed = try await b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
             let elapsed = ContinuousClock.now - started
-            let steps = (try await b.client.get("/jobs/\(jobID)/status").object["steps"] as? [[String: Any]] ?? []).compactMap { $0["step_id"] as? Int }
+            let steps = try await b.client.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self).steps.map(\.stepID)
             try #require(steps.count == 2)
             let lines = (1...30).map { "line \($0)" }
             let expected = "=== Step \(steps[0]) (bash) ===\n" + lines.joined(separator: "\n") + "\n\n=== Step \(steps[1]) (bash) ===\nsecond step\n\n=== Build completed ===\n"
@@ -95,11 +97,11 @@ struct ReplicaTests {
             defer { b.kill(signal: SIGTERM) }
             let started = ContinuousClock.now
             let reply = try await b.client.post("/jobs/\(jobID)/cancel")
-            #expect(reply.status == 200 && reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(try reply.status == 200 && reply.envelope(API.CancelResult.self).data?.status == .cancelled, "\(reply.text)")
             #expect(ContinuousClock.now - started < .seconds(30), "well before the job's own 300 s")
             #expect(!TestFiles.processExists(matching: token), "the step's process on replica A is gone")
-            let logs = try await a.client.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(logs.map { $0["status"] as? String } == ["cancelled", "skipped"])
+            let logs = try await a.client.logs(jobID).logs
+            #expect(logs.map(\.status) == [.cancelled, .skipped])
         }
     }
 
@@ -115,18 +117,18 @@ struct ReplicaTests {
             defer { b.kill(signal: SIGTERM) }
             // B leaves A's job alone while A renews its lease.
             try await Task.sleep(for: .seconds(3))
-            #expect(try await b.client.jobObject(jobID)["status"] as? String == "running")
+            #expect(try await b.client.job(jobID).status == .running)
             a.kill(signal: SIGKILL)
             let died = ContinuousClock.now
-            let job = try await b.client.waitForJobObject(jobID, timeout: .seconds(20))
-            #expect(job["status"] as? String == "failed")
+            let job = try await b.client.waitForJob(jobID, timeout: .seconds(20))
+            #expect(job.status == .failed)
             // 2 s of lease and a renewal round; generous for a loaded machine, far below the default 30 s lease.
             #expect(ContinuousClock.now - died < .seconds(15), "settled within the lease and a renewal interval")
-            let output = try await b.client.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            let output = try await b.client.logs(jobID).build
             #expect(output.hasPrefix("before the crash\n") && output.contains("stopped renewing its lease"), "\(output)")
             // B goes on running jobs.
             let next = try await b.client.trigger(try await b.client.createPipeline(config: "steps:\n  - echo after\n"))
-            #expect(try await b.client.waitForJobObject(next)["status"] as? String == "success")
+            #expect(try await b.client.waitForJob(next).status == .success)
         }
     }
 }

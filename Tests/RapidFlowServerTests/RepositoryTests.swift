@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
@@ -18,12 +19,14 @@ struct RepositoryTests {
         }, body)
     }
 
-    /// The envelope of a refusal: no data, a code, a message, a timestamp.
+    /// The envelope of a refusal: no data, a code, a message, a timestamp. Its members are
+    /// read with JSONSerialization on purpose: `data` must be there as null, which the API
+    /// types read the same as left out.
     static func expectEnvelope(_ reply: TestServer.Reply, code: String, mentioning words: [String], _ label: String) {
         #expect(reply.status == 400, "\(label): \(reply.text)")
-        let object = reply.json as? [String: Any] ?? [:]
-        #expect(object["data"] is NSNull, "\(label): data is null")
-        #expect(object["timestamp"] is String, "\(label): a timestamp")
+        let members = (try? JSONSerialization.jsonObject(with: reply.body)) as? [String: Any] ?? [:]
+        #expect(members["data"] is NSNull, "\(label): data is null")
+        #expect(members["timestamp"] is String, "\(label): a timestamp")
         #expect(reply.errorCode == code, "\(label): \(reply.text)")
         for word in words {
             #expect(reply.errorMessage.contains(word), "\(label): '\(reply.errorMessage)' should mention '\(word)'")
@@ -65,8 +68,8 @@ struct RepositoryTests {
                     : credentials.contains(source) ? ["'repo'", "credentials cannot be written in the URL"] : ["'repo'"]
                 Self.expectEnvelope(pipeline, code: "invalid_config", mentioning: pipelineWords, "pipeline \(source)")
             }
-            #expect(try await server.get("/jobs").array.isEmpty, "no job was stored")
-            #expect(try await server.get("/pipelines").array.isEmpty, "no pipeline was stored")
+            #expect(try await server.get("/jobs").decoded([API.Job].self).isEmpty, "no job was stored")
+            #expect(try await server.get("/pipelines").decoded([API.Pipeline].self).isEmpty, "no pipeline was stored")
             #expect(!FileManager.default.fileExists(atPath: marker), "nothing ran")
         }
     }
@@ -77,15 +80,15 @@ struct RepositoryTests {
         try await TestServer.with(configure: { $0.allowLocalRepositories = true; $0.executor = .shell }) { server in
             for (source, expected) in [(fileURL, "cloned from disk"), (String(fileURL.dropFirst("file://".count)), "cloned from disk")] {
                 let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \"\(source)\"\nbranch: main\nsteps:\n  - cat app/message.txt\n"))
-                let job = try await server.waitForJobObject(jobID)
-                let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-                #expect(job["status"] as? String == "success", "\(source): \(steps.first?["output"] ?? "")")
-                #expect(steps.last?["output"] as? String == "\(expected)\n")
+                let job = try await server.waitForJob(jobID)
+                let steps = try await server.logs(jobID).logs
+                #expect(job.status == .success, "\(source): \(steps.first?.output ?? "")")
+                #expect(steps.last?.output == "\(expected)\n")
             }
             let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \"\(scpLooking)\"\nbranch: main\nsteps:\n  - cat message.txt\n"))
-            #expect(try await server.waitForJobObject(jobID)["status"] as? String == "success")
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(steps.last?["output"] as? String == "from-disk\n", "git read '/…/x@y:repo.git' as the path it is")
+            #expect(try await server.waitForJob(jobID).status == .success)
+            let steps = try await server.logs(jobID).logs
+            #expect(steps.last?.output == "from-disk\n", "git read '/…/x@y:repo.git' as the path it is")
         }
     }
 
@@ -97,7 +100,7 @@ struct RepositoryTests {
             let pipeline = try await store.createPipeline(name: "old", config: "repo: \(fileURL)\nsteps:\n  - echo never\n")
             let reply = try await server.post("/pipelines/\(pipeline.id)/jobs")
             Self.expectEnvelope(reply, code: "invalid_config", mentioning: ["'repo'", "--allow-local-repos"], "trigger")
-            #expect(try await server.get("/jobs").array.isEmpty, "no job was created")
+            #expect(try await server.get("/jobs").decoded([API.Job].self).isEmpty, "no job was created")
         }
     }
 
@@ -126,16 +129,16 @@ struct RepositoryTests {
             }
             service.scheduler.jobsCreated()
             for (jobID, transport) in jobs {
-                #expect(try await server.waitForJobObject(jobID)["status"] as? String == "failed")
-                let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-                #expect(steps.map { $0["status"] as? String } == ["failed", "skipped"])
-                let output = steps.first?["output"] as? String ?? ""
+                #expect(try await server.waitForJob(jobID).status == .failed)
+                let steps = try await server.logs(jobID).logs
+                #expect(steps.map(\.status) == [.failed, .skipped])
+                let output = steps.first?.output ?? ""
                 #expect(output.contains("transport '\(transport)' not allowed"), "\(executor) \(transport): \(output)")
 
-                let before = try await server.get("/jobs").array.count
+                let before = try await server.get("/jobs").decoded([API.Job].self).count
                 let retry = try await server.post("/jobs/\(jobID)/retry")
                 Self.expectEnvelope(retry, code: "invalid_config", mentioning: ["'repo'"], "retry of \(transport)")
-                #expect(try await server.get("/jobs").array.count == before, "the retry created no job")
+                #expect(try await server.get("/jobs").decoded([API.Job].self).count == before, "the retry created no job")
             }
             #expect(!FileManager.default.fileExists(atPath: marker), "the ext:: command never ran")
         }
@@ -168,10 +171,10 @@ struct RepositoryTests {
             $0.runnerBinary = ServiceProcess.binary
         }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "repo: \(fileURL)\nbranch: main\nsteps:\n  - cat app/message.txt\n"))
-            let job = try await server.waitForJobObject(jobID)
-            let steps = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-            #expect(job["status"] as? String == "success", "\(steps.first?["output"] ?? "")")
-            #expect(steps.last?["output"] as? String == "through the runner\n")
+            let job = try await server.waitForJob(jobID)
+            let steps = try await server.logs(jobID).logs
+            #expect(job.status == .success, "\(steps.first?.output ?? "")")
+            #expect(steps.last?.output == "through the runner\n")
         }
     }
 }

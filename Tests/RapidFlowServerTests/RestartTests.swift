@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -16,24 +18,23 @@ struct RestartTests {
         let running = try await service.client.trigger(long)
         let pending = try await service.client.trigger(quick)
         try await service.client.waitForOutput(running, containing: "before crash")
-        #expect(try await service.client.jobObject(pending)["status"] as? String == "pending")
+        #expect(try await service.client.job(pending).status == .pending)
 
         service.kill(signal: SIGKILL)
         #expect(TestFiles.processExists(matching: token), "the step outlives the service it was started by")
 
         service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])
         defer { service.kill(signal: SIGTERM) }
-        let settled = try await service.client.jobObject(running)
-        #expect(settled["status"] as? String == "failed")
-        let logs = try await service.client.get("/jobs/\(running)/logs").object
-        let output = logs["build"] as? String ?? ""
+        let settled = try await service.client.job(running)
+        #expect(settled.status == .failed)
+        let output = try await service.client.logs(running).build
         #expect(output.hasPrefix("before crash\n"), "output printed before the crash is kept")
         #expect(output.contains("service stopped while this step was running"), "the reason is in the output: \(output)")
         #expect(!TestFiles.processExists(matching: token), "the orphaned step process was killed")
 
-        #expect(try await service.client.waitForJobObject(pending)["status"] as? String == "success")
-        #expect(try await service.client.get("/jobs/\(pending)/logs").object["build"] as? String == "after restart\n")
-        #expect(try await service.client.get("/jobs?status=running").array.isEmpty)
+        #expect(try await service.client.waitForJob(pending).status == .success)
+        #expect(try await service.client.logs(pending).build == "after restart\n")
+        #expect(try await service.client.get("/jobs?status=running").decoded([API.Job].self).isEmpty)
     }
 
     @Test func gracefulShutdownSettlesRunningJobsAndEndsLiveStreams() async throws {
@@ -54,9 +55,9 @@ struct RestartTests {
 
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
-        let job = try await service.client.jobObject(jobID)
-        #expect(job["status"] as? String == "failed")
-        let output = try await service.client.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+        let job = try await service.client.job(jobID)
+        #expect(job.status == .failed)
+        let output = try await service.client.logs(jobID).build
         #expect(output.hasPrefix("working\n"))
         #expect(output.contains("shut down"))
     }

@@ -1,29 +1,38 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import RapidFlowAPI
 import RapidFlowTestSupport
 import Testing
 
 @Suite("Routes, lists and envelope")
 struct RoutesTests {
+    /// The envelope's members as they are on the wire. Deliberately JSONSerialization: this
+    /// checks that a null `data` or `error` is there as null, which the API types read the
+    /// same as a member left out.
+    static func envelopeMembers(_ reply: TestServer.Reply) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: reply.body) as? [String: Any], "\(reply.text)")
+    }
+
     @Test func healthReadyAndUnknownRoutesUseTheEnvelope() async throws {
         try await TestServer.with { server in
             let health = try await server.get("/health")
             #expect(health.status == 200)
-            #expect(health.object["status"] as? String == "ok")
-            #expect(health.object["timestamp"] is String)
-            #expect((health.json as? [String: Any])?["error"] is NSNull)
-            #expect((health.json as? [String: Any])?["timestamp"] is String)
+            let payload = try health.decoded(API.Health.self)
+            #expect(payload.status == "ok")
+            #expect(!payload.timestamp.isEmpty)
+            #expect(try Self.envelopeMembers(health)["error"] is NSNull)
+            #expect(try Self.envelopeMembers(health)["timestamp"] is String)
             #expect(health.header("Content-Type")?.hasPrefix("application/json") == true)
 
             let ready = try await server.get("/ready")
             #expect(ready.status == 200)
-            #expect(ready.object["status"] as? String == "ready")
+            #expect(try ready.decoded(API.Readiness.self).status == "ready")
 
             let missing = try await server.get("/no/such/route")
             #expect(missing.status == 404)
             #expect(missing.errorCode == "route_not_found")
-            #expect((missing.json as? [String: Any])?["data"] is NSNull)
+            #expect(try Self.envelopeMembers(missing)["data"] is NSNull)
         }
     }
 
@@ -40,35 +49,35 @@ struct RoutesTests {
     @Test func pipelinesCanBeListedShownUpdatedAndDeletedWhileTheirJobsRemain() async throws {
         try await TestServer.with { server in
             let first = try await server.createPipeline(name: "first", config: "steps:\n  - echo 1\n")
-            let created = try await server.post("/pipelines", json: ["name": "second", "config": "steps:\n  - echo 2\n"])
-            #expect(created.header("Location") == "/pipelines/\(created.object["id"] as? Int ?? 0)")
-            let second = try #require(created.object["id"] as? Int)
+            let created = try await server.request(.POST, "/pipelines", encoding: API.PipelineDefinition(name: "second", config: "steps:\n  - echo 2\n"))
+            let second = try created.decoded(API.Pipeline.self).id
+            #expect(created.header("Location") == "/pipelines/\(second)")
 
-            #expect(try await server.get("/pipelines").array.map { $0["id"] as? Int } == [second, first], "newest first")
-            #expect(try await server.get("/pipelines?limit=1").array.map { $0["id"] as? Int } == [second])
-            #expect(try await server.get("/pipelines?before=\(second)").array.map { $0["id"] as? Int } == [first])
+            #expect(try await server.get("/pipelines").decoded([API.Pipeline].self).map(\.id) == [second, first], "newest first")
+            #expect(try await server.get("/pipelines?limit=1").decoded([API.Pipeline].self).map(\.id) == [second])
+            #expect(try await server.get("/pipelines?before=\(second)").decoded([API.Pipeline].self).map(\.id) == [first])
 
-            let shown = try await server.get("/pipelines/\(first)").object
-            #expect(shown["name"] as? String == "first" && shown["config"] as? String == "steps:\n  - echo 1\n")
+            let shown = try await server.get("/pipelines/\(first)").decoded(API.Pipeline.self)
+            #expect(shown.name == "first" && shown.config == "steps:\n  - echo 1\n")
 
             let update = try await server.request(.PUT, "/pipelines/\(first)", body: #"{"name": "renamed", "config": "steps:\n  - echo 3\n"}"#)
             #expect(update.status == 200)
-            #expect(try await server.get("/pipelines/\(first)").object["name"] as? String == "renamed")
+            #expect(try await server.get("/pipelines/\(first)").decoded(API.Pipeline.self).name == "renamed")
             let badUpdate = try await server.request(.PUT, "/pipelines/\(first)", body: #"{"name": "x", "config": "steps: []"}"#)
             #expect(badUpdate.status == 400)
-            #expect(try await server.get("/pipelines/\(first)").object["config"] as? String == "steps:\n  - echo 3\n", "a refused update changes nothing")
+            #expect(try await server.get("/pipelines/\(first)").decoded(API.Pipeline.self).config == "steps:\n  - echo 3\n", "a refused update changes nothing")
 
             let jobID = try await server.trigger(first)
-            _ = try await server.waitForJobObject(jobID)
+            try await server.waitForJob(jobID)
             let deleted = try await server.request(.DELETE, "/pipelines/\(first)")
             #expect(deleted.status == 200)
             #expect(try await server.get("/pipelines/\(first)").status == 404)
             #expect(try await server.request(.DELETE, "/pipelines/\(first)").status == 404)
             let job = try await server.get("/jobs/\(jobID)")
             #expect(job.status == 200, "a deleted pipeline's jobs remain")
-            #expect(job.object["pipeline_name"] as? String == "renamed")
-            let details = try await server.get("/jobs/\(jobID)/details").object
-            #expect((details["pipeline"] as? [String: Any])?["config"] as? String == "steps:\n  - echo 3\n")
+            #expect(try job.decoded(API.Job.self).pipelineName == "renamed")
+            let details = try await server.get("/jobs/\(jobID)/details").decoded(API.JobDetails.self)
+            #expect(details.pipeline?.config == "steps:\n  - echo 3\n")
         }
     }
 
@@ -79,14 +88,15 @@ struct RoutesTests {
             let a = try await server.trigger(good)
             let b = try await server.trigger(bad)
             let c = try await server.trigger(good)
-            for id in [a, b, c] { _ = try await server.waitForJobObject(id) }
+            for id in [a, b, c] { try await server.waitForJob(id) }
 
-            #expect(try await server.get("/jobs").array.map { $0["id"] as? Int } == [c, b, a])
-            #expect(try await server.get("/jobs?limit=2").array.map { $0["id"] as? Int } == [c, b])
-            #expect(try await server.get("/jobs?before=\(b)").array.map { $0["id"] as? Int } == [a])
-            #expect(try await server.get("/jobs?status=failed").array.map { $0["id"] as? Int } == [b])
-            #expect(try await server.get("/jobs?pipeline_id=\(good)").array.map { $0["id"] as? Int } == [c, a])
-            #expect(try await server.get("/jobs?pipeline_id=\(good)&status=failed").array.isEmpty)
+            func ids(_ path: String) async throws -> [Int] { try await server.get(path).decoded([API.Job].self).map(\.id) }
+            #expect(try await ids("/jobs") == [c, b, a])
+            #expect(try await ids("/jobs?limit=2") == [c, b])
+            #expect(try await ids("/jobs?before=\(b)") == [a])
+            #expect(try await ids("/jobs?status=failed") == [b])
+            #expect(try await ids("/jobs?pipeline_id=\(good)") == [c, a])
+            #expect(try await ids("/jobs?pipeline_id=\(good)&status=failed").isEmpty)
         }
     }
 
@@ -94,12 +104,12 @@ struct RoutesTests {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo data > file.txt\n")
             let jobID = try await server.trigger(pipelineID)
-            _ = try await server.waitForJobObject(jobID)
+            try await server.waitForJob(jobID)
             let workspace = "\(server.dataDirectory)/workspaces/job-\(jobID)"
             #expect(FileManager.default.fileExists(atPath: "\(workspace)/file.txt"))
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200)
-            #expect(reply.object["success"] as? Bool == true)
+            #expect(try reply.decoded(API.CleanupResult.self).success)
             #expect(!FileManager.default.fileExists(atPath: workspace))
             #expect(try await server.get("/jobs/\(jobID)/logs").status == 200, "the job and its output stay")
         }
@@ -122,7 +132,7 @@ struct BearerTokenTests {
             #expect(refused.status == 401)
             let ok = try await server.request(.GET, "/jobs", headers: [("Authorization", "Bearer s3cret-token")])
             #expect(ok.status == 200)
-            #expect(ok.array.isEmpty, "the refused create stored nothing")
+            #expect(try ok.decoded([API.Job].self).isEmpty, "the refused create stored nothing")
             let missing = try await server.request(.GET, "/nowhere")
             #expect(missing.status == 401, "unknown routes are guarded too")
         }

@@ -1,4 +1,6 @@
 import Foundation
+import RapidFlowAPI
+import RapidFlowCore
 import RapidFlowTestSupport
 import Testing
 
@@ -27,20 +29,19 @@ struct RunnerTests {
     }
 
     /// Each step's status, exit code and output, and the job's status.
-    static func outcome(of server: TestServer) async throws -> (String?, [String]) {
+    static func outcome(of server: TestServer) async throws -> (JobStatus, [String]) {
         let jobID = try await server.trigger(try await server.createPipeline(config: config))
-        let job = try await server.waitForJobObject(jobID)
-        let logs = try await server.get("/jobs/\(jobID)/logs").object["logs"] as? [[String: Any]] ?? []
-        let steps = logs.map { step in
-            "\(step["status"] ?? "-") \(step["exit_code"].map { "\($0)" } ?? "-") \(step["output"] ?? "")"
+        let job = try await server.waitForJob(jobID)
+        let steps = try await server.logs(jobID).logs.map { step in
+            "\(step.status.rawValue) \(step.exitCode.map(String.init) ?? "-") \(step.output)"
         }
-        return (job["status"] as? String, steps)
+        return (job.status, steps)
     }
 
     @Test func aJobEndsTheSameInProcessAndThroughRapidflowRunner() async throws {
         let inProcess = try await TestServer.with(configure: { $0.executor = .shell }) { try await Self.outcome(of: $0) }
         let throughRunner = try await Self.withRunnerService { try await Self.outcome(of: $0) }
-        #expect(inProcess.0 == "failed")
+        #expect(inProcess.0 == .failed)
         #expect(inProcess.1.count == 4)
         #expect(inProcess.1.first?.hasPrefix("success 0 hello ci=true\nto-stderr\ntoken ********\n") == true, "\(inProcess.1)")
         #expect(throughRunner.0 == inProcess.0)
@@ -54,11 +55,10 @@ struct RunnerTests {
             try await server.waitForOutput(jobID, containing: "started")
             #expect(TestFiles.processExists(matching: "rapidflow runner --server \(server.baseURL) --job \(jobID)"))
             let reply = try await server.post("/jobs/\(jobID)/cancel")
-            #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(try reply.decoded(API.CancelResult.self).status == .cancelled, "\(reply.text)")
             #expect(!TestFiles.processExists(matching: token), "the step's process is gone")
-            let deadline = ContinuousClock.now + .seconds(10)
-            while TestFiles.processExists(matching: "--job \(jobID) ") && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
+            try await eventually(timeout: .seconds(10), "the runner of job \(jobID) ends") {
+                !TestFiles.processExists(matching: "rapidflow runner --server \(server.baseURL) --job \(jobID) ")
             }
             #expect(!TestFiles.processExists(matching: "rapidflow runner --server \(server.baseURL) --job \(jobID) "), "the runner ended with its job")
         }
@@ -67,7 +67,7 @@ struct RunnerTests {
     @Test func theRunnerRoutesTakeOnlyTheJobsOwnToken() async throws {
         try await Self.withRunnerService { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 2\n"))
-            try await server.waitForStatus(jobID, "running")
+            try await server.waitForStatus(jobID, .running)
             for headers in [[], [("Authorization", "Bearer wrong-token")]] as [[(String, String)]] {
                 let reply = try await server.request(.GET, "/runner/jobs/\(jobID)/next?wait=0", headers: headers)
                 #expect(reply.status == 401 && reply.errorCode == "unauthorized", "\(reply.text)")
@@ -76,9 +76,9 @@ struct RunnerTests {
             }
             let unknown = try await server.request(.GET, "/runner/jobs/999/next?wait=0", headers: [("Authorization", "Bearer x")])
             #expect(unknown.status == 401)
-            let status = try await server.waitForJobObject(jobID)["status"] as? String
+            let status = try await server.waitForJob(jobID).status
             let text = try await server.get("/jobs/\(jobID)/logs").text
-            #expect(status == "success", "\(text)")
+            #expect(status == .success, "\(text)")
             #expect(!(try await server.get("/jobs/\(jobID)/logs").text.contains("forged")), "nothing forged was stored")
         }
     }
@@ -97,21 +97,17 @@ struct RunnerTests {
         }) { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - echo never\n"))
             // The step itself has started (it is handed to the runner), not only the job.
-            let startDeadline = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < startDeadline,
-                (try await server.get("/jobs/\(jobID)/status").object["steps"] as? [[String: Any]])?.first?["status"] as? String != "running"
-            {
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually("job \(jobID)'s step is handed to the runner") {
+                try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self).steps.first?.status == .running
             }
             let started = ContinuousClock.now
             let reply = try await server.post("/jobs/\(jobID)/cancel")
-            #expect(reply.object["status"] as? String == "cancelled", "\(reply.text)")
+            #expect(try reply.decoded(API.CancelResult.self).status == .cancelled, "\(reply.text)")
             // About grace (1 s) + the 5 s after SIGKILL; the bound is generous for a loaded machine.
             #expect(ContinuousClock.now - started < .seconds(60))
-            let output = try await server.get("/jobs/\(jobID)/logs").object["build"] as? String ?? ""
+            let output = try await server.logs(jobID).build
             #expect(output.contains("did not report the step's end"), "\(output)")
-            let deadline = ContinuousClock.now + .seconds(5)
-            while TestFiles.processExists(matching: token) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            try await eventually(timeout: .seconds(5), "the silent runner ends") { !TestFiles.processExists(matching: token) }
             #expect(!TestFiles.processExists(matching: token), "the silent runner was stopped with its job")
         }
     }
