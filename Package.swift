@@ -143,7 +143,11 @@ let package = Package(
         .testTarget(
             name: "RapidFlowServerTests",
             dependencies: [
-                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore", "RapidFlowTestSupport",
+                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore", "RapidFlowRunner", "RapidFlowStore", "RapidFlowTestSupport",
+                // Routes tested through the router, with no socket (`app.test(.router)`).
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
