@@ -79,4 +79,26 @@ struct ResponseCodingTests {
         let success = #"{"data":{"deleted":true,"id":4},"error":null,"timestamp":"2025-09-26T10:00:05.123Z"}"#
         #expect(try JSONDecoder().decode(API.Envelope<API.DeleteResult>.self, from: Data(success.utf8)).data == API.DeleteResult(id: 4))
     }
+
+    /// Durations are whole milliseconds, as the store keeps times: 18 ms apart reads 0.018,
+    /// not the 0.017999887… of subtracting two floating-point times.
+    @Test func durationsAreWholeMilliseconds() throws {
+        let started = Date(timeIntervalSince1970: 1_764_900_000.123)
+        let finished = Date(timeIntervalSince1970: 1_764_900_000.141)
+        #expect(finished.timeIntervalSince(started) != 0.018, "the case this test is about: the raw difference is not 0.018")
+        let step = RapidFlowCore.Step(
+            id: 1, jobID: 7, orderNum: 0, type: .bash, name: nil, content: "true", phase: .test, status: .success, exitCode: 0,
+            createdAt: started, startedAt: started, finishedAt: finished)
+        var job = Self.job(finished: true)
+        job.startedAt = started
+        job.finishedAt = Date(timeIntervalSince1970: 1_764_900_001.143)
+        let report = API.JobStatusReport(job: job, steps: [step], concurrentJobs: 0)
+        #expect(report.steps.map(\.durationSeconds) == [0.018])
+        #expect(report.metrics.testDurationSeconds == 0.018)
+        #expect(report.metrics.jobDurationSeconds == 1.02)
+        #expect(API.StepDetail(step, output: nil).durationSeconds == 0.018)
+        #expect(API.Job(job).duration() == 1.02)
+        let text = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        #expect(text.contains("\"duration_seconds\":0.018") && text.contains("\"job_duration_seconds\":1.02"), "\(text)")
+    }
 }

@@ -58,7 +58,7 @@ extension API {
         /// How long the job ran: finished minus started, or up to `now` while it runs.
         public func duration(now: Date = Date()) -> Double? {
             guard let started = startedAt.flatMap(Timestamp.parse) else { return nil }
-            return (finishedAt.flatMap(Timestamp.parse) ?? now).timeIntervalSince(started)
+            return API.wholeMilliseconds((finishedAt.flatMap(Timestamp.parse) ?? now).timeIntervalSince(started))
         }
     }
 

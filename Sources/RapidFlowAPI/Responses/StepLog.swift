@@ -90,10 +90,17 @@ extension API {
 }
 
 extension API {
-    /// Seconds from `start` to `end`, never negative; nil until both are known.
+    /// Seconds from `start` to `end` in whole milliseconds (what the store keeps), never
+    /// negative; nil until both are known. `0.018`, not the `0.017999887…` of a difference
+    /// of two floating-point times.
     static func duration(_ start: Date?, _ end: Date?) -> Double? {
         guard let start, let end else { return nil }
-        return max(0, end.timeIntervalSince(start))
+        return wholeMilliseconds(end.timeIntervalSince(start))
+    }
+
+    /// `seconds` rounded to whole milliseconds, never negative.
+    static func wholeMilliseconds(_ seconds: Double) -> Double {
+        (max(0, seconds) * 1000).rounded() / 1000
     }
 
     static func text(_ data: Data?) -> String {
