@@ -219,7 +219,12 @@ struct CLITests {
         try await TestServer.with(configure: { $0.apiToken = "cli-token-123" }) { server in
             let refused = try await Self.cli(["jobs"], server: server)
             #expect(refused.status == 1)
-            #expect(refused.stderr.contains("bearer token"))
+            // A client user is told the client's way to give a token, not the HTTP header.
+            #expect(refused.stderr == "error: the service needs a token: pass --token or set RAPIDFLOW_API_TOKEN (unauthorized)\n")
+            let wrong = try await Self.cli(["jobs"], server: server, token: "not-the-token")
+            #expect(wrong.status == 1)
+            #expect(wrong.stderr == "error: the service refused the token: check --token or RAPIDFLOW_API_TOKEN (unauthorized)\n")
+            #expect(!wrong.stderr.contains("not-the-token") && !wrong.stderr.contains("cli-token-123"))
             let allowed = try await Self.cli(["jobs"], server: server, token: "cli-token-123")
             #expect(allowed.status == 0)
             #expect(allowed.stdout == "no jobs\n")
@@ -229,6 +234,35 @@ struct CLITests {
         let nowhere = try await Self.cli(
             ["jobs", "--server", "http://127.0.0.1:9"], server: TestServer(port: 9, dataDirectory: "/tmp", service: nil))
         #expect(nowhere.status == 1)
-        #expect(nowhere.stderr.hasPrefix("error: cannot reach the service at http://127.0.0.1:9"))
+        #expect(nowhere.stderr == "error: cannot reach the service at http://127.0.0.1:9: connection refused\n")
+    }
+
+    /// `rapidflow status 1 | head -3`: the reader goes away and the client ends quietly, with
+    /// no crash, no backtrace and no error line. Here the output's reading end is closed before
+    /// the client starts, so every write meets a closed pipe.
+    @Test func aClosedOutputEndsTheClientQuietly() async throws {
+        try await TestServer.with { server in
+            let job = try await server.trigger(try await server.createPipeline(config: "steps:\n  - seq 1 20000\n"))
+            try await server.waitForJob(job)
+            for arguments in [["status", "\(job)"], ["logs", "\(job)"], ["jobs"], ["status", "\(job)", "--json"]] {
+                let directory = TestFiles.temporaryDirectory()
+                let err = "\(directory)/err"
+                FileManager.default.createFile(atPath: err, contents: nil)
+                let output = Pipe()
+                try output.fileHandleForReading.close()
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: ServiceProcess.binary)
+                process.arguments = arguments + ["--server", server.baseURL]
+                process.standardOutput = output.fileHandleForWriting
+                process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+                let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+                    process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+                    do { try process.run() } catch { continuation.resume(throwing: error) }
+                }
+                let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+                #expect(process.terminationReason == .exit && status == 0, "\(arguments): \(process.terminationReason) \(status)")
+                #expect(stderr.isEmpty, "\(arguments): \(stderr.prefix(500))")
+            }
+        }
     }
 }

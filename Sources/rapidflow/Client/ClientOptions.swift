@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Foundation
 
 /// `--server` and `--token`, shared by every client command.
@@ -25,6 +26,8 @@ protocol ClientCommand: AsyncParsableCommand {
 
 extension ClientCommand {
     func run() async throws {
+        // A closed output is then a write error (see `Terminal.write`), not a signal.
+        signal(SIGPIPE, SIG_IGN)
         do {
             let client = options.client
             try await client.checkReachable()
@@ -41,14 +44,37 @@ enum Terminal {
     static let isInteractive = isatty(STDOUT_FILENO) == 1
     static let colours = isInteractive && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
 
-    static func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+    static func write(_ text: String) { write(Data(text.utf8)) }
+
+    /// Writes to standard output. When the reader has gone (`rapidflow status 1 | head -3`),
+    /// the command ends quietly with status 0, as a filter's producer should: no crash, no
+    /// backtrace, no error line.
+    static func write(_ data: Data) {
+        if !writeAll(data, to: STDOUT_FILENO) { exit(0) }
     }
 
     static func line(_ text: String = "") { write(text + "\n") }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+        _ = writeAll(Data("error: \(text)\n".utf8), to: STDERR_FILENO)
+    }
+
+    /// Writes every byte (retrying short writes and EINTR); false when the descriptor is
+    /// closed at the other end (EPIPE) or fails otherwise. SIGPIPE is ignored by the client
+    /// commands, so a closed pipe is this answer rather than a signal.
+    private static func writeAll(_ data: Data, to descriptor: Int32) -> Bool {
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += written
+            }
+            return true
+        }
     }
 
     static func paint(_ text: String, _ code: String) -> String {

@@ -75,9 +75,9 @@ struct LogsCommand: ClientCommand {
         if let since { query.append("since=\(since)") }
         var painter = HeaderPainter(enabled: Terminal.colours)
         try await client.stream("/jobs/\(job)/logs/stream" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))) { chunk in
-            FileHandle.standardOutput.write(painter.paint(chunk))
+            Terminal.write(painter.paint(chunk))
         }
-        FileHandle.standardOutput.write(painter.finish())
+        Terminal.write(painter.finish())
     }
 }
 

@@ -41,7 +41,7 @@ struct ServiceClient: Sendable {
         guard let answer = try? JSONDecoder().decode(Answer.self, from: body) else {
             throw Failure(description: "the service answered \(response.status.code) without a JSON envelope")
         }
-        if let error = answer.error { throw Failure(description: "\(error.message) (\(error.code))") }
+        if let error = answer.error { throw failure(error) }
         let envelope: API.Envelope<Payload>
         do {
             envelope = try JSONDecoder().decode(API.Envelope<Payload>.self, from: body)
@@ -50,6 +50,17 @@ struct ServiceClient: Sendable {
         }
         guard let data = envelope.data else { throw Failure(description: "the service answered \(method) \(path) without data") }
         return data
+    }
+
+    /// The service's refusal as a client user reads it: a missing or wrong token names the
+    /// client's own way to give one, not the HTTP header.
+    private func failure(_ error: API.ErrorBody) -> Failure {
+        guard error.code == "unauthorized" else { return Failure(description: "\(error.message) (\(error.code))") }
+        let given = token.map { !$0.isEmpty } ?? false
+        return Failure(
+            description: given
+                ? "the service refused the token: check --token or RAPIDFLOW_API_TOKEN (unauthorized)"
+                : "the service needs a token: pass --token or set RAPIDFLOW_API_TOKEN (unauthorized)")
     }
 
     /// What any answer is read as first: an envelope, and its error if it has one.
@@ -62,8 +73,10 @@ struct ServiceClient: Sendable {
         let response = try await send(makeRequest(.GET, path), timeout: .hours(24 * 365))
         guard response.status == .ok else {
             let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
-            let message = (try? JSONDecoder().decode(Answer.self, from: body))?.error?.message ?? "HTTP \(response.status.code)"
-            throw Failure(description: message)
+            guard let error = (try? JSONDecoder().decode(Answer.self, from: body))?.error else {
+                throw Failure(description: "the service answered \(response.status.code)")
+            }
+            throw failure(error)
         }
         for try await chunk in response.body { try write(chunk) }
     }
@@ -81,8 +94,25 @@ struct ServiceClient: Sendable {
                 .connect(host: host, port: port).get()
             try? await channel.close()
         } catch {
-            throw Failure(description: "cannot reach the service at \(baseURL): \(error)")
+            throw Failure(description: "cannot reach the service at \(baseURL): \(Self.reason(error))")
         }
+    }
+
+    /// Why a connection failed, in words (`connection refused`), not the networking library's
+    /// internals (`SingleConnectionFailure(… errno: 111)`).
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if let failure = error as? NIOConnectionError {
+            if let first = failure.connectionErrors.first { return reason(first.error) }
+            if failure.dnsAAAAError != nil || failure.dnsAError != nil { return "its host name does not resolve" }
+        }
+        if let channel = error as? ChannelError, case .connectTimeout = channel { return "no answer within the connect timeout" }
+        let text = "\(error)"
+        if let range = text.range(of: "errno: ") {
+            let digits = text[range.upperBound...].prefix { $0.isNumber }
+            if let code = Int32(digits) { return String(cString: strerror(code)).lowercased() }
+        }
+        return text
     }
 
     private func makeRequest(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
@@ -96,11 +126,11 @@ struct ServiceClient: Sendable {
         do {
             return try await HTTPClient.shared.execute(request, timeout: timeout)
         } catch let error as HTTPClientError {
-            throw Failure(description: "cannot reach the service at \(baseURL): \(error)")
+            throw Failure(description: "cannot reach the service at \(baseURL): \(Self.reason(error))")
         } catch let error as ChannelError {
-            throw Failure(description: "cannot reach the service at \(baseURL): \(error)")
+            throw Failure(description: "cannot reach the service at \(baseURL): \(Self.reason(error))")
         } catch let error as IOError {
-            throw Failure(description: "cannot reach the service at \(baseURL): \(error.description)")
+            throw Failure(description: "cannot reach the service at \(baseURL): \(Self.reason(error))")
         }
     }
 }
