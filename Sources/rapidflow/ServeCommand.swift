@@ -66,7 +66,11 @@ struct ServeCommand: AsyncParsableCommand {
         // The store, the executors, the scheduler and the HTTP server, each resource a service
         // that starts in that order and stops in reverse on SIGTERM or SIGINT.
         let (app, _) = try await buildApplication(configuration: configuration) { port in
-            print("rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory))")
+            // The store by kind only: a PostgreSQL URL carries a password.
+            let store = configuration.database.map { $0.hasPrefix("sqlite") ? "sqlite" : "postgresql" } ?? "sqlite"
+            print(
+                "rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory), "
+                    + "store \(store), executor \(configuration.executor.rawValue))")
             fflush(nil)
         }
         try await app.runService()

@@ -4,6 +4,8 @@ import Foundation
 public struct ServiceProcess {
     public let process: Process
     public let client: TestServer
+    /// Where the service's standard output and error go.
+    public let logPath: String
 
     /// The `rapidflow` executable: `RAPIDFLOW_BINARY`, or the one built beside the tests.
     public static var binary: String {
@@ -47,7 +49,7 @@ public struct ServiceProcess {
             if process.isRunning { process.terminate() }
             throw error
         }
-        return ServiceProcess(process: process, client: TestServer(port: port ?? 0, dataDirectory: dataDirectory))
+        return ServiceProcess(process: process, client: TestServer(port: port ?? 0, dataDirectory: dataDirectory), logPath: logPath)
     }
 
     public func kill(signal: Int32) {

@@ -107,6 +107,7 @@ public actor JobScheduler: Service {
             }
             // Graceful shutdown: stop what runs; each job settles as failed with the reason.
             let current = Array(runs.values)
+            logger.info("shutting down: stopping the running jobs", metadata: ["running": "\(current.count)"])
             for control in current { control.interrupt(.shutdown) }
             group.addTask {
                 for control in current where !(await control.waitUntilFinished(timeout: control.gracePeriod)) {
@@ -188,6 +189,10 @@ public actor JobScheduler: Service {
     // MARK: - Running
 
     private func execute(_ job: Job, _ control: JobControl) async {
+        var started: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"]
+        if let pipeline = job.pipelineName { started["pipeline"] = "\(pipeline)" }
+        if let owner = job.snapshot.imageJob?.owner { started["owner"] = "\(owner)" }
+        logger.info("job started", metadata: started)
         do {
             _ = try await JobExecution(
                 job: job, control: control, store: store, executor: executor, broadcaster: broadcaster,
@@ -208,6 +213,7 @@ public actor JobScheduler: Service {
     /// Cancels a pending or running job and returns once it has stopped.
     public func cancel(jobID: Int) async throws -> Job {
         let job = try await store.requireJob(id: jobID)
+        logger.info("job cancel requested", metadata: ["job": "\(jobID)", "status": "\(job.status.rawValue)"])
         if job.status.isFinal {
             throw RapidFlowError(
                 .jobNotCancellable,

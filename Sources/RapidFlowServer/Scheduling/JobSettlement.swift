@@ -65,8 +65,26 @@ struct JobSettlement: Sendable {
             metrics.recordJobFinished(status: status)
             if case .ran = ending { metrics.recordPhases(of: try await store.steps(jobID: jobID)) }
             await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
+            await logEnd(of: jobID, status: status, ending)
         }
         return settled
+    }
+
+    /// One line per job end at `info`: the job, its status, how long it ran and, when it did
+    /// not end by running its steps here, why.
+    private func logEnd(of jobID: Int, status: JobStatus, _ ending: Ending) async {
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = ["job": "\(jobID)", "status": "\(status.rawValue)"]
+        if let job = try? await store.job(id: jobID), let started = job.startedAt, let finished = job.finishedAt {
+            metadata["duration_ms"] = "\(Int((finished.timeIntervalSince(started) * 1000).rounded()))"
+        }
+        switch ending {
+        case .ran: break
+        case .abandoned: metadata["settled"] = "could not complete here"
+        case .cancelledWhilePending: metadata["settled"] = "cancelled before it started"
+        case .interrupted: metadata["settled"] = "interrupted: what ran it is gone"
+        }
+        logger.info("job finished", metadata: metadata)
     }
 
     /// Settles an ending the store may refuse for a while (a full disk): it is tried again,
