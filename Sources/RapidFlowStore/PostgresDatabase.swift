@@ -13,18 +13,20 @@ import Synchronization
 /// and migrated before the service group starts (so a wrong password stops start-up), and the
 /// store's own `Service`, listed first, shuts it down after everything that uses it has stopped.
 ///
-/// A lease that is not served within `leaseTimeout` (server down, pool exhausted) fails
-/// instead of waiting: the client retries a server that refuses connections for a minute
+/// A lease that is not served within `leaseTimeout` (10 s unless the opener says otherwise:
+/// server down, pool exhausted) fails instead of waiting: the client retries a server that refuses connections for a minute
 /// before it fails what waits, and a health check must answer rather than hang.
 final class PostgresDatabase: Sendable {
-    static let leaseTimeout: Duration = .seconds(10)
+    static let defaultLeaseTimeout: Duration = .seconds(10)
+    let leaseTimeout: Duration
 
     private let client: PostgresClient
     private let running: Task<Void, Never>
 
     /// Returns once the client's `run()` has begun: a lease asked for before waits, and the
     /// client warns about it.
-    init(location: PostgresURL, logger: Logger) async {
+    init(location: PostgresURL, logger: Logger, leaseTimeout: Duration = PostgresDatabase.defaultLeaseTimeout) async {
+        self.leaseTimeout = leaseTimeout
         let client = PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger)
         self.client = client
         let (started, signal) = AsyncStream<Void>.makeStream()
@@ -40,18 +42,19 @@ final class PostgresDatabase: Sendable {
     func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let lease = LeaseDeadline()
         let client = client
+        let leaseTimeout = leaseTimeout
         return try await withoutActuallyEscaping(body) { body in
             try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     try await client.withConnection { connection in
-                        guard lease.serve() else { throw PostgresLeaseTimeout() }
+                        guard lease.serve() else { throw PostgresLeaseTimeout(after: leaseTimeout) }
                         return try await body(connection.sql(queryLogLevel: nil))
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: Self.leaseTimeout)
+                    try await Task.sleep(for: leaseTimeout)
                     // Once served, the body runs as long as it takes.
-                    if lease.expire() { throw PostgresLeaseTimeout() }
+                    if lease.expire() { throw PostgresLeaseTimeout(after: leaseTimeout) }
                     return nil
                 }
                 while let result = try await group.next() {
@@ -61,7 +64,7 @@ final class PostgresDatabase: Sendable {
                     }
                 }
                 // Unreachable: the lease task either returns a value or throws.
-                throw PostgresLeaseTimeout()
+                throw PostgresLeaseTimeout(after: leaseTimeout)
             }
         }
     }
@@ -92,10 +95,11 @@ private final class LeaseDeadline: Sendable {
     }
 }
 
-/// PostgreSQL gave no connection within `PostgresDatabase.leaseTimeout`.
+/// PostgreSQL gave no connection within the lease timeout.
 struct PostgresLeaseTimeout: Error, CustomStringConvertible {
+    let after: Duration
     var description: String {
-        "no PostgreSQL connection within \(PostgresDatabase.leaseTimeout.components.seconds) s"
+        "no PostgreSQL connection within \(after.components.seconds) s"
     }
 }
 

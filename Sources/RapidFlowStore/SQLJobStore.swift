@@ -113,7 +113,9 @@ public final class SQLJobStore: JobStore {
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/database`)
     /// and checks that it answers. Errors name the host and database, never the password.
-    public static func openPostgres(url: String, logger: Logger) async throws -> SQLJobStore {
+    /// A connection not leased within `leaseTimeout` fails the call (so `/ready` answers
+    /// rather than hangs); the store tests give a loaded machine longer.
+    public static func openPostgres(url: String, logger: Logger, leaseTimeout: Duration = .seconds(10)) async throws -> SQLJobStore {
         let location = try PostgresURL(url)
         let logger = Self.driverLogger(logger)
         func failure(_ error: any Error) -> RapidFlowError {
@@ -125,7 +127,7 @@ public final class SQLJobStore: JobStore {
         } catch {
             throw failure(error)
         }
-        let database = await PostgresDatabase(location: location, logger: logger)
+        let database = await PostgresDatabase(location: location, logger: logger, leaseTimeout: leaseTimeout)
         let store = SQLJobStore(
             postgres: database,
             notifier: PostgresNotifier(configuration: location.connectionConfiguration, database: database, logger: logger))

@@ -317,10 +317,10 @@ struct PostgresStoreTests {
             // one, which the pool never gets, and gives up at the lease timeout.
             var started = ContinuousClock.now
             await #expect(throws: (any Error).self) { try await store.ping() }
-            #expect(ContinuousClock.now - started < PostgresDatabase.leaseTimeout + .seconds(5))
+            #expect(ContinuousClock.now - started < PostgresDatabase.defaultLeaseTimeout + .seconds(5))
             started = ContinuousClock.now
             await #expect(throws: PostgresLeaseTimeout.self) { try await store.ping() }
-            #expect(ContinuousClock.now - started < PostgresDatabase.leaseTimeout + .seconds(5))
+            #expect(ContinuousClock.now - started < PostgresDatabase.defaultLeaseTimeout + .seconds(5))
             await store.close()
         } catch {
             await store.close()
