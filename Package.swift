@@ -88,6 +88,8 @@ let package = Package(
             dependencies: [
                 "RapidFlowServer", "RapidFlowRunner", "RapidFlowAPI", "RapidFlowCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

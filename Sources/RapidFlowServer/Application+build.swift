@@ -142,7 +142,8 @@ public func buildApplication(
         router: router,
         server: .guardedHTTP1WebSocketUpgrade(
             webSocketRouter: webSocketRouter, limits: configuration.limits,
-            timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout))),
+            timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout)),
+            apiToken: configuration.apiToken),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         services: services,
         onServerRunning: { channel in
@@ -171,7 +172,8 @@ func buildRouter(
         router.add(middleware: BearerTokenMiddleware(token: token))
     }
     HealthController(
-        store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad
+        store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad,
+        isDraining: { scheduler.isDraining }
     ).addRoutes(to: router)
     PipelineController(store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories)
         .addRoutes(to: router)

@@ -26,6 +26,9 @@ public struct ServerConfiguration: Sendable {
     public var killGracePeriod: Duration = .seconds(10)
     /// Jobs running longer fail as timed out; a config's `timeout_seconds` overrides it.
     public var jobTimeout: Duration?
+    /// On SIGTERM, how long running jobs get to finish (no new one starts, `/ready` is 503)
+    /// before they are stopped; zero stops them at once. A second SIGTERM or SIGINT stops them now.
+    public var shutdownTimeout: Duration = .zero
     /// Finished jobs' workspaces, containers and images are removed this long after they end (nil: kept).
     public var retention: Duration? = .seconds(7 * 24 * 3600)
     public var limits = Limits.default

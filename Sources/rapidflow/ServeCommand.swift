@@ -1,10 +1,12 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Hummingbird
 import Logging
 import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowServer
+import ServiceLifecycle
 
 /// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` (flag wins).
 struct ServeCommand: AsyncParsableCommand {
@@ -46,6 +48,10 @@ struct ServeCommand: AsyncParsableCommand {
     var languageImages: String?
     @Option(name: .customLong("job-timeout-seconds"), help: "Fail jobs running longer; a config's timeout_seconds wins (RAPIDFLOW_JOB_TIMEOUT_SECONDS).")
     var jobTimeoutSeconds: Double?
+    @Option(
+        name: .customLong("shutdown-timeout-seconds"),
+        help: "On SIGTERM, seconds the running jobs get to finish while no new one starts and /ready answers 503; then they are stopped. A second SIGTERM or SIGINT stops them at once (RAPIDFLOW_SHUTDOWN_TIMEOUT_SECONDS, default 0: stop at once).")
+    var shutdownTimeoutSeconds: Double?
     @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
     var retentionHours: Double?
     @Option(name: .customLong("lease-seconds"), help: "Seconds a running job stays this replica's without a renewal; another replica settles a dead one's jobs after this (RAPIDFLOW_LEASE_SECONDS, default 30).")
@@ -65,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         ProcessProtection.hideFromSameUser()
         // The store, the executors, the scheduler and the HTTP server, each resource a service
         // that starts in that order and stops in reverse on SIGTERM or SIGINT.
-        let (app, _) = try await buildApplication(configuration: configuration) { port in
+        let (app, service) = try await buildApplication(configuration: configuration) { port in
             // The store by kind only: a PostgreSQL URL carries a password.
             let store = configuration.database.map { $0.hasPrefix("sqlite") ? "sqlite" : "postgresql" } ?? "sqlite"
             print(
@@ -73,7 +79,42 @@ struct ServeCommand: AsyncParsableCommand {
                     + "store \(store), executor \(configuration.executor.rawValue))")
             fflush(nil)
         }
-        try await app.runService()
+        guard configuration.shutdownTimeout > .zero else { return try await app.runService() }
+        try await Self.runDraining(app, scheduler: service.scheduler, timeout: configuration.shutdownTimeout)
+    }
+
+    /// Runs the service; the first SIGTERM (or SIGINT) drains it — running jobs get `timeout`
+    /// to finish, none starts, `/ready` answers 503 — and then stops it; a second signal stops
+    /// it at once (the running jobs are stopped and settled as on any shutdown).
+    static func runDraining(_ app: some Service, scheduler: JobScheduler, timeout: Duration) async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: Logger(label: "rapidflow")))
+        let (signals, delivered) = AsyncStream<Int32>.makeStream()
+        let sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { delivered.yield(number) }
+            source.resume()
+            return source
+        }
+        defer {
+            sources.forEach { $0.cancel() }
+            delivered.finish()
+        }
+        let handling = Task {
+            var received = signals.makeAsyncIterator()
+            guard await received.next() != nil else { return }
+            let drain = Task {
+                await scheduler.drain(timeout: timeout)
+                await group.triggerGracefulShutdown()
+            }
+            // A second signal: stop now, whatever the drain is waiting for.
+            if await received.next() != nil { await group.triggerGracefulShutdown() }
+            drain.cancel()
+        }
+        defer { handling.cancel() }
+        // Returns once every service has stopped, in order (the scheduler settles what runs).
+        try await group.run()
     }
 
     func resolve(environment: [String: String]) throws -> ServerConfiguration {
@@ -152,6 +193,12 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--job-timeout-seconds must be from above 0 to \(Int(Limits.default.maxTimeoutSeconds))")
             }
             configuration.jobTimeout = .milliseconds(Int(timeout * 1000))
+        }
+        if let timeout = try number(shutdownTimeoutSeconds, "SHUTDOWN_TIMEOUT_SECONDS") {
+            guard timeout >= 0, timeout <= Limits.default.maxTimeoutSeconds else {
+                throw ValidationError("--shutdown-timeout-seconds must be from 0 to \(Int(Limits.default.maxTimeoutSeconds))")
+            }
+            configuration.shutdownTimeout = .milliseconds(Int(timeout * 1000))
         }
         if let hours = try number(retentionHours, "RETENTION_HOURS") {
             guard hours >= 0, hours <= 87_600 else { throw ValidationError("--retention-hours must be from 0 to 87600 (ten years)") }

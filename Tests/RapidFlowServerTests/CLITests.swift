@@ -237,6 +237,40 @@ struct CLITests {
         #expect(nowhere.stderr == "error: cannot reach the service at http://127.0.0.1:9: connection refused\n")
     }
 
+    /// `pipeline create -f FILE` takes the name from the config when `--name` is absent, and
+    /// `jobs --pipeline` takes a name as every other command does.
+    @Test func namesComeFromTheConfigAndAreTakenWhereIdsAre() async throws {
+        try await TestServer.with { server in
+            let directory = TestFiles.temporaryDirectory()
+            let named = "\(directory)/named.yml", unnamed = "\(directory)/unnamed.yml"
+            try "name: from-yaml\nsteps:\n  - echo one\n".write(toFile: named, atomically: true, encoding: .utf8)
+            try "steps:\n  - echo one\n".write(toFile: unnamed, atomically: true, encoding: .utf8)
+
+            let created = try await Self.cli(["pipeline", "create", "-f", named], server: server)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout == "pipeline 1 created\n")
+            #expect(try await server.get("/pipelines/1").decoded(API.Pipeline.self).name == "from-yaml")
+
+            let refused = try await Self.cli(["pipeline", "create", "-f", unnamed], server: server)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("--name"), "\(refused.stderr)")
+            let broken = try await Self.cli(["pipeline", "create", "-f", "-"], server: server, input: "name: x\nsteps: []\n")
+            #expect(broken.status == 1)
+            #expect(broken.stderr.contains("steps"), "\(broken.stderr)")
+            #expect(try await server.get("/pipelines").decoded([API.Pipeline].self).count == 1, "nothing else was stored")
+
+            let other = try await server.createPipeline(name: "other", config: "steps:\n  - echo two\n")
+            let mine = try await server.trigger(1)
+            _ = try await server.trigger(other)
+            let listed = try await Self.cli(["jobs", "--pipeline", "from-yaml", "--json"], server: server)
+            #expect(listed.status == 0, "\(listed.stderr)")
+            #expect(try Self.decoded([API.Job].self, listed).map(\.id) == [mine])
+            let unknown = try await Self.cli(["jobs", "--pipeline", "nope"], server: server)
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr == "error: no pipeline is named 'nope'\n")
+        }
+    }
+
     /// `rapidflow status 1 | head -3`: the reader goes away and the client ends quietly, with
     /// no crash, no backtrace and no error line. Here the output's reading end is closed before
     /// the client starts, so every write meets a closed pipe.

@@ -91,6 +91,31 @@ struct DashboardTokenTests {
         }
     }
 
+    /// A WebSocket upgrade without the token, or with a wrong one, is answered 401 with the
+    /// envelope (not a bare 400), before any upgrade, and nothing streams.
+    @Test func aRefusedUpgradeIsA401WithTheEnvelope() async throws {
+        try await TestServer.with(configure: { $0.apiToken = Self.token }) { server in
+            func upgrade(_ extra: String) async throws -> RawResponse? {
+                let request =
+                    "GET /jobs/1/logs/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\(extra)\r\n"
+                return try await RawHTTPConnection.exchange(port: server.port, request).responses.first
+            }
+            for (what, extra) in [
+                ("no token", ""), ("a wrong bearer header", "Authorization: Bearer wrong\r\n"),
+                ("a wrong subprotocol token", "Sec-WebSocket-Protocol: rapidflow, bearer.\(Self.base64URL("wrong"))\r\n"),
+            ] {
+                let answer = try #require(try await upgrade(extra), "an answer to \(what)")
+                #expect(answer.status == 401, "\(what): \(answer.status)")
+                #expect(answer.errorCode == "unauthorized", "\(what)")
+                #expect(answer.header("content-type")?.hasPrefix("application/json") == true, "\(what)")
+                #expect(answer.header("upgrade") == nil, "\(what): not upgraded")
+            }
+            let accepted = try #require(try await upgrade("Authorization: Bearer \(Self.token)\r\n"))
+            #expect(accepted.status == 101, "the right token still upgrades")
+        }
+    }
+
     @Test func withoutATokenTheOfferedSubprotocolIsStillAnswered() async throws {
         // A browser drops a handshake whose answer names none of the subprotocols it offered.
         try await TestServer.with { server in

@@ -40,7 +40,15 @@ struct MetricsTests {
             #expect(Self.value(text, #"rapidflow_http_requests_total{route="/jobs/{id}",method="GET",code="404"}"#) == 1)
             #expect(Self.value(text, #"rapidflow_http_requests_total{route="/pipelines",method="POST",code="200"}"#) == 2)
             #expect(text.contains(#"rapidflow_step_duration_seconds_bucket{type="bash",status="success",le="+Inf"} 1"#))
+            #expect(Self.value(text, #"rapidflow_jobs_finished_total{status="failed"}"#) == 1)
+            // The failed job ran and ended; both jobs waited for a slot (claimed), the running
+            // one has not ended.
+            #expect(Self.value(text, #"rapidflow_job_duration_seconds_count{kind="pipeline",status="failed"}"#) == 1)
+            #expect(Self.value(text, #"rapidflow_job_queue_wait_seconds_count{kind="pipeline"}"#) == 2)
             _ = try await server.post("/jobs/\(pending)/cancel")
+            let after = try await server.get("/metrics").text
+            #expect(Self.value(after, #"rapidflow_jobs_finished_total{status="cancelled"}"#) == 1)
+            #expect(Self.value(after, #"rapidflow_job_duration_seconds_count{kind="pipeline",status="cancelled"}"#) == 1)
         }
     }
 

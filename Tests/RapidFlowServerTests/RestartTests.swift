@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import NIOHTTP1
 import RapidFlowAPI
 import RapidFlowCore
@@ -43,14 +44,17 @@ struct RestartTests {
         let pipeline = try await service.client.createPipeline(config: "steps:\n  - echo working; sleep 300\n")
         let jobID = try await service.client.trigger(pipeline)
         try await service.client.waitForOutput(jobID, containing: "working")
-        let client = service.client
-        async let followed = client.get("/jobs/\(jobID)/logs/stream?follow=true")
-        try await Task.sleep(for: .milliseconds(300))
+        // The follower is connected once its answer's head has arrived (the stream has begun):
+        // only then is the service stopped.
+        let response = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: service.client.baseURL + "/jobs/\(jobID)/logs/stream?follow=true"), timeout: .seconds(60))
+        #expect(response.status == .ok)
         service.kill(signal: SIGTERM)
-        let stream = try await followed
-        #expect(stream.text.hasPrefix("=== Step 1 (bash) ===\nworking\n"))
-        #expect(stream.text.hasSuffix("===\n"), "the stream ends with a closing line: \(stream.text)")
-        #expect(stream.text.contains("shutting down") || stream.text.contains("=== Build failed ==="))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let text = String(buffer: body)
+        #expect(text.hasPrefix("=== Step 1 (bash) ===\nworking\n"))
+        #expect(text.hasSuffix("===\n"), "the stream ends with a closing line: \(text)")
+        #expect(text.contains("shutting down") || text.contains("=== Build failed ==="))
         #expect(await service.waitForExit(timeout: 15), "the service stops within the grace period")
 
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)

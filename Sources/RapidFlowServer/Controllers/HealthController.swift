@@ -15,6 +15,8 @@ struct HealthController<Context: RequestContext> {
     let requiresDocker: Bool
     /// With `--executor nomad`: the agent must be healthy and the cluster have a leader.
     var nomad: NomadExecutor? = nil
+    /// True while the service drains before it stops: not ready for new work.
+    var isDraining: @Sendable () -> Bool = { false }
 
     func addRoutes(to router: Router<Context>) {
         router.get("health", use: health)
@@ -26,6 +28,9 @@ struct HealthController<Context: RequestContext> {
     }
 
     @Sendable func ready(_ request: Request, context: Context) async throws -> APIResponse {
+        if isDraining() {
+            throw RapidFlowError(.notReady, "the service is draining before it stops: it finishes its running jobs and starts no new one")
+        }
         do {
             try await store.ping()
         } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOHTTP1
 import RapidFlowCore
 
 /// Guards every route but `/health`, `/ready` and the static files (dashboard, OpenAPI
@@ -21,30 +22,37 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }
         // A job's runner answers with its own per-job token (RunnerController checks it).
         if request.uri.path.hasPrefix("/runner/") { return try await next(request, context) }
-        let expected = Array(token.utf8)
-        // Every candidate is compared in full, so timing tells nothing about which came close.
-        var accepted = false
-        for candidate in presentedTokens(request) {
-            accepted = Self.constantTimeEquals(candidate, expected) || accepted
-        }
-        guard accepted else {
-            throw RapidFlowError(.unauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+        let offered = acceptsWebSocketProtocol ? WebSocketSubprotocolMiddleware<Context>.offeredProtocols(request) : []
+        if let refusal = Self.refusal(authorization: request.headers[.authorization], subprotocols: offered, token: token) {
+            throw refusal
         }
         return try await next(request, context)
     }
 
-    /// The tokens the request carries: the `Authorization` header's, and on the WebSocket
-    /// router each `bearer.` subprotocol's.
-    private func presentedTokens(_ request: Request) -> [[UInt8]] {
+    /// The refusal of a WebSocket upgrade's head, checked before the upgrade (see
+    /// `HTTPConnectionGuard`); nil for an open path or a right token.
+    static func refusal(of head: HTTPRequestHead, token: String) -> RapidFlowError? {
+        let path = String(head.uri.prefix { $0 != "?" })
+        if openPaths.contains(path) || path.hasPrefix("/runner/") { return nil }
+        let offered = head.headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingCharacters(in: .whitespaces) }
+        return refusal(authorization: head.headers.first(name: "authorization"), subprotocols: offered, token: token)
+    }
+
+    /// Nil when the `Authorization` header or one of the `bearer.` subprotocols carries the token.
+    static func refusal(authorization: String?, subprotocols: [String], token: String) -> RapidFlowError? {
         var tokens: [[UInt8]] = []
-        let header = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
-        if header.hasPrefix(prefix) { tokens.append(Array(header.utf8.dropFirst(prefix.utf8.count))) }
-        guard acceptsWebSocketProtocol else { return tokens }
-        for offered in WebSocketSubprotocolMiddleware<Context>.offeredProtocols(request) where offered.hasPrefix(Self.webSocketProtocolPrefix) {
-            if let decoded = Self.base64URLDecoded(offered.dropFirst(Self.webSocketProtocolPrefix.count)) { tokens.append(decoded) }
+        if let header = authorization, header.hasPrefix(prefix) { tokens.append(Array(header.utf8.dropFirst(prefix.utf8.count))) }
+        for offered in subprotocols where offered.hasPrefix(webSocketProtocolPrefix) {
+            if let decoded = base64URLDecoded(offered.dropFirst(webSocketProtocolPrefix.count)) { tokens.append(decoded) }
         }
-        return tokens
+        let expected = Array(token.utf8)
+        // Every candidate is compared in full, so timing tells nothing about which came close.
+        var accepted = false
+        for candidate in tokens {
+            accepted = constantTimeEquals(candidate, expected) || accepted
+        }
+        return accepted ? nil : RapidFlowError(.unauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
     }
 
     static func base64URLDecoded(_ text: Substring) -> [UInt8]? {

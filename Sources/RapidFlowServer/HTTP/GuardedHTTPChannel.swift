@@ -15,11 +15,12 @@ import RapidFlowCore
 struct GuardedHTTPChannel<Wrapped: ServerChildChannel>: ServerChildChannel {
     let wrapped: Wrapped
     let timeouts: HTTPConnectionGuard.Timeouts
+    let admitUpgrade: (@Sendable (HTTPRequestHead) -> RapidFlowError?)?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Wrapped.Value> {
         self.wrapped.setup(channel: channel, logger: logger).assumeIsolated().flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
-            let connectionGuard = HTTPConnectionGuard(timeouts: self.timeouts, logger: logger)
+            let connectionGuard = HTTPConnectionGuard(timeouts: self.timeouts, logger: logger, admitUpgrade: self.admitUpgrade)
             let inputTap = HTTPConnectionGuard.InputTap(connectionGuard: connectionGuard)
             connectionGuard.inputTap = inputTap
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
@@ -35,9 +36,11 @@ struct GuardedHTTPChannel<Wrapped: ServerChildChannel>: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with the WebSocket upgrade on `webSocketRouter`, each connection guarded.
+    /// HTTP/1 with the WebSocket upgrade on `webSocketRouter`, each connection guarded; with an
+    /// API token, an upgrade without it is answered 401 in the envelope before any upgrade.
     static func guardedHTTP1WebSocketUpgrade(
-        webSocketRouter: Router<BasicWebSocketRequestContext>, limits: Limits, timeouts: HTTPConnectionGuard.Timeouts
+        webSocketRouter: Router<BasicWebSocketRequestContext>, limits: Limits, timeouts: HTTPConnectionGuard.Timeouts,
+        apiToken: String? = nil
     ) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
         // The parser's own bounds sit well above the service's header limit, so headers between
@@ -45,12 +48,17 @@ extension HTTPServerBuilder {
         let decoder = HTTP1Channel.Configuration.DecoderConfiguration(
             maxHeaderFieldSize: limits.maxParsedHeaderBytes, maxHeaderListSize: limits.maxParsedHeaderBytes,
             maxHeaderFieldCount: limits.maxHeaderFields)
+        var admitUpgrade: (@Sendable (HTTPRequestHead) -> RapidFlowError?)?
+        if let token = apiToken, !token.isEmpty {
+            admitUpgrade = { head in BearerTokenMiddleware<BasicWebSocketRequestContext>.refusal(of: head, token: token) }
+        }
+        let admit = admitUpgrade
         return HTTPServerBuilder { responder in
             GuardedHTTPChannel(
                 wrapped: HTTP1WebSocketUpgradeChannel(
                     responder: responder, webSocketResponder: webSocketResponder,
                     configuration: .init(http1: .init(httpDecoderConfiguration: decoder))),
-                timeouts: timeouts)
+                timeouts: timeouts, admitUpgrade: admit)
         }
     }
 }

@@ -87,9 +87,14 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
 
-    init(timeouts: Timeouts, logger: Logger? = nil) {
+    /// Decides on a WebSocket upgrade request before the upgrade handler sees it: an error is
+    /// answered here in the envelope (a refused upgrade would otherwise get a bare 400).
+    private let admitUpgrade: (@Sendable (HTTPRequestHead) -> RapidFlowError?)?
+
+    init(timeouts: Timeouts, logger: Logger? = nil, admitUpgrade: (@Sendable (HTTPRequestHead) -> RapidFlowError?)? = nil) {
         self.timeouts = timeouts
         self.logger = logger
+        self.admitUpgrade = admitUpgrade
     }
 
     // MARK: - Lifecycle
@@ -161,6 +166,12 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if self.inputFinished { return }
         switch part {
         case .head(let head):
+            if let admitUpgrade, head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+                let refusal = admitUpgrade(head)
+            {
+                self.respond(refusal, context)
+                return
+            }
             self.awaitingResponse.append(PendingRequest(version: head.version, keepAlive: head.isKeepAlive))
             self.readingRequestKeepsAlive = head.isKeepAlive
             self.headClockStart = nil

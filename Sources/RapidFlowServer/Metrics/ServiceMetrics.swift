@@ -55,6 +55,24 @@ public final class ServiceMetrics: Sendable {
         ).increment()
     }
 
+    /// How long a job ran, from its start to its final status, by kind and final status.
+    func recordJobDuration(_ job: Job) {
+        guard let started = job.startedAt, let finished = job.finishedAt else { return }
+        registry.makeDurationHistogram(
+            name: "rapidflow_job_duration_seconds", labels: [("kind", job.kind.rawValue), ("status", job.status.rawValue)],
+            buckets: Self.durationBuckets, help: "Job run time, start to final status, by kind and final status."
+        ).record(.milliseconds(Int(max(0, finished.timeIntervalSince(started)) * 1000)))
+    }
+
+    /// How long a job waited for a slot: created to claimed.
+    func recordQueueWait(_ job: Job) {
+        guard let started = job.startedAt else { return }
+        registry.makeDurationHistogram(
+            name: "rapidflow_job_queue_wait_seconds", labels: [("kind", job.kind.rawValue)],
+            buckets: [.milliseconds(1), .milliseconds(5)] + Self.durationBuckets, help: "Time a job waited for a slot, by kind."
+        ).record(.milliseconds(Int(max(0, started.timeIntervalSince(job.createdAt)) * 1000)))
+    }
+
     /// Each phase that ran: first step start to last step end.
     func recordPhases(of steps: [Step]) {
         for phase in Phase.allCases {

@@ -4,6 +4,7 @@ import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
 import ServiceLifecycle
+import Synchronization
 
 /// Runs pending jobs in FIFO order, at most `maxConcurrentJobs` at once, and stops them on request.
 ///
@@ -63,6 +64,8 @@ public actor JobScheduler: Service {
     private let settlement: JobSettlement
     /// The jobs this service runs now, each with its one control (see `JobControl`).
     private var runs: [Int: JobControl] = [:]
+    /// Set by `drain`: no job is claimed any more.
+    private let draining = Atomic<Bool>(false)
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// Messages to the other replicas on the same store; nil when none can share it.
@@ -125,7 +128,7 @@ public actor JobScheduler: Service {
 
     private func claimJobs() async -> [(Job, JobControl)] {
         let free = settings.maxConcurrentJobs - runs.count
-        guard free > 0, !recoveryPending else { return [] }
+        guard free > 0, !recoveryPending, !isDraining else { return [] }
         do {
             let now = Date()
             let jobs = try await store.claimPendingJobs(
@@ -134,6 +137,7 @@ public actor JobScheduler: Service {
             // More may be waiting: look again once these have started.
             if jobs.count == Self.claimBatch { wake() }
             return jobs.map { job in
+                settings.metrics.recordQueueWait(job)
                 // Clamped: a job stored before the bound was validated must not overflow.
                 let control = JobControl(
                     jobID: job.id, gracePeriod: job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) } ?? settings.killGracePeriod)
@@ -270,6 +274,29 @@ public actor JobScheduler: Service {
         logger.notice("job did not stop within the grace period; killing it", metadata: ["job": "\(control.jobID)"])
         control.terminate(.cancelled)
         await control.waitUntilFinished()
+    }
+
+    // MARK: - Draining
+
+    /// Whether the service is draining (see `drain`); `/ready` answers 503 meanwhile.
+    public nonisolated var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Starts no job any more and waits until the running ones have ended, or `timeout` has
+    /// passed; true when none runs any more. The shutdown that follows stops what still runs.
+    @discardableResult
+    public func drain(timeout: Duration) async -> Bool {
+        draining.store(true, ordering: .relaxed)
+        logger.info("draining: finishing the running jobs, starting no new one", metadata: [
+            "running": "\(runs.count)", "timeout_seconds": "\(timeout.inSeconds.formatted())",
+        ])
+        let deadline = ContinuousClock.now + timeout
+        for control in Array(runs.values) {
+            let left = deadline - .now
+            guard left > .zero, await control.waitUntilFinished(timeout: left) else { break }
+        }
+        let drained = runs.isEmpty
+        if !drained { logger.notice("the drain's timeout passed; stopping the jobs still running", metadata: ["running": "\(runs.count)"]) }
+        return drained
     }
 
     // MARK: - Recovery

@@ -62,20 +62,22 @@ struct JobSettlement: Sendable {
             settled = try await settleInterrupted(scope, reason: reason, at: now)
         }
         for jobID in settled {
+            let job = try? await store.job(id: jobID)
             metrics.recordJobFinished(status: status)
+            if let job { metrics.recordJobDuration(job) }
             if case .ran = ending { metrics.recordPhases(of: try await store.steps(jobID: jobID)) }
             await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
-            await logEnd(of: jobID, status: status, ending)
+            logEnd(of: jobID, job, status: status, ending)
         }
         return settled
     }
 
     /// One line per job end at `info`: the job, its status, how long it ran and, when it did
     /// not end by running its steps here, why.
-    private func logEnd(of jobID: Int, status: JobStatus, _ ending: Ending) async {
+    private func logEnd(of jobID: Int, _ job: Job?, status: JobStatus, _ ending: Ending) {
         guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = ["job": "\(jobID)", "status": "\(status.rawValue)"]
-        if let job = try? await store.job(id: jobID), let started = job.startedAt, let finished = job.finishedAt {
+        if let job, let started = job.startedAt, let finished = job.finishedAt {
             metadata["duration_ms"] = "\(Int((finished.timeIntervalSince(started) * 1000).rounded()))"
         }
         switch ending {

@@ -8,13 +8,13 @@ struct JobsCommand: ClientCommand {
     static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List jobs, newest first.")
     @OptionGroup var options: ClientOptions
     @Option(help: "Only jobs with this status: pending, running, success, failed, cancelled.") var status: String?
-    @Option(help: "Only jobs of this pipeline id.") var pipeline: Int?
+    @Option(help: "Only jobs of this pipeline (id or name).") var pipeline: String?
     @Option(help: "How many jobs (1-500).") var limit = 50
 
     func run(client: ServiceClient) async throws {
         var query = ["limit=\(limit)"]
         if let status { query.append("status=\(queryValue(status))") }
-        if let pipeline { query.append("pipeline_id=\(pipeline)") }
+        if let pipeline { query.append("pipeline_id=\(try await resolvePipeline(pipeline, client: client))") }
         let jobs: [API.Job] = try await client.call(.GET, "/jobs?" + query.joined(separator: "&"))
         if options.json { return try Terminal.json(jobs) }
         if jobs.isEmpty { return Terminal.line("no jobs") }

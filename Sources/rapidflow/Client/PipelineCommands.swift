@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RapidFlowAPI
+import RapidFlowCore
 
 struct PipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,14 +11,30 @@ struct PipelineCommand: AsyncParsableCommand {
     struct Create: ClientCommand {
         static let configuration = CommandConfiguration(abstract: "Store a pipeline from a YAML file.")
         @OptionGroup var options: ClientOptions
-        @Option(help: "The pipeline's name.") var name: String
+        @Option(help: "The pipeline's name (default: the config's `name:`).") var name: String?
         @Option(name: .shortAndLong, help: "The YAML config (- for stdin).") var file: String
 
         func run(client: ServiceClient) async throws {
             let config = String(decoding: try readInput(file), as: UTF8.self)
-            let pipeline: API.Pipeline = try await client.call(.POST, "/pipelines", body: API.PipelineDefinition(name: name, config: config))
+            let pipeline: API.Pipeline = try await client.call(
+                .POST, "/pipelines", body: API.PipelineDefinition(name: try name ?? Self.name(in: config), config: config))
             if options.json { return try Terminal.json(pipeline) }
             Terminal.line("pipeline \(pipeline.id) created")
+        }
+
+        /// The config's own `name:`, read the way the service reads the config (a config the
+        /// service would refuse is refused here with the same message).
+        static func name(in config: String) throws -> String {
+            let parsed: PipelineConfig
+            do {
+                parsed = try PipelineConfig(yaml: config, repositories: RepositoryPolicy(allowsLocal: true))
+            } catch {
+                throw ServiceClient.Failure(description: "\(error.message) (\(error.code))")
+            }
+            guard let name = parsed.name, !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("give --name, or a `name:` in the config")
+            }
+            return name
         }
     }
 
