@@ -56,15 +56,8 @@ start() {
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# The step by hand: `bash -eo pipefail -c true` from a shell loop, ms each.
-shell_steps() {
-  local i t0
-  for ((i = 0; i < jobs; i++)); do
-    t0=$EPOCHREALTIME
-    bash -eo pipefail -c true
-    echo "$t0 $EPOCHREALTIME"
-  done | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' | median
-}
+# shell_steps: the step by hand, each run's ms.
+. "$repo/scripts/bench-common.sh"
 
 # capture BINARY: seconds the service's step took to print $size (its stored duration).
 capture() {
@@ -86,7 +79,7 @@ capture() {
 
 for rep in $(seq 1 "$reps"); do
   echo "== run $rep of $reps"
-  shell_steps >>"$work/overhead-shell.txt"
+  shell_steps | median >>"$work/overhead-shell.txt"
   for build in old new; do
     start "$work/rapidflow-$build" "$work/overhead-$build-$rep"
     "$bench" jobs --url "http://127.0.0.1:$port" --jobs "$jobs" --warmup 20 --out "$work/samples-$build-$rep.txt" >/dev/null

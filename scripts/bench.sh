@@ -74,16 +74,8 @@ start_rapidflow() {
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# The step by hand: the same `bash -eo pipefail -c true` a RapidFlow step runs, N times from a
-# shell loop; each run's ms.
-shell_steps() {
-  local i t0
-  for ((i = 0; i < jobs; i++)); do
-    t0=$EPOCHREALTIME
-    bash -eo pipefail -c true
-    echo "$t0 $EPOCHREALTIME"
-  done | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' > "$1"
-}
+# shell_steps: the step by hand, each run's ms.
+. "$repo/scripts/bench-common.sh"
 
 # wrk_rps OUT URL [wrk flags…]: requests per second into OUT; any non-2xx answer is a failure.
 wrk_rps() {
@@ -109,7 +101,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "per-job overhead: shell and RapidFlow, $overhead_reps × $jobs jobs"
 start_rapidflow "$work/overhead"
 for rep in $(seq 1 "$overhead_reps"); do
-  shell_steps "$results/overhead-shell-$rep.txt"
+  shell_steps > "$results/overhead-shell-$rep.txt"
   "$bin/rapidflow-bench" jobs --url "http://127.0.0.1:$port" --jobs "$jobs" --warmup 20 --out "$results/overhead-rapidflow-$rep.txt"
 done
 stop "$server"
@@ -144,7 +136,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 for rep in $(seq 1 "$buildbot_reps"); do
-  shell_steps "$results/buildbot-shell-$rep.txt"
+  shell_steps > "$results/buildbot-shell-$rep.txt"
   "$bin/rapidflow-bench" buildbot --url "http://127.0.0.1:$bb_www" --builds "$builds" --warmup 5 --out "$results/buildbot-$rep.txt"
 done
 stop "$bb_worker"; stop "$bb_master"
