@@ -19,7 +19,9 @@ logs=$(mktemp -d /tmp/rapidflow-under-load.XXXXXX)
 passed=0
 for run in $(seq 1 "$runs"); do
   started=$(date +%s)
-  if swift test --skip-build >"$logs/run-$run.log" 2>&1; then
+  # Line-buffered, so a run that hangs shows which tests started and never ended; a run
+  # past 15 minutes is a hang, and fails.
+  if timeout 15m stdbuf -oL -eL swift test --skip-build >"$logs/run-$run.log" 2>&1; then
     passed=$((passed + 1))
     echo "run $run of $runs: passed in $(( $(date +%s) - started )) s ($(grep -Eo 'with [0-9]+ tests' "$logs/run-$run.log" | tail -1))"
   else
