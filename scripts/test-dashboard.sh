@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Drives the web dashboard in headless Chromium against real services: the job list updating
-# live, a running job's log line by line, reconnects without duplicates, cancel and retry from
-# the page, pipelines, the image job form, and the token prompt.
+# live, paging, filters and search; a running job's log line by line, reconnects without
+# duplicates, cancel and retry from the page; phase cards by outcome; a 100,000-line log (timed
+# in the browser), line links and search; ANSI colours, `\r` and the raw downloads; pipelines
+# created, edited and run with a branch and env; the image job form; "not found"; the token
+# prompt; and the Secrets page (set, listed without its value, refused, deleted).
 #
 # Needs `swift build` first (uses .build/debug/rapidflow; does not build). Installs Debian's
 # chromium and chromium-driver when missing, and the venv from scripts/requirements-test.txt
 # when selenium is missing. Starts two services on free 127.0.0.1 ports (one without a token,
-# one with) with temporary data directories and `--executor shell`. Saves a screenshot of a
-# job page to $RAPIDFLOW_ARTIFACTS (default /tmp/rapidflow-test-services)/dashboard-job.png.
-# Finishes in about a minute, at most three; exits non-zero on any failure.
+# one with) with temporary data directories and `--executor shell`. Saves screenshots of a job
+# page and of the log viewer to $RAPIDFLOW_ARTIFACTS (default /tmp/rapidflow-test-services)/
+# dashboard-job.png and dashboard-log.png. Finishes in about two minutes, at most three and a
+# half; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

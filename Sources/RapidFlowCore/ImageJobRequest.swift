@@ -12,6 +12,9 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
     public var imageTags: [String]
     public var registryURL: String?
     public var registryCredentialsPath: String?
+    /// A stored secret (by name) holding what a `registry_credentials_path` file would: opened
+    /// when the job starts, from the owner's scope or else the global one.
+    public var registryCredentialsSecret: String?
     public var testCommands: [String]
     public var testEntryPoint: Bool
     public var killTimeoutSeconds: Double?
@@ -23,7 +26,7 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
     public init(
         owner: String, repoURL: String, gitRef: String? = nil, gitCredentialsPath: String? = nil,
         dockerfilePath: String = "Dockerfile", imageTags: [String] = [], registryURL: String? = nil,
-        registryCredentialsPath: String? = nil, testCommands: [String] = [], testEntryPoint: Bool = false,
+        registryCredentialsPath: String? = nil, registryCredentialsSecret: String? = nil, testCommands: [String] = [], testEntryPoint: Bool = false,
         killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil
     ) {
         self.owner = owner
@@ -34,6 +37,7 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
         self.imageTags = imageTags
         self.registryURL = registryURL
         self.registryCredentialsPath = registryCredentialsPath
+        self.registryCredentialsSecret = registryCredentialsSecret
         self.testCommands = testCommands
         self.testEntryPoint = testEntryPoint
         self.killTimeoutSeconds = killTimeoutSeconds
@@ -58,6 +62,16 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
             _ = try RegistryReference(registryURL)
         } else if !imageTags.isEmpty {
             throw bad("'registry_url' is required when 'image_tags' is not empty")
+        }
+        if let registryCredentialsSecret {
+            guard registryCredentialsPath == nil else {
+                throw bad("give 'registry_credentials_path' or 'registry_credentials_secret', not both")
+            }
+            do {
+                try SecretValidation.checkName(registryCredentialsSecret, code: .invalidRequest)
+            } catch {
+                throw bad("'registry_credentials_secret': \(error.message)")
+            }
         }
         guard testCommands.count <= Self.maxTestCommands else {
             throw bad("'test_commands' has \(testCommands.count) commands; at most \(Self.maxTestCommands) are allowed")

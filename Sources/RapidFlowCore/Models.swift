@@ -5,13 +5,16 @@ public struct Pipeline: Sendable, Equatable {
     public var id: Int
     public var name: String
     public var config: String
+    /// The owner whose secrets its jobs see (nil: the pipeline belongs to no owner).
+    public var owner: String?
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(id: Int, name: String, config: String, createdAt: Date, updatedAt: Date) {
+    public init(id: Int, name: String, config: String, owner: String? = nil, createdAt: Date, updatedAt: Date) {
         self.id = id
         self.name = name
         self.config = config
+        self.owner = owner
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
@@ -35,6 +38,10 @@ public struct Job: Sendable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+
+    /// The team the job belongs to (`owner` in the API).
+    public var account: String { snapshot.account }
+    public var priority: JobPriority { snapshot.priority ?? .normal }
 
     public init(
         id: Int, kind: JobKind, pipelineID: Int?, pipelineName: String?, status: JobStatus,
@@ -73,6 +80,13 @@ public struct JobSnapshot: Codable, Sendable, Equatable {
     public var timeoutSeconds: Double?
     /// The request of an image job (`POST /jobs`).
     public var imageJob: ImageJobRequest?
+    /// The pipeline's owner when the job was created: whose stored secrets the job sees.
+    public var owner: String?
+    /// How soon the job is taken (nil: normal): from the image job, the trigger or the config.
+    public var priority: JobPriority?
+
+    /// The team the job belongs to: the image job's owner, else its pipeline's, else `default`.
+    public var account: String { imageJob?.owner ?? owner ?? JobOwner.fallback }
 
     public init(
         language: String? = nil, version: String? = nil, image: String? = nil, repo: String? = nil,
@@ -132,13 +146,17 @@ public struct EnvironmentEntry: Sendable, Equatable {
     public var id: Int
     public var jobID: Int
     public var key: String
+    /// Empty for a secret's entry: its value is never stored with the job.
     public var value: String
+    /// The stored secret whose value the variable gets when the job runs.
+    public var secret: String?
 
-    public init(id: Int, jobID: Int, key: String, value: String) {
+    public init(id: Int, jobID: Int, key: String, value: String, secret: String? = nil) {
         self.id = id
         self.jobID = jobID
         self.key = key
         self.value = value
+        self.secret = secret
     }
 }
 
@@ -166,12 +184,15 @@ public struct NewJob: Sendable, Equatable {
     public var steps: [StepPlan]
     /// Ordered key/value pairs: order is kept so a step sees them as the config lists them.
     public var environment: [(key: String, value: String)]
+    /// Variables whose values are stored secrets: only the secret's name is stored.
+    public var secretEnvironment: [SecretReference]
     public var retryOf: Int?
 
     public init(
         kind: JobKind, pipelineID: Int?, pipelineName: String?, snapshot: JobSnapshot, steps: [StepPlan],
-        environment: [(key: String, value: String)], retryOf: Int? = nil
+        environment: [(key: String, value: String)], secretEnvironment: [SecretReference] = [], retryOf: Int? = nil
     ) {
+        self.secretEnvironment = secretEnvironment
         self.kind = kind
         self.pipelineID = pipelineID
         self.pipelineName = pipelineName
@@ -184,6 +205,7 @@ public struct NewJob: Sendable, Equatable {
     public static func == (lhs: NewJob, rhs: NewJob) -> Bool {
         lhs.kind == rhs.kind && lhs.pipelineID == rhs.pipelineID && lhs.pipelineName == rhs.pipelineName
             && lhs.snapshot == rhs.snapshot && lhs.steps == rhs.steps && lhs.retryOf == rhs.retryOf
+            && lhs.secretEnvironment == rhs.secretEnvironment
             && lhs.environment.map(\.key) == rhs.environment.map(\.key)
             && lhs.environment.map(\.value) == rhs.environment.map(\.value)
     }

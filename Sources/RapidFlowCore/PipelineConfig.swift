@@ -22,13 +22,18 @@ public struct PipelineConfig: Sendable, Equatable {
     public var folder: String?
     public var exposePorts: Bool
     public var env: [(key: String, value: String)]
+    /// Variables whose values are stored secrets (`env: {KEY: {from_secret: NAME}}` and the
+    /// names listed under `secrets:`), resolved when a job runs: the config never holds them.
+    public var secretReferences: [SecretReference]
     public var steps: [StepConfig]
     public var killTimeoutSeconds: Double?
     public var timeoutSeconds: Double?
+    /// How soon its jobs are taken (`high`, `normal`, `low`); nil: normal.
+    public var priority: JobPriority?
 
     public static let knownKeys: Set<String> = [
-        "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "steps",
-        "kill_timeout_seconds", "timeout_seconds",
+        "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "secrets", "steps",
+        "kill_timeout_seconds", "timeout_seconds", "priority",
     ]
     public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
 
@@ -37,7 +42,9 @@ public struct PipelineConfig: Sendable, Equatable {
             && lhs.repo == rhs.repo && lhs.branch == rhs.branch && lhs.folder == rhs.folder
             && lhs.exposePorts == rhs.exposePorts && lhs.steps == rhs.steps
             && lhs.env.map(\.key) == rhs.env.map(\.key) && lhs.env.map(\.value) == rhs.env.map(\.value)
+            && lhs.secretReferences == rhs.secretReferences
             && lhs.killTimeoutSeconds == rhs.killTimeoutSeconds && lhs.timeoutSeconds == rhs.timeoutSeconds
+            && lhs.priority == rhs.priority
     }
 
     /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
@@ -65,8 +72,10 @@ public struct PipelineConfig: Sendable, Equatable {
         var repo: String?, branch: String?, folder: String?
         var exposePorts = false
         var env: [(key: String, value: String)] = []
+        var references: [SecretReference] = [], listed: [SecretReference] = []
         var steps: [StepConfig]?
         var killTimeout: Double?, timeout: Double?
+        var priority: JobPriority?
         var seen = Set<String>()
 
         for (keyNode, value) in mapping {
@@ -93,10 +102,17 @@ public struct PipelineConfig: Sendable, Equatable {
                     throw .invalidConfig("'expose_ports' must be true or false")
                 }
                 exposePorts = flag
-            case "env": env = try Self.environment(value, limits: limits)
+            case "env": (env, references) = try Self.environment(value, limits: limits)
+            case "secrets": listed = try Self.secretList(value)
             case "steps": steps = try Self.steps(value, limits: limits)
             case "kill_timeout_seconds": killTimeout = try Self.seconds(value, key: key, limits: limits)
             case "timeout_seconds": timeout = try Self.seconds(value, key: key, limits: limits)
+            case "priority":
+                do {
+                    priority = try JobPriority.parse(try Self.text(value, key: key), field: key)
+                } catch {
+                    throw .invalidConfig(error.message)
+                }
             default: break
             }
         }
@@ -116,9 +132,15 @@ public struct PipelineConfig: Sendable, Equatable {
         self.folder = folder
         self.exposePorts = exposePorts
         self.env = env
+        // A variable given under `env` wins over the same name listed under `secrets`.
+        let given = Set(env.map(\.key) + references.map(\.key))
+        let allReferences = references + listed.filter { !given.contains($0.key) }
+        try EnvironmentValidation.checkCount(env.count + allReferences.count, limits: limits)
+        self.secretReferences = allReferences
         self.steps = steps
         self.killTimeoutSeconds = killTimeout
         self.timeoutSeconds = timeout
+        self.priority = priority
     }
 
     // MARK: - Pieces
@@ -186,22 +208,52 @@ public struct PipelineConfig: Sendable, Equatable {
         return result
     }
 
-    private static func environment(_ node: Node, limits: Limits) throws(RapidFlowError) -> [(key: String, value: String)] {
+    /// Literal values, and `{from_secret: NAME}` references.
+    private static func environment(_ node: Node, limits: Limits) throws(RapidFlowError) -> ([(key: String, value: String)], [SecretReference]) {
         guard case .mapping(let mapping) = node else {
-            throw .invalidConfig("'env' must be a mapping of NAME: \"value\"")
+            throw .invalidConfig("'env' must be a mapping of NAME: \"value\" or NAME: {from_secret: SECRET}")
         }
         var result: [(key: String, value: String)] = []
+        var references: [SecretReference] = []
         for (keyNode, value) in mapping {
             guard let key = scalarString(keyNode) else {
                 throw .invalidConfig("'env' keys must be strings")
             }
             try EnvironmentValidation.checkName(key, field: "env")
+            if case .mapping(let reference) = value {
+                guard reference.count == 1, let entry = reference.first, scalarString(entry.key) == "from_secret" else {
+                    throw .invalidConfig("env value of '\(key)' must be a string or {from_secret: NAME}")
+                }
+                let secretNode = entry.value
+                guard case .scalar = secretNode, secretNode.tag.description == Tag.Name.str.rawValue, let secret = secretNode.string else {
+                    throw .invalidConfig("env '\(key)': 'from_secret' must be a string naming a stored secret")
+                }
+                try SecretValidation.checkName(secret, code: .invalidConfig)
+                references.append(SecretReference(key: key, secret: secret))
+                continue
+            }
             guard case .scalar = value, value.tag.description == Tag.Name.str.rawValue, let text = value.string else {
                 throw .invalidConfig("env value of '\(key)' must be a string; quote it, e.g. \(key): \"value\"")
             }
             result.append((key, text))
         }
         try EnvironmentValidation.checkCount(result.count, limits: limits)
+        return (result, references)
+    }
+
+    /// `secrets: [NAME, ...]`: each stored secret as the variable of its own name.
+    private static func secretList(_ node: Node) throws(RapidFlowError) -> [SecretReference] {
+        guard case .sequence(let sequence) = node else {
+            throw .invalidConfig("'secrets' must be a list of stored secret names")
+        }
+        var result: [SecretReference] = []
+        for (index, item) in sequence.enumerated() {
+            guard case .scalar = item, item.tag.description == Tag.Name.str.rawValue, let name = item.string else {
+                throw .invalidConfig("secrets[\(index)] must be a string naming a stored secret")
+            }
+            try SecretValidation.checkName(name, code: .invalidConfig)
+            if !result.contains(where: { $0.key == name }) { result.append(SecretReference(key: name, secret: name)) }
+        }
         return result
     }
 
@@ -249,10 +301,11 @@ extension PipelineConfig {
     /// The steps and snapshot a job of this config runs; the clone of `repo` is its first step.
     public func plan(configText: String, branchOverride: String?) -> (snapshot: JobSnapshot, steps: [StepPlan]) {
         let branch = branchOverride ?? self.branch
-        let snapshot = JobSnapshot(
+        var snapshot = JobSnapshot(
             language: language, version: version, image: image, repo: repo, branch: branch, folder: folder,
             exposePorts: exposePorts, config: configText, killTimeoutSeconds: killTimeoutSeconds,
             timeoutSeconds: timeoutSeconds)
+        snapshot.priority = priority
         var steps: [StepPlan] = []
         if let repo {
             steps.append(StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: branch).description, phase: .build))

@@ -46,9 +46,24 @@ public struct CredentialStore: Sendable {
     }
 
     /// Writes the job's credential files into `directory` and returns how to use them.
-    public func prepare(for request: ImageJobRequest, registryHost: String?, directory: String) throws -> JobCredentials {
+    /// `storedRegistryCredentials` is the opened value of the job's `registry_credentials_secret`:
+    /// the same content a `registry_credentials_path` file holds.
+    public func prepare(
+        for request: ImageJobRequest, registryHost: String?, directory: String, storedRegistryCredentials: String? = nil
+    ) throws -> JobCredentials {
         var credentials = JobCredentials()
-        guard request.gitCredentialsPath != nil || request.registryCredentialsPath != nil else { return credentials }
+        let registry: (data: Data, source: String)?
+        if let name = request.registryCredentialsSecret {
+            guard let storedRegistryCredentials else {
+                throw RapidFlowError(.unknownSecret, "the stored secret '\(name)' named by 'registry_credentials_secret' was not opened")
+            }
+            registry = (Data(storedRegistryCredentials.utf8), "the stored secret '\(name)' (registry credentials)")
+        } else if let path = request.registryCredentialsPath {
+            registry = (try Data(contentsOf: URL(fileURLWithPath: try resolve(path, field: "registry_credentials_path"))), "registry credentials")
+        } else {
+            registry = nil
+        }
+        guard request.gitCredentialsPath != nil || registry != nil else { return credentials }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         credentials.directory = directory
 
@@ -72,10 +87,9 @@ public struct CredentialStore: Sendable {
                 if let decoded = password.removingPercentEncoding, decoded != password { credentials.secrets.append(decoded) }
             }
         }
-        if let path = request.registryCredentialsPath {
-            let data = try Data(contentsOf: URL(fileURLWithPath: try resolve(path, field: "registry_credentials_path")))
+        if let (data, source) = registry {
             guard let file = try? JSONDecoder().decode(RegistryCredentialsFile.self, from: data) else {
-                throw RapidFlowError(.invalidRequest, "registry credentials must be a Docker config.json or {\"username\", \"password\"}")
+                throw RapidFlowError(.invalidRequest, "\(source) must be a Docker config.json or {\"username\", \"password\"}")
             }
             // Only the logins go to the job's config.json: never a credential helper or store.
             let config: DockerConfig
@@ -94,7 +108,7 @@ public struct CredentialStore: Sendable {
                     }
                 }
             } else {
-                throw RapidFlowError(.invalidRequest, "registry credentials must be a Docker config.json with 'auths' or {\"username\", \"password\"}")
+                throw RapidFlowError(.invalidRequest, "\(source) must be a Docker config.json with 'auths' or {\"username\", \"password\"}")
             }
             let dockerConfig = "\(directory)/docker"
             try FileManager.default.createDirectory(atPath: dockerConfig, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

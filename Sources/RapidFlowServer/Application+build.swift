@@ -28,8 +28,7 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> (some ApplicationProtocol, RapidFlowService) {
     // Configuration: what can be refused is refused before anything opens.
-    var logger = Logger(label: "rapidflow")
-    logger.logLevel = configuration.logLevel
+    let logger = Logger.service(configuration)
     let dataDirectory = configuration.absoluteDataDirectory
     let workspaces = "\(dataDirectory)/workspaces"
     try FileManager.default.createDirectory(atPath: workspaces, withIntermediateDirectories: true)
@@ -46,6 +45,14 @@ public func buildApplication(
     let store = try await openStore(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     do {
         try await store.migrate()
+    } catch {
+        await store.close()
+        throw error
+    }
+    // The key of the stored secrets: a wrong or missing one stops start-up, naming the file.
+    let vault: SecretVault
+    do {
+        vault = try await SecretVault.open(store: store, keyPath: configuration.secretsKeyFile ?? "\(dataDirectory)/secrets.key")
     } catch {
         await store.close()
         throw error
@@ -96,7 +103,7 @@ public func buildApplication(
     // The scheduler, and beside it the relay between replicas and the workspace reaper.
     let outbox = store.notifier.map { _ in ClusterOutbox(origin: instanceID) }
     let broadcaster = LogBroadcaster(outbox: outbox)
-    let metrics = ServiceMetrics()
+    let metrics = ServiceMetrics(version: configuration.version, commit: configuration.commit)
     let credentials = CredentialStore(secretsDirectory: configuration.secretsDirectory)
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster,
@@ -104,7 +111,8 @@ public func buildApplication(
             maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
             workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
             credentials: credentials, credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
-            metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories),
+            metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories, secrets: vault,
+            maxJobsPerOwner: configuration.maxJobsPerOwner),
         logger: logger, outbox: outbox)
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
     // the previous run started (processes, containers) is left behind.
@@ -130,19 +138,20 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
-        metrics: metrics, hub: hub, nomad: nomad)
+        metrics: metrics, vault: vault, hub: hub, nomad: nomad)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if let token = configuration.apiToken, !token.isEmpty {
         // Browsers cannot set headers on a WebSocket: the dashboard sends its token as a subprotocol.
         webSocketRouter.add(middleware: BearerTokenMiddleware(token: token, acceptsWebSocketProtocol: true))
     }
-    LogStreamController(store: store, broadcaster: broadcaster).addWebSocketRoutes(to: webSocketRouter)
+    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics).addWebSocketRoutes(to: webSocketRouter)
     let app = Application(
         router: router,
         server: .guardedHTTP1WebSocketUpgrade(
             webSocketRouter: webSocketRouter, limits: configuration.limits,
             timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout)),
+            webSocketPing: configuration.webSocketPingInterval,
             apiToken: configuration.apiToken),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         services: services,
@@ -161,11 +170,12 @@ public func buildApplication(
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
     executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
-    metrics: ServiceMetrics,
+    metrics: ServiceMetrics, vault: SecretVault,
     hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
-) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+) -> Router<ServiceRequestContext> {
+    let router = Router(context: ServiceRequestContext.self)
+    router.add(
+        middleware: RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog ? Logger.service(configuration, label: "rapidflow.access") : nil))
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
     if let token = configuration.apiToken, !token.isEmpty {
@@ -175,13 +185,18 @@ func buildRouter(
         store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad,
         isDraining: { scheduler.isDraining }
     ).addRoutes(to: router)
-    PipelineController(store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories)
-        .addRoutes(to: router)
+    PipelineController(
+        store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories, secrets: vault
+    ).addRoutes(to: router)
+    SecretController(vault: vault, store: store, limits: configuration.limits).addRoutes(to: router)
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
-        repositories: configuration.repositories, credentials: credentials, instanceID: instanceID, docker: docker, nomad: nomad
+        repositories: configuration.repositories, credentials: credentials, secrets: vault, instanceID: instanceID, docker: docker,
+        nomad: nomad, maxJobsPerOwner: configuration.maxJobsPerOwner
     ).addRoutes(to: router)
-    LogStreamController(store: store, broadcaster: broadcaster).addRoutes(to: router)
+    OwnerController(store: store, scheduler: scheduler, limits: configuration.limits, maxJobsPerOwner: configuration.maxJobsPerOwner)
+        .addRoutes(to: router)
+    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
     RunnerController(hub: hub).addRoutes(to: router)

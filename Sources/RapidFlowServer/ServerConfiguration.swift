@@ -18,7 +18,11 @@ public struct ServerConfiguration: Sendable {
     public var database: String?
     public var executor = ExecutorKind.auto
     public var maxConcurrentJobs = 4
+    /// Jobs one owner may run at once, unless `PUT /owners/:owner` set its own limit; nil: no limit.
+    public var maxJobsPerOwner: Int?
     public var secretsDirectory: String?
+    /// The key stored secrets are sealed with; nil: `<data-dir>/secrets.key`, created on first start.
+    public var secretsKeyFile: String?
     /// Jobs may clone repositories on this machine (`file://`, a path): off, since any API user
     /// could otherwise build whatever the service's user can read.
     public var allowLocalRepositories = false
@@ -35,6 +39,13 @@ public struct ServerConfiguration: Sendable {
     /// Output kept per step (head and tail); the middle of a longer output is cut.
     public var stepOutputCap = 64 << 20
     public var logLevel = Logger.Level.info
+    /// `text` (swift-log's lines) or `json` (one object a line, for log collectors).
+    public var logFormat = LogFormat.text
+    /// One `info` line per HTTP request (method, route template, status, duration, client address).
+    public var accessLog = false
+    /// What `rapidflow --version` says, for the start line and `rapidflow_build_info`.
+    public var version = "dev"
+    public var commit = "unknown"
     /// `language` → image template (`{version}` is replaced) for the docker executor.
     public var languageImages = ContainerStepExecutor.defaultLanguageImages
     public var dockerSocket = "/var/run/docker.sock"
@@ -47,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     /// A connection with no request in flight (or whose request body stops arriving) is closed
     /// after this long; a request being answered (long poll, log stream, WebSocket) is not.
     public var idleTimeout: Duration = .seconds(75)
+    /// How often a WebSocket follower is pinged; one that has not answered by the next ping is
+    /// closed (`goingAway`), so a vanished client does not hold its follower for ever.
+    public var webSocketPingInterval: Duration = .seconds(30)
     /// How runners (`--executor nomad` or `runner`) reach this replica; default `http://<host>:<port>`.
     public var advertiseURL: String?
     /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.
@@ -60,6 +74,10 @@ public struct ServerConfiguration: Sendable {
     public var customExecutor: (any JobExecutor)?
 
     public init() {}
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     var repositories: RepositoryPolicy { RepositoryPolicy(allowsLocal: allowLocalRepositories) }
 

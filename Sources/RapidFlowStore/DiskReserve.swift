@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import RapidFlowCore
 import Synchronization
 
@@ -9,19 +10,30 @@ import Synchronization
 ///   again as soon as the disk has room for it twice over, so a second episode finds it too.
 /// - Step output, the only write a step can grow without bound, is refused while less than
 ///   `outputFloor` bytes are free, which leaves room for state changes even with no reserve.
+///
+/// Writing the reserve (megabytes, then an fsync) happens on NIO's blocking-I/O pool, never on
+/// a Swift concurrency thread: there are as few of those as cores, and everything shares them.
 public final class DiskReserve: Sendable {
     public let path: String
     private let bytes: Int
     public let outputFloor: Int
-    private let state = Mutex<(present: Bool, lastAttempt: ContinuousClock.Instant?)>((false, nil))
+    private let state = Mutex<(present: Bool, creating: Bool, lastAttempt: ContinuousClock.Instant?)>((false, false, nil))
 
-    /// The floor leaves room for a checkpoint of the write-ahead log (up to about 4 MiB) too.
-    public init(path: String, bytes: Int = 4 << 20, outputFloor: Int = 8 << 20) {
+    private init(path: String, bytes: Int, outputFloor: Int) {
         self.path = path
         self.bytes = bytes
         self.outputFloor = outputFloor
-        let present = FileManager.default.fileExists(atPath: path) || Self.create(path: path, bytes: bytes)
-        state.withLock { $0.present = present }
+    }
+
+    /// The reserve at `path`, made now when it is missing and fits. The floor leaves room for a
+    /// checkpoint of the write-ahead log (up to about 4 MiB) too.
+    public static func open(path: String, bytes: Int = 4 << 20, outputFloor: Int = 8 << 20) async -> DiskReserve {
+        let reserve = DiskReserve(path: path, bytes: bytes, outputFloor: outputFloor)
+        let present = (try? await NIOThreadPool.singleton.runIfActive {
+            FileManager.default.fileExists(atPath: path) || Self.create(path: path, bytes: bytes)
+        }) ?? false
+        reserve.state.withLock { $0.present = present }
+        return reserve
     }
 
     public var isPresent: Bool { state.withLock { $0.present } }
@@ -31,16 +43,24 @@ public final class DiskReserve: Sendable {
         state.withLock { $0.present = false }
     }
 
-    /// Makes the reserve again when it is gone and the disk has room; tries at most once a second.
+    /// Makes the reserve again, in the background, when it is gone and the disk has room; tries
+    /// at most once a second, one attempt at a time.
     public func restoreIfRoom() {
         let due = state.withLock { state -> Bool in
-            guard !state.present else { return false }
+            guard !state.present, !state.creating else { return false }
             if let last = state.lastAttempt, ContinuousClock.now - last < .seconds(1) { return false }
             state.lastAttempt = .now
+            state.creating = true
             return true
         }
-        guard due, let free = freeBytes, free >= 2 * bytes + outputFloor, Self.create(path: path, bytes: bytes) else { return }
-        state.withLock { $0.present = true }
+        guard due else { return }
+        NIOThreadPool.singleton.submit { [self] _ in
+            let made = (freeBytes.map { $0 >= 2 * bytes + outputFloor } ?? false) && Self.create(path: path, bytes: bytes)
+            state.withLock {
+                $0.creating = false
+                if made { $0.present = true }
+            }
+        }
     }
 
     /// Throws `insufficient_storage` when step output would eat the room kept for state changes.

@@ -7,12 +7,22 @@ public struct JobFilter: Sendable, Equatable {
     public var pipelineID: Int?
     public var before: Int?
     public var limit: Int
+    /// Jobs of exactly this branch.
+    public var branch: String?
+    /// A job id, or text found in the pipeline's name or the branch (case-insensitive).
+    public var search: String?
+    /// Jobs of this owner (team) only.
+    public var owner: String?
 
-    public init(status: JobStatus? = nil, pipelineID: Int? = nil, before: Int? = nil, limit: Int = 50) {
+    public init(
+        status: JobStatus? = nil, pipelineID: Int? = nil, before: Int? = nil, limit: Int = 50, branch: String? = nil, search: String? = nil
+    ) {
         self.status = status
         self.pipelineID = pipelineID
         self.before = before
         self.limit = limit
+        self.branch = branch
+        self.search = search
     }
 }
 
@@ -62,10 +72,11 @@ public protocol JobStore: Sendable {
     func close() async
 
     // MARK: Pipelines
-    func createPipeline(name: String, config: String) async throws -> Pipeline
+    func createPipeline(name: String, config: String, owner: String?) async throws -> Pipeline
     func pipeline(id: Int) async throws -> Pipeline?
-    func pipelines(before: Int?, limit: Int) async throws -> [Pipeline]
-    func updatePipeline(id: Int, name: String, config: String) async throws -> Pipeline?
+    /// Newest first; with `owner`, that owner's only (`default` also takes pipelines without one).
+    func pipelines(before: Int?, limit: Int, owner: String?) async throws -> [Pipeline]
+    func updatePipeline(id: Int, name: String, config: String, owner: String?) async throws -> Pipeline?
     func deletePipeline(id: Int) async throws -> Bool
 
     // MARK: Jobs
@@ -83,10 +94,19 @@ public protocol JobStore: Sendable {
     func jobCounts() async throws -> [JobStatus: Int]
     /// `pending` → `running`; false when the job was no longer pending.
     func claimJob(id: Int, at: Date) async throws -> Bool
-    /// Claims up to `limit` of the oldest pending jobs for `owner`, with a lease to
-    /// `leaseUntil`; each job goes to exactly one caller, also across replicas (PostgreSQL
-    /// skips rows another transaction holds: `FOR UPDATE SKIP LOCKED`). Oldest first.
-    func claimPendingJobs(owner: String, limit: Int, at: Date, leaseUntil: Date) async throws -> [Job]
+    /// Claims up to `limit` pending jobs for the replica `owner`, with a lease to `leaseUntil`,
+    /// in the order `FairQueue` states (priority, then owners round-robin, FIFO within an
+    /// owner; an owner at its limit — its own, else `maxJobsPerOwner` — is passed over). Each
+    /// job goes to exactly one caller, also across replicas (on PostgreSQL claims take turns
+    /// under an advisory lock). Oldest first in the answer.
+    func claimPendingJobs(owner: String, limit: Int, at: Date, leaseUntil: Date, maxJobsPerOwner: Int?) async throws -> [Job]
+    /// What the queue's order is computed from: every pending job, running jobs per owner,
+    /// owners' own limits.
+    func queueState() async throws -> QueueState
+    /// Owners' own limits on the jobs they run at once.
+    func ownerLimits() async throws -> [String: Int]
+    /// Sets (or with nil removes) an owner's own limit.
+    func setOwnerLimit(owner: String, maxConcurrentJobs: Int?) async throws
     /// Extends the lease of every running job `owner` holds.
     func renewLeases(owner: String, until: Date) async throws -> LeaseRenewal
     /// Asks the replica running the job to cancel it; false when the job is not running.
@@ -127,8 +147,39 @@ public protocol JobStore: Sendable {
     func settleInterruptedJobs(reason: String, at: Date, scope: InterruptedScope) async throws -> SettledJobs
 }
 
+/// The inputs of the queue's order.
+public struct QueueState: Sendable, Equatable {
+    public var pending: [FairQueue.Entry]
+    public var running: [String: Int]
+    public var limits: [String: Int]
+
+    /// How many jobs each owner has pending.
+    public var pendingByOwner: [String: Int] { pending.reduce(into: [:]) { $0[$1.owner, default: 0] += 1 } }
+
+    /// Each pending job's place when owners without a limit of their own may run `defaultLimit`.
+    public func places(defaultLimit: Int?) -> [Int: QueuePlace] {
+        FairQueue(running: running, limits: limits, defaultLimit: defaultLimit).places(of: pending)
+    }
+}
+
 extension JobStore {
     public func checkRoomForOutput() throws {}
+
+    public func pipelines(before: Int?, limit: Int) async throws -> [Pipeline] {
+        try await pipelines(before: before, limit: limit, owner: nil)
+    }
+
+    public func claimPendingJobs(owner: String, limit: Int, at date: Date, leaseUntil: Date) async throws -> [Job] {
+        try await claimPendingJobs(owner: owner, limit: limit, at: date, leaseUntil: leaseUntil, maxJobsPerOwner: nil)
+    }
+
+    public func createPipeline(name: String, config: String) async throws -> Pipeline {
+        try await createPipeline(name: name, config: config, owner: nil)
+    }
+
+    public func updatePipeline(id: Int, name: String, config: String) async throws -> Pipeline? {
+        try await updatePipeline(id: id, name: name, config: config, owner: nil)
+    }
 
     /// Settles every job left `running`: for a store only one service uses.
     public func settleInterruptedJobs(reason: String, at date: Date) async throws -> [InterruptedStep] {

@@ -52,5 +52,47 @@ enum Migrations {
                 "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            // The branch in a column of its own, so job lists filter by it without reading snapshots.
+            4,
+            [
+                "ALTER TABLE jobs ADD COLUMN branch TEXT",
+                "UPDATE jobs SET branch = {SNAPSHOT_BRANCH}",
+                "CREATE INDEX jobs_by_branch ON jobs (branch, id)",
+            ]
+        ),
+        (
+            // Stored secrets, sealed (AES-GCM) by the service before they reach the store: the
+            // database alone never holds a value. A job's environment names the secret of a
+            // variable instead of holding its value; a pipeline may belong to an owner.
+            5,
+            [
+                """
+                CREATE TABLE secrets (
+                    id {ID}, name TEXT NOT NULL, scope_kind TEXT NOT NULL, scope_value TEXT NOT NULL,
+                    sealed {BLOB} NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                    last_used_at BIGINT, last_used_job BIGINT)
+                """,
+                "CREATE UNIQUE INDEX secrets_by_scope ON secrets (name, scope_kind, scope_value)",
+                "ALTER TABLE job_environment ADD COLUMN secret TEXT",
+                "ALTER TABLE pipelines ADD COLUMN owner TEXT",
+            ]
+        ),
+        (
+            // Owners and priorities: the team a job belongs to (the replica running it stays in
+            // `owner`) and how soon it is taken, in columns the claim statement orders by;
+            // owners' own limits on the jobs they run at once.
+            6,
+            [
+                "ALTER TABLE jobs ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",
+                "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1",
+                "UPDATE jobs SET account = {SNAPSHOT_ACCOUNT}",
+                "CREATE INDEX jobs_queue ON jobs (status, account, priority, id)",
+                """
+                CREATE TABLE owner_limits (
+                    owner TEXT PRIMARY KEY, max_concurrent_jobs INTEGER NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+            ]
+        ),
     ]
 }

@@ -34,6 +34,22 @@ public final class SQLJobStore: JobStore {
             case .postgres: "BYTEA"
             }
         }
+
+        /// The branch a stored snapshot (JSON text) names.
+        var snapshotBranch: String {
+            switch self {
+            case .sqlite: "json_extract(snapshot, '$.branch')"
+            case .postgres: "(snapshot::json ->> 'branch')"
+            }
+        }
+
+        /// The team a stored snapshot's job belongs to, as `JobSnapshot.account` says.
+        var snapshotAccount: String {
+            switch self {
+            case .sqlite: "COALESCE(json_extract(snapshot, '$.imageJob.owner'), json_extract(snapshot, '$.owner'), 'default')"
+            case .postgres: "COALESCE(snapshot::json -> 'imageJob' ->> 'owner', snapshot::json ->> 'owner', 'default')"
+            }
+        }
     }
 
     /// Where statements run.
@@ -76,7 +92,7 @@ public final class SQLJobStore: JobStore {
     /// service loses nothing that was committed.
     public static func openSQLite(path: String, logger: Logger) async throws -> SQLJobStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let reserve = DiskReserve(path: "\(directory)/.rapidflow-disk-reserve")
+        let reserve = await DiskReserve.open(path: "\(directory)/.rapidflow-disk-reserve")
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: Self.driverLogger(logger))
         let database = connection.sql(queryLogLevel: nil)
         // On a full disk (a start after one filled it) the reserve makes room for these.
@@ -154,7 +170,7 @@ public final class SQLJobStore: JobStore {
 
     /// Runs `body` with the database: under the lock on SQLite, on a leased connection on
     /// PostgreSQL.
-    private func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             let result: T
             switch connections {
@@ -173,7 +189,7 @@ public final class SQLJobStore: JobStore {
     }
 
     /// Runs `body` in a transaction on `database`, which the caller has from `withDatabase`.
-    private func transaction<T: Sendable>(on database: any SQLDatabase, _ body: () async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(on database: any SQLDatabase, _ body: () async throws -> T) async throws -> T {
         try await database.raw("BEGIN").run()
         do {
             let result = try await body()
@@ -211,6 +227,8 @@ public final class SQLJobStore: JobStore {
                 for statement in migration.statements {
                     let sql = statement.replacingOccurrences(of: "{ID}", with: dialect.idColumn)
                         .replacingOccurrences(of: "{BLOB}", with: dialect.blobType)
+                        .replacingOccurrences(of: "{SNAPSHOT_BRANCH}", with: dialect.snapshotBranch)
+                        .replacingOccurrences(of: "{SNAPSHOT_ACCOUNT}", with: dialect.snapshotAccount)
                     try await database.raw(SQLQueryString(sql)).run()
                 }
                 try await database.raw(
@@ -241,13 +259,13 @@ public final class SQLJobStore: JobStore {
 
     // MARK: - Pipelines
 
-    public func createPipeline(name: String, config: String) async throws -> Pipeline {
+    public func createPipeline(name: String, config: String, owner: String?) async throws -> Pipeline {
         try await withDatabase { database in
             let now = Millis(Date())
             let row = try await database.raw(
                 """
-                INSERT INTO pipelines (name, config, created_at, updated_at)
-                VALUES (\(bind: name), \(bind: config), \(bind: now), \(bind: now)) RETURNING *
+                INSERT INTO pipelines (name, config, owner, created_at, updated_at)
+                VALUES (\(bind: name), \(bind: config), \(bind: owner), \(bind: now), \(bind: now)) RETURNING *
                 """
             ).first()
             return try Self.pipeline(from: row!)
@@ -260,19 +278,28 @@ public final class SQLJobStore: JobStore {
         }
     }
 
-    public func pipelines(before: Int?, limit: Int) async throws -> [Pipeline] {
-        try await withDatabase { database in
-            try await database.raw(
-                "SELECT * FROM pipelines WHERE id < \(bind: before ?? Int.max) ORDER BY id DESC LIMIT \(bind: limit)"
-            ).all().map(Self.pipeline(from:))
+    public func pipelines(before: Int?, limit: Int, owner: String?) async throws -> [Pipeline] {
+        var query = SQLQueryString("SELECT * FROM pipelines WHERE id < \(bind: before ?? Int.max)")
+        if let owner {
+            // A pipeline without an owner belongs to the fallback owner.
+            query.appendInterpolation(unsafeRaw: " AND COALESCE(owner, ")
+            query.appendInterpolation(bind: JobOwner.fallback)
+            query.appendInterpolation(unsafeRaw: ") = ")
+            query.appendInterpolation(bind: owner)
+        }
+        query.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")
+        query.appendInterpolation(bind: limit)
+        let finalQuery = query
+        return try await withDatabase { database in
+            try await database.raw(finalQuery).all().map(Self.pipeline(from:))
         }
     }
 
-    public func updatePipeline(id: Int, name: String, config: String) async throws -> Pipeline? {
+    public func updatePipeline(id: Int, name: String, config: String, owner: String?) async throws -> Pipeline? {
         try await withDatabase { database in
             try await database.raw(
                 """
-                UPDATE pipelines SET name = \(bind: name), config = \(bind: config), updated_at = \(bind: Millis(Date()))
+                UPDATE pipelines SET name = \(bind: name), config = \(bind: config), owner = \(bind: owner), updated_at = \(bind: Millis(Date()))
                 WHERE id = \(bind: id) RETURNING *
                 """
             ).first().map(Self.pipeline(from:))
@@ -281,7 +308,13 @@ public final class SQLJobStore: JobStore {
 
     public func deletePipeline(id: Int) async throws -> Bool {
         try await withDatabase { database in
-            try await database.raw("DELETE FROM pipelines WHERE id = \(bind: id) RETURNING id").first() != nil
+            try await transaction(on: database) {
+                // Its secrets go with it: a later pipeline must not inherit them.
+                try await database.raw(
+                    "DELETE FROM secrets WHERE scope_kind = 'pipeline' AND scope_value = \(bind: String(id))"
+                ).run()
+                return try await database.raw("DELETE FROM pipelines WHERE id = \(bind: id) RETURNING id").first() != nil
+            }
         }
     }
 
@@ -295,9 +328,10 @@ public final class SQLJobStore: JobStore {
                 guard
                     let row = try await database.raw(
                         """
-                        INSERT INTO jobs (kind, pipeline_id, pipeline_name, status, snapshot, cancelled, retry_of, created_at)
+                        INSERT INTO jobs (kind, pipeline_id, pipeline_name, status, snapshot, cancelled, retry_of, created_at, branch, account, priority)
                         VALUES (\(bind: new.kind.rawValue), \(bind: new.pipelineID), \(bind: new.pipelineName),
-                                \(bind: JobStatus.pending.rawValue), \(bind: snapshot), 0, \(bind: new.retryOf), \(bind: now))
+                                \(bind: JobStatus.pending.rawValue), \(bind: snapshot), 0, \(bind: new.retryOf), \(bind: now),
+                                \(bind: new.snapshot.branch), \(bind: new.snapshot.account), \(bind: (new.snapshot.priority ?? .normal).rank))
                         RETURNING *
                         """
                     ).first()
@@ -309,6 +343,15 @@ public final class SQLJobStore: JobStore {
                         INSERT INTO steps (job_id, order_num, type, name, content, phase, status, created_at)
                         VALUES (\(bind: job.id), \(bind: index + 1), \(bind: step.type.rawValue), \(bind: step.name),
                                 \(bind: step.content), \(bind: step.phase.rawValue), \(bind: StepStatus.pending.rawValue), \(bind: now))
+                        """
+                    ).run()
+                }
+                for (index, reference) in new.secretEnvironment.enumerated() {
+                    // The secret's name only: its value is resolved when the job runs.
+                    try await database.raw(
+                        """
+                        INSERT INTO job_environment (job_id, position, key, value, secret)
+                        VALUES (\(bind: job.id), \(bind: new.environment.count + index), \(bind: reference.key), '', \(bind: reference.secret))
                         """
                     ).run()
                 }
@@ -335,6 +378,23 @@ public final class SQLJobStore: JobStore {
         var query = SQLQueryString("SELECT * FROM jobs WHERE id < \(bind: filter.before ?? Int.max)")
         if let status = filter.status { query.appendInterpolation(unsafeRaw: " AND status = "); query.appendInterpolation(bind: status.rawValue) }
         if let pipelineID = filter.pipelineID { query.appendInterpolation(unsafeRaw: " AND pipeline_id = "); query.appendInterpolation(bind: pipelineID) }
+        if let branch = filter.branch { query.appendInterpolation(unsafeRaw: " AND branch = "); query.appendInterpolation(bind: branch) }
+        if let owner = filter.owner { query.appendInterpolation(unsafeRaw: " AND account = "); query.appendInterpolation(bind: owner) }
+        if let search = filter.search, !search.isEmpty {
+            // A job id, or a part of the pipeline's name or the branch (LIKE's wildcards taken literally).
+            let pattern = "%" + search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_") + "%"
+            query.appendInterpolation(unsafeRaw: " AND (LOWER(pipeline_name) LIKE LOWER(")
+            query.appendInterpolation(bind: pattern)
+            query.appendInterpolation(unsafeRaw: ") ESCAPE '\\' OR LOWER(branch) LIKE LOWER(")
+            query.appendInterpolation(bind: pattern)
+            query.appendInterpolation(unsafeRaw: ") ESCAPE '\\'")
+            if let id = Int(search.hasPrefix("#") ? String(search.dropFirst()) : search) {
+                query.appendInterpolation(unsafeRaw: " OR id = ")
+                query.appendInterpolation(bind: id)
+            }
+            query.appendInterpolation(unsafeRaw: ")")
+        }
         query.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")
         query.appendInterpolation(bind: filter.limit)
         let finalQuery = query
@@ -362,7 +422,8 @@ public final class SQLJobStore: JobStore {
                 .map {
                     EnvironmentEntry(
                         id: try $0.decode(column: "id", as: Int.self), jobID: try $0.decode(column: "job_id", as: Int.self),
-                        key: try $0.decode(column: "key", as: String.self), value: try $0.decode(column: "value", as: String.self))
+                        key: try $0.decode(column: "key", as: String.self), value: try $0.decode(column: "value", as: String.self),
+                        secret: try $0.decode(column: "secret", as: String?.self))
                 }
         }
     }
@@ -405,23 +466,133 @@ public final class SQLJobStore: JobStore {
         }
     }
 
-    public func claimPendingJobs(owner: String, limit: Int, at date: Date, leaseUntil: Date) async throws -> [Job] {
+    public func claimPendingJobs(owner: String, limit: Int, at date: Date, leaseUntil: Date, maxJobsPerOwner: Int?) async throws -> [Job] {
+        try await claimPendingJobs(owner: owner, limit: limit, at: date, leaseUntil: leaseUntil, maxJobsPerOwner: maxJobsPerOwner, order: .fair)
+    }
+
+    /// The order pending jobs are claimed in.
+    public enum ClaimOrder: Sendable {
+        /// `FairQueue`'s: what the service uses.
+        case fair
+        /// Oldest first, whoever owns them: the order before owners shared the queue, kept as
+        /// the fair-queue benchmark's baseline.
+        case fifo
+    }
+
+    public func claimPendingJobs(
+        owner: String, limit: Int, at date: Date, leaseUntil: Date, maxJobsPerOwner: Int?, order: ClaimOrder
+    ) async throws -> [Job] {
         guard limit > 0 else { return [] }
-        // One statement: the oldest pending rows no other transaction holds become this owner's.
-        // The rows are picked once, in a materialized CTE: as a plain `IN (subquery)`,
-        // PostgreSQL may run the subquery again per row and claim past the limit.
-        let skipLocked = dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        if order == .fifo {
+            let skipLocked = dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+            return try await withDatabase { database in
+                try await database.raw(
+                    """
+                    WITH picked AS MATERIALIZED (
+                        SELECT id FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue) ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
+                    UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
+                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
+                    WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
+                    RETURNING *
+                    """
+                ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+            }
+        }
+        // One statement, the rule `FairQueue` states: by priority, then round-robin across
+        // owners (an owner's n-th pending job counts the jobs it already runs), FIFO within an
+        // owner, passing over owners at their limit. Only each owner's first `limit` pending
+        // jobs can be among the `limit` taken (an owner's keys only grow along its queue), so
+        // only those are numbered: one index range per owner on `jobs_queue`, not every
+        // pending job. The rows are picked once, in a
+        // materialized CTE: as a plain `IN (subquery)`, PostgreSQL may run the subquery again
+        // per row and claim past the limit.
+        let unlimited = Int(Int32.max)
         return try await withDatabase { database in
-            try await database.raw(
-                """
-                WITH picked AS MATERIALIZED (
-                    SELECT id FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue) ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
-                UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
-                    owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
-                WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
-                RETURNING *
-                """
-            ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+            try await transaction(on: database) {
+                if dialect == .postgres {
+                    // Replicas claim one at a time, so owner limits hold across them; a claim is
+                    // one short statement.
+                    try await database.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLockKey))").run()
+                }
+                return try await database.raw(
+                    """
+                    WITH running AS (
+                        SELECT account, COUNT(*) AS n FROM jobs WHERE status = \(bind: JobStatus.running.rawValue) GROUP BY account),
+                    owners AS (
+                        SELECT DISTINCT account FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)),
+                    heads AS (
+                        SELECT j.id, j.account, j.priority FROM owners o
+                        JOIN jobs j ON j.id IN (
+                            SELECT h.id FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
+                            ORDER BY h.priority, h.id LIMIT \(bind: limit))),
+                    queued AS (
+                        SELECT id, account, priority,
+                            ROW_NUMBER() OVER (PARTITION BY account ORDER BY priority, id) AS turn
+                        FROM heads),
+                    picked AS MATERIALIZED (
+                        SELECT q.id FROM queued q
+                        LEFT JOIN running r ON r.account = q.account
+                        LEFT JOIN owner_limits l ON l.owner = q.account
+                        WHERE COALESCE(r.n, 0) + q.turn <= COALESCE(l.max_concurrent_jobs, \(bind: maxJobsPerOwner ?? unlimited))
+                        ORDER BY q.priority, COALESCE(r.n, 0) + q.turn, q.id
+                        LIMIT \(bind: limit))
+                    UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
+                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
+                    WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
+                    RETURNING *
+                    """
+                ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+            }
+        }
+    }
+
+    /// The advisory lock replicas take around a claim on PostgreSQL.
+    static let claimLockKey: Int64 = 0x5241_5049_4446_4c57  // "RAPIDFLW"
+
+    public func queueState() async throws -> QueueState {
+        try await withDatabase { database in
+            var state = QueueState(pending: [], running: [:], limits: [:])
+            for row in try await database.raw(
+                "SELECT id, account, priority FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)"
+            ).all() {
+                state.pending.append(
+                    FairQueue.Entry(
+                        id: try row.decode(column: "id", as: Int.self), owner: try row.decode(column: "account", as: String.self),
+                        priority: JobPriority(rank: try row.decode(column: "priority", as: Int.self)) ?? .normal))
+            }
+            for row in try await database.raw(
+                "SELECT account, COUNT(*) AS n FROM jobs WHERE status = \(bind: JobStatus.running.rawValue) GROUP BY account"
+            ).all() {
+                state.running[try row.decode(column: "account", as: String.self)] = try row.decode(column: "n", as: Int.self)
+            }
+            state.limits = try await Self.ownerLimits(on: database)
+            return state
+        }
+    }
+
+    public func ownerLimits() async throws -> [String: Int] {
+        try await withDatabase { database in try await Self.ownerLimits(on: database) }
+    }
+
+    private static func ownerLimits(on database: any SQLDatabase) async throws -> [String: Int] {
+        var limits: [String: Int] = [:]
+        for row in try await database.raw("SELECT owner, max_concurrent_jobs FROM owner_limits").all() {
+            limits[try row.decode(column: "owner", as: String.self)] = try row.decode(column: "max_concurrent_jobs", as: Int.self)
+        }
+        return limits
+    }
+
+    public func setOwnerLimit(owner: String, maxConcurrentJobs: Int?) async throws {
+        try await withDatabase { database in
+            try await database.raw("DELETE FROM owner_limits WHERE owner = \(bind: owner)").run()
+            if let maxConcurrentJobs {
+                try await database.raw(
+                    """
+                    INSERT INTO owner_limits (owner, max_concurrent_jobs, updated_at)
+                    VALUES (\(bind: owner), \(bind: maxConcurrentJobs), \(bind: Millis(Date())))
+                    """
+                ).run()
+            }
         }
     }
 
@@ -715,6 +886,7 @@ public final class SQLJobStore: JobStore {
         Pipeline(
             id: try row.decode(column: "id", as: Int.self), name: try row.decode(column: "name", as: String.self),
             config: try row.decode(column: "config", as: String.self),
+            owner: try row.decode(column: "owner", as: String?.self),
             createdAt: try row.decode(column: "created_at", as: Millis.self).date,
             updatedAt: try row.decode(column: "updated_at", as: Millis.self).date)
     }

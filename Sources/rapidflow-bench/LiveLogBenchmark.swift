@@ -14,6 +14,10 @@ import Synchronization
 /// Live logs: line latency, capture throughput and fan-out, with the service in this process.
 struct LiveLogBenchmark {
     let quick: Bool
+    /// Measures only what masking secrets costs (`LiveLogBenchmark+SecretMasking.swift`).
+    var secretMasking = false
+    /// Alternating pairs of capture runs in that measurement.
+    var repetitions = 3
     let logger = Logger(label: "bench")
 
     var stampedLines: Int { quick ? 200 : 1000 }
@@ -36,9 +40,13 @@ struct LiveLogBenchmark {
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             let port = await iterator.next()!
-            print("RapidFlow live-log benchmark (\(quick ? "quick" : "full") run), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+            print("RapidFlow \(secretMasking ? "secret-masking" : "live-log") benchmark (\(quick ? "quick" : "full") run), \(ProcessInfo.processInfo.activeProcessorCount) cores")
             print(""); fflush(nil)
-            try await measure(port: port, launcher: launcher, dataDirectory: dataDirectory)
+            if secretMasking {
+                try await measureSecretMasking(port: port, dataDirectory: dataDirectory)
+            } else {
+                try await measure(port: port, launcher: launcher, dataDirectory: dataDirectory)
+            }
             await group.triggerGracefulShutdown()
         }
         try? FileManager.default.removeItem(atPath: dataDirectory)
@@ -98,17 +106,20 @@ struct LiveLogBenchmark {
     // MARK: - Service calls
 
     /// A JSON POST/GET against the service under test, returning the envelope's data.
-    private func call<Payload: Decodable>(_ port: Int, _ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil) async throws -> Payload {
+    func call<Payload: Decodable>(_ port: Int, _ method: HTTPMethod, _ path: String, _ body: (any Encodable)? = nil) async throws -> Payload {
         try await JSONAPI(base: "http://127.0.0.1:\(port)").rapidFlow(method, path, body)
     }
 
-    private func runJob(_ port: Int, script: String) async throws -> Int {
-        let pipeline: API.Pipeline = try await call(port, .POST, "/pipelines", API.PipelineDefinition(name: "bench", config: "steps:\n  - |\n    \(script)\n"))
+    /// `env` goes into the config as written: keys ending `_TOKEN` make their values secrets.
+    func runJob(_ port: Int, script: String, env: [(key: String, value: String)] = []) async throws -> Int {
+        let environment = env.isEmpty ? "" : "env:\n" + env.map { "  \($0.key): \"\($0.value)\"\n" }.joined()
+        let config = environment + "steps:\n  - |\n    \(script)\n"
+        let pipeline: API.Pipeline = try await call(port, .POST, "/pipelines", API.PipelineDefinition(name: "bench", config: config))
         let job: API.Job = try await call(port, .POST, "/pipelines/\(pipeline.id)/jobs")
         return job.id
     }
 
-    private func waitForJob(_ port: Int, _ id: Int) async throws -> API.Job {
+    func waitForJob(_ port: Int, _ id: Int) async throws -> API.Job {
         while true {
             let job: API.Job = try await call(port, .GET, "/jobs/\(id)")
             if job.status.isFinal { return job }
@@ -159,7 +170,7 @@ struct LiveLogBenchmark {
         return collector.values
     }
 
-    private func shellSeconds(_ script: String) throws -> Double {
+    func shellSeconds(_ script: String) throws -> Double {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-c", script]

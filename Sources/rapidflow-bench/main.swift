@@ -2,6 +2,11 @@
 // the machine is shared and absolute times drift.
 //
 //   swift run -c release rapidflow-bench [--quick]          live logs, the service in this process
+//   swift run -c release rapidflow-bench secret-masking [--quick] [--reps N]
+//                                                           capture with 20 secrets against none
+//   swift run -c release rapidflow-bench fair-queue [--jobs 1000] [--slots 8] [--others 100]
+//                                                           a second owner's waits behind a flood,
+//                                                           fair order against FIFO
 //   scripts/bench.sh [--quick]                              per-job overhead against a shell and
 //                                                           Buildbot, API throughput, scale; it
 //                                                           runs the subcommands below
@@ -23,6 +28,12 @@ do {
     switch command {
     case "live-logs":
         try await LiveLogBenchmark(quick: options.flags.contains("--quick")).run()
+    case "secret-masking":
+        try await LiveLogBenchmark(quick: options.flags.contains("--quick"), secretMasking: true, repetitions: try options.int("--reps", default: 3)).run()
+    case "fair-queue":
+        try await FairQueueBenchmark.run(
+            flood: try options.int("--jobs", default: 1000), slots: try options.int("--slots", default: 8),
+            others: try options.int("--others", default: 100))
     case "jobs":
         let samples = try await JobLatencyBenchmark.rapidFlow(
             JSONAPI(base: try options.string("--url")), jobs: try options.int("--jobs", default: 200),

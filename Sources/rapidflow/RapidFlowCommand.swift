@@ -8,10 +8,11 @@ struct RapidFlowCommand: AsyncParsableCommand {
         discussion: """
             Client commands talk to a running service: --server (RAPIDFLOW_SERVER, default             http://127.0.0.1:3000) and --token (RAPIDFLOW_API_TOKEN).
             """,
+        version: RapidFlowVersion.text,
         subcommands: [
             ServeCommand.self, RunnerCommand.self, SubmitCommand.self, PipelineCommand.self, RunCommand.self, JobsCommand.self,
             StatusCommand.self, LogsCommand.self, JobActionCommand<CancelAction>.self, JobActionCommand<KillAction>.self,
-            JobActionCommand<RetryAction>.self, JobActionCommand<CleanupAction>.self, WaitCommand.self,
+            JobActionCommand<RetryAction>.self, JobActionCommand<CleanupAction>.self, WaitCommand.self, SecretCommand.self,
         ],
         defaultSubcommand: ServeCommand.self)
 }

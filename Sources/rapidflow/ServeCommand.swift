@@ -8,11 +8,26 @@ import RapidFlowRunner
 import RapidFlowServer
 import ServiceLifecycle
 
-/// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` (flag wins).
+/// `rapidflow serve`: every flag can also come from `RAPIDFLOW_<FLAG>` or a key of the
+/// `--config` file; a flag wins over the environment, which wins over the file.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the RapidFlow service (SQLite in the data directory by default).")
+        abstract: "Run the RapidFlow service (SQLite in the data directory by default).",
+        discussion: """
+            Every setting comes from, in this order of precedence: its flag, its RAPIDFLOW_* variable, a key of the \
+            --config file (YAML; the keys are the flag names, e.g. `port: 3000`, `data-dir: /var/lib/rapidflow`, \
+            `allow-local-repos: true`), then the default. --print-config shows the result and where each setting came from.
+            """)
+
+    @Option(name: .customLong("config"), help: "YAML file of settings keyed by flag name (RAPIDFLOW_CONFIG); flags and RAPIDFLOW_* variables win over it.")
+    var configFile: String?
+    @Flag(name: .customLong("print-config"), help: "Print the settings the service would run with, and where each came from (secrets redacted), then exit.")
+    var printConfig = false
+    @Option(name: .customLong("log-format"), help: "text or json: one JSON object a line with time, level, message, logger, source and the fields (RAPIDFLOW_LOG_FORMAT, default text).")
+    var logFormat: String?
+    @Flag(name: .customLong("access-log"), help: "Log each HTTP request at info: method, route template, status, duration, client address (RAPIDFLOW_ACCESS_LOG=true).")
+    var accessLog = false
 
     @Option(help: "Address to listen on (RAPIDFLOW_HOST).") var host: String?
     @Option(help: "Port to listen on; 0 picks a free one (RAPIDFLOW_PORT).") var port: Int?
@@ -32,10 +47,20 @@ struct ServeCommand: AsyncParsableCommand {
     var nomadImage: String?
     @Option(name: .customLong("nomad-runner-command"), help: "The rapidflow binary on the node or in the image (RAPIDFLOW_NOMAD_RUNNER_COMMAND, default rapidflow).")
     var nomadRunnerCommand: String?
-    @Option(name: .customLong("max-concurrent-jobs"), help: "Jobs run at once; the rest wait in FIFO order (RAPIDFLOW_MAX_CONCURRENT_JOBS).")
+    @Option(
+        name: .customLong("max-concurrent-jobs"),
+        help: "Jobs run at once; the rest wait, taken by priority and then owners in turn (RAPIDFLOW_MAX_CONCURRENT_JOBS).")
     var maxConcurrentJobs: Int?
+    @Option(
+        name: .customLong("max-jobs-per-owner"),
+        help: "Jobs one owner may run at once, unless PUT /owners/:owner gave it its own limit (RAPIDFLOW_MAX_JOBS_PER_OWNER; default: no limit).")
+    var maxJobsPerOwner: Int?
     @Option(name: .customLong("secrets-dir"), help: "Directory that credential paths are resolved in (RAPIDFLOW_SECRETS_DIR).")
     var secretsDir: String?
+    @Option(
+        name: .customLong("secrets-key-file"),
+        help: "The key stored secrets are sealed with: 32 random bytes in base64 (RAPIDFLOW_SECRETS_KEY_FILE; default <data-dir>/secrets.key, created with mode 0600 on first start). With secrets stored, a missing or wrong key stops the service at start.")
+    var secretsKeyFile: String?
     @Flag(name: .customLong("allow-local-repos"), help: "Let jobs clone repositories on this machine: file:// URLs and paths (RAPIDFLOW_ALLOW_LOCAL_REPOS=true). Off by default: with it, any API user can build any repository the service's user can read.")
     var allowLocalRepos = false
     @Option(name: .customLong("api-token"), help: "Bearer token required on every route but /health and /ready (RAPIDFLOW_API_TOKEN).")
@@ -66,7 +91,15 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
+        var settings = Settings()
+        var resolved = try resolve(environment: ProcessInfo.processInfo.environment, settings: &settings)
+        resolved.version = RapidFlowVersion.number
+        resolved.commit = BuildInfo.commit
+        let configuration = resolved
+        if printConfig {
+            print(settings.report(configuration), terminator: "")
+            return
+        }
         // Steps run as this user; they must not read the API token or the database URL from us.
         ProcessProtection.hideFromSameUser()
         // The store, the executors, the scheduler and the HTTP server, each resource a service
@@ -74,10 +107,24 @@ struct ServeCommand: AsyncParsableCommand {
         let (app, service) = try await buildApplication(configuration: configuration) { port in
             // The store by kind only: a PostgreSQL URL carries a password.
             let store = configuration.database.map { $0.hasPrefix("sqlite") ? "sqlite" : "postgresql" } ?? "sqlite"
-            print(
-                "rapidflow listening on http://\(configuration.host):\(port) (data in \(configuration.dataDirectory), "
-                    + "store \(store), executor \(configuration.executor.rawValue))")
-            fflush(nil)
+            let message = "rapidflow listening on http://\(configuration.host):\(port)"
+            // At every level: scripts and supervisors wait for this line.
+            switch configuration.logFormat {
+            case .text:
+                print(
+                    "\(message) (version \(configuration.version), commit \(configuration.commit), "
+                        + "data in \(configuration.dataDirectory), store \(store), executor \(configuration.executor.rawValue))")
+                fflush(nil)
+            case .json:
+                JSONLogHandler.write(
+                    JSONLogHandler.line(
+                        level: .info, message: message, label: "rapidflow", source: "rapidflow",
+                        metadata: [
+                            "version": "\(configuration.version)", "commit": "\(configuration.commit)",
+                            "address": "http://\(configuration.host):\(port)", "data_dir": "\(configuration.dataDirectory)",
+                            "store": "\(store)", "executor": "\(configuration.executor.rawValue)",
+                        ]))
+            }
         }
         guard configuration.shutdownTimeout > .zero else { return try await app.runService() }
         try await Self.runDraining(app, scheduler: service.scheduler, timeout: configuration.shutdownTimeout)
@@ -117,15 +164,112 @@ struct ServeCommand: AsyncParsableCommand {
         try await group.run()
     }
 
+    /// Where each setting came from, for `--print-config`.
+    struct Settings {
+        enum Source: String { case flag, environment, file }
+        var sources: [String: Source] = [:]
+        var file: ServiceConfigFile?
+
+        /// `NAME` (of `RAPIDFLOW_NAME`) as its flag: `DATA_DIR` → `data-dir`.
+        static func flag(_ name: String) -> String { name.lowercased().replacingOccurrences(of: "_", with: "-") }
+
+        /// Where a value that could not be used came from, for the message.
+        func place(_ name: String) -> String {
+            sources[Self.flag(name)] == .file ? "'\(Self.flag(name))' in \(file?.path ?? "the config file")" : "RAPIDFLOW_\(name)"
+        }
+
+        /// The settings as a config file would hold them, each with where it came from.
+        func report(_ configuration: ServerConfiguration) -> String {
+            func seconds(_ duration: Duration?) -> String { duration.map { String(format: "%g", $0.inSeconds) } ?? "0" }
+            let hours = configuration.retention.map { String(format: "%g", $0.inSeconds / 3600) } ?? "0"
+            let entries: [(String, String)] = [
+                ("host", configuration.host), ("port", "\(configuration.port)"), ("data-dir", configuration.dataDirectory),
+                ("database", configuration.database.map(Self.redactedURL) ?? ""), ("executor", configuration.executor.rawValue),
+                ("advertise-url", configuration.advertiseURL ?? ""),
+                ("nomad-datacenters", configuration.nomad.datacenters.joined(separator: ",")),
+                ("nomad-driver", configuration.nomad.driver.rawValue), ("nomad-image", configuration.nomad.dockerImage ?? ""),
+                ("nomad-runner-command", configuration.nomad.runnerCommand),
+                ("max-concurrent-jobs", "\(configuration.maxConcurrentJobs)"),
+                ("max-jobs-per-owner", configuration.maxJobsPerOwner.map { "\($0)" } ?? ""), ("secrets-dir", configuration.secretsDirectory ?? ""),
+                ("secrets-key-file", configuration.secretsKeyFile ?? ""),
+                ("allow-local-repos", "\(configuration.allowLocalRepositories)"),
+                ("api-token", configuration.apiToken.map { $0.isEmpty ? "" : "<redacted>" } ?? ""),
+                ("kill-grace-seconds", seconds(configuration.killGracePeriod)),
+                ("step-output-cap-mb", String(format: "%g", Double(configuration.stepOutputCap) / 1_048_576)),
+                ("language-images", file?.values["language-images"] ?? ""),
+                ("job-timeout-seconds", seconds(configuration.jobTimeout)),
+                ("shutdown-timeout-seconds", seconds(configuration.shutdownTimeout)), ("retention-hours", hours),
+                ("lease-seconds", seconds(configuration.leaseDuration)), ("step-user", configuration.stepUser ?? ""),
+                ("header-timeout-seconds", seconds(configuration.headerTimeout)),
+                ("idle-timeout-seconds", seconds(configuration.idleTimeout)),
+                ("log-level", configuration.logLevel.rawValue), ("log-format", configuration.logFormat.rawValue),
+                ("access-log", "\(configuration.accessLog)"),
+            ]
+            var text = "# rapidflow \(RapidFlowVersion.number) (commit \(BuildInfo.commit)): the settings `serve` would run with"
+            if let file { text += ", reading \(file.path)" }
+            text += "\n"
+            for (key, value) in entries {
+                // Quoted as a YAML (and JSON) string, so the output can be a config file itself.
+                let shown = value.isEmpty ? "" : " " + JSONLogHandler.quoted(value)
+                text += "\(key):\(shown)  # \(sources[key]?.rawValue ?? "default")\n"
+            }
+            return text
+        }
+
+        /// A database URL without its password.
+        static func redactedURL(_ url: String) -> String {
+            guard var components = URLComponents(string: url), components.password != nil else { return url }
+            components.password = "redacted"
+            return components.string ?? "<redacted>"
+        }
+    }
+
     func resolve(environment: [String: String]) throws -> ServerConfiguration {
+        var settings = Settings()
+        return try resolve(environment: environment, settings: &settings)
+    }
+
+    func resolve(environment: [String: String], settings: inout Settings) throws -> ServerConfiguration {
+        if let path = configFile ?? environment["RAPIDFLOW_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do {
+                settings.file = try ServiceConfigFile(path: path)
+            } catch {
+                throw ValidationError("--config: \(error)")
+            }
+        }
+        var asked: Set<String> = []
         func value(_ flag: String?, _ name: String) -> String? {
-            flag ?? environment["RAPIDFLOW_\(name)"].flatMap { $0.isEmpty ? nil : $0 }
+            let key = Settings.flag(name)
+            asked.insert(key)
+            if let flag {
+                settings.sources[key] = .flag
+                return flag
+            }
+            if let text = environment["RAPIDFLOW_\(name)"], !text.isEmpty {
+                settings.sources[key] = .environment
+                return text
+            }
+            if let text = settings.file?.values[key], !text.isEmpty {
+                settings.sources[key] = .file
+                return text
+            }
+            return nil
         }
         func number<T: LosslessStringConvertible>(_ flag: T?, _ name: String) throws -> T? {
+            guard let raw = value(flag.map { "\($0)" }, name) else { return nil }
             if let flag { return flag }
-            guard let raw = value(nil, name) else { return nil }
-            guard let parsed = T(raw) else { throw ValidationError("RAPIDFLOW_\(name) must be a number, got '\(raw)'") }
+            guard let parsed = T(raw.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(settings.place(name)) must be a number, got '\(raw)'")
+            }
             return parsed
+        }
+        func boolean(_ flag: Bool, _ name: String) throws -> Bool? {
+            guard let raw = value(flag ? "true" : nil, name) else { return nil }
+            switch raw.lowercased() {
+            case "1", "true", "yes": return true
+            case "0", "false", "no": return false
+            default: throw ValidationError("\(settings.place(name)) must be true or false, got '\(raw)'")
+            }
         }
         var configuration = ServerConfiguration()
         configuration.host = value(host, "HOST") ?? configuration.host
@@ -160,17 +304,19 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...10_000).contains(configuration.maxConcurrentJobs) else {
             throw ValidationError("--max-concurrent-jobs must be from 1 to 10000")
         }
+        configuration.maxJobsPerOwner = try number(maxJobsPerOwner, "MAX_JOBS_PER_OWNER") ?? configuration.maxJobsPerOwner
+        if let limit = configuration.maxJobsPerOwner, !(1...10_000).contains(limit) {
+            throw ValidationError("--max-jobs-per-owner must be from 1 to 10000")
+        }
         guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be from 0 to 65535") }
         configuration.secretsDirectory = value(secretsDir, "SECRETS_DIR")
+        configuration.secretsKeyFile = value(secretsKeyFile, "SECRETS_KEY_FILE")
         configuration.apiToken = value(apiToken, "API_TOKEN")
-        if allowLocalRepos {
-            configuration.allowLocalRepositories = true
-        } else if let raw = value(nil, "ALLOW_LOCAL_REPOS") {
-            switch raw.lowercased() {
-            case "1", "true", "yes": configuration.allowLocalRepositories = true
-            case "0", "false", "no": configuration.allowLocalRepositories = false
-            default: throw ValidationError("RAPIDFLOW_ALLOW_LOCAL_REPOS must be true or false, got '\(raw)'")
-            }
+        configuration.allowLocalRepositories = try boolean(allowLocalRepos, "ALLOW_LOCAL_REPOS") ?? configuration.allowLocalRepositories
+        configuration.accessLog = try boolean(accessLog, "ACCESS_LOG") ?? configuration.accessLog
+        if let raw = value(logFormat, "LOG_FORMAT") {
+            guard let format = ServerConfiguration.LogFormat(rawValue: raw) else { throw ValidationError("--log-format must be text or json, got '\(raw)'") }
+            configuration.logFormat = format
         }
         if let grace = try number(killGraceSeconds, "KILL_GRACE_SECONDS") {
             guard grace >= 0, grace <= Limits.default.maxTimeoutSeconds else {
@@ -227,6 +373,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let raw = value(logLevel, "LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw) else { throw ValidationError("--log-level '\(raw)' is not a level") }
             configuration.logLevel = level
+        }
+        if let file = settings.file {
+            let unknown = Set(file.values.keys).subtracting(asked).sorted()
+            guard unknown.isEmpty else {
+                throw ValidationError(
+                    "--config: \(file.path) sets \(unknown.map { "'\($0)'" }.joined(separator: ", ")), which is not a serve setting; "
+                        + "the settings are \(asked.sorted().joined(separator: ", "))")
+            }
         }
         return configuration
     }

@@ -30,7 +30,7 @@ struct RequestDecodingTests {
     @Test func pipelineDefinitionRoundTripsAndNamesTheFieldItRefuses() throws {
         #expect(try Self.decode(API.PipelineDefinition.self, #"{"name": " p ", "config": "steps: [x]"}"#) == .init(name: "p", config: "steps: [x]"))
         try Self.roundTrip(API.PipelineDefinition(name: "build", config: "steps:\n  - echo ok\n"))
-        let known = "known fields: config, name"
+        let known = "known fields: config, name, owner"
         let cases: [(String, String, String)] = [
             (#"{"name": "p", "config": "c", "colour": 1}"#, "invalid_request", "unknown field 'colour'; \(known)"),
             (#"{"name": 5, "config": "c"}"#, "invalid_request", "field 'name' must be a string"),
@@ -57,7 +57,7 @@ struct RequestDecodingTests {
         #expect(try Self.decode(API.TriggerRequest.self, "{}") == API.TriggerRequest())
         try Self.roundTrip(API.TriggerRequest(branch: "release/1.0", env: ["DEBUG": "1"]))
         let cases: [(String, String, String)] = [
-            (#"{"branch": "main", "colour": "red"}"#, "invalid_request", "unknown field 'colour'; known fields: branch, env"),
+            (#"{"branch": "main", "colour": "red"}"#, "invalid_request", "unknown field 'colour'; known fields: branch, env, priority"),
             (#"{"branch": 3}"#, "invalid_request", "field 'branch' must be a string"),
             (#"{"branch": false}"#, "invalid_request", "field 'branch' must be a string"),
             (#"{"branch": "-x"}"#, "invalid_request", "'branch' value '-x' is not a valid git ref"),
@@ -108,11 +108,14 @@ struct RequestDecodingTests {
         // Empty strings are no value; the Dockerfile is `Dockerfile` unless named.
         let minimal = try #require(try Self.decode(API.ImageJobRequest.self, #"{"owner": "o", "repo_url": "u", "git_ref": "", "dockerfile_path": ""}"#))
         #expect(try minimal.job() == RapidFlowCore.ImageJobRequest(owner: "o", repoURL: "u"))
+        let stored = try #require(try Self.decode(API.ImageJobRequest.self, #"{"owner": "o", "repo_url": "u", "registry_credentials_secret": "LOGIN"}"#))
+        try Self.roundTrip(stored)
+        #expect(try stored.job().registryCredentialsSecret == "LOGIN")
 
         let base = #""owner": "o", "repo_url": "u""#
         let cases: [(String, String)] = [
             (#"{\#(base), "colour": "red"}"#,
-             "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, registry_credentials_path, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
+             "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
             (#"{"repo_url": "u"}"#, "missing field 'owner'"),
             (#"{"owner": "o"}"#, "missing field 'repo_url'"),
             (#"{"owner": 5, "repo_url": "u"}"#, "field 'owner' must be a string"),
@@ -122,6 +125,7 @@ struct RequestDecodingTests {
             (#"{\#(base), "test_entry_point": 1}"#, "field 'test_entry_point' must be true or false"),
             (#"{\#(base), "timeout_seconds": true}"#, "field 'timeout_seconds' must be a number"),
             (#"{\#(base), "kill_timeout_seconds": "5"}"#, "field 'kill_timeout_seconds' must be a number"),
+            (#"{\#(base), "registry_credentials_secret": 5}"#, "field 'registry_credentials_secret' must be a string"),
         ]
         for (json, message) in cases {
             let refusal = try #require(Self.refusal(API.ImageJobRequest.self, json), "\(json)")

@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import RapidFlowTestSupport
 import Testing
 
 @testable import RapidFlowRunner
@@ -98,7 +99,7 @@ struct NomadTests {
     }
 
     @Test func tlsToTheAgentUsesTheCAFileTheClientCertificateAndSkipVerify() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates()
         defer { try? FileManager.default.removeItem(at: certificates.directory) }
         try await FakeNomadAgent.run(tls: try certificates.agentContext()) { agent in
             agent.on("GET", "/v1/status/leader", try .fixture("status-leader.response.json"))
@@ -674,16 +675,16 @@ struct TestCertificates {
     var clientCertificate: String { path("client.pem") }
     var clientKey: String { path("client.key") }
 
-    init() throws {
+    init() async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapidflow-nomad-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try openssl(["req", "-x509"] + newKey + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=rapidflow test CA"])
+        try await openssl(["req", "-x509"] + newKey + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=rapidflow test CA"])
         try "subjectAltName=IP:127.0.0.1,DNS:server.global.nomad\n".write(to: url("agent.ext"), atomically: true, encoding: .utf8)
         try "extendedKeyUsage=clientAuth\n".write(to: url("client.ext"), atomically: true, encoding: .utf8)
         for name in ["agent", "client"] {
-            try openssl(["req"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
-            try openssl([
+            try await openssl(["req"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
+            try await openssl([
                 "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
                 "-extfile", "\(name).ext", "-out", "\(name).pem",
             ])
@@ -704,15 +705,9 @@ struct TestCertificates {
     private func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
     private func path(_ name: String) -> String { url(name).path }
 
-    private func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "openssl \(arguments.joined(separator: " "))")
+    /// Key generation takes a while under load: it runs without holding a concurrency thread.
+    private func openssl(_ arguments: [String]) async throws {
+        let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
+        try await TestFiles.shell("cd '\(directory.path)' && openssl \(quoted)")
     }
 }

@@ -38,6 +38,28 @@ struct RegistryCredentialsTests {
         #expect(Set(credentials.secrets) == [auth, "from-auth", "token-123"])
     }
 
+    /// `registry_credentials_secret`: the stored secret's value is read as the file would be,
+    /// with no secrets directory; a value of neither form is refused naming the secret.
+    @Test func aStoredSecretsValueIsReadAsTheFileWouldBe() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rapidflow-credentials-\(UUID().uuidString.prefix(8))").path
+        let request = ImageJobRequest(owner: "team", repoURL: "https://git.example.com/team/app.git", registryCredentialsSecret: "REGISTRY_LOGIN")
+        let store = CredentialStore(secretsDirectory: nil)
+        let credentials = try store.prepare(
+            for: request, registryHost: "registry.example.com", directory: "\(root)/job",
+            storedRegistryCredentials: #"{"username": "ci", "password": "stored-pass"}"#)
+        let written = try Data(contentsOf: URL(fileURLWithPath: "\(root)/job/docker/config.json"))
+        let config = try #require(try JSONSerialization.jsonObject(with: written) as? [String: [String: [String: String]]])
+        let auth = Data("ci:stored-pass".utf8).base64EncodedString()
+        #expect(config == ["auths": ["registry.example.com": ["auth": auth]]])
+        #expect(credentials.secrets == ["stored-pass", auth])
+        credentials.remove()
+
+        let refusal = #expect(throws: RapidFlowError.self) {
+            try store.prepare(for: request, registryHost: nil, directory: "\(root)/bad", storedRegistryCredentials: "ci:stored-pass")
+        }
+        #expect(refusal?.message.contains("'REGISTRY_LOGIN'") == true && refusal?.message.contains("stored-pass") == false)
+    }
+
     @Test(arguments: [#"{"username": "ci"}"#, #"{"auths": 5}"#, "not json", #"{"username": 1, "password": "x"}"#])
     func aFileWithNeitherIsRefused(file: String) throws {
         #expect(throws: RapidFlowError.self) { try Self.prepare(file) }

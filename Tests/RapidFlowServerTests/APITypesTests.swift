@@ -44,7 +44,7 @@ struct APITypesTests {
             #expect(try await server.get("/jobs/\(job.id)/status").decoded(API.JobStatusReport.self).status == .success)
 
             try await Self.expectRefusals(server, "/pipelines", [
-                (#"{"name": "p", "config": "steps: [x]", "colour": 1}"#, "invalid_request", "unknown field 'colour'; known fields: config, name"),
+                (#"{"name": "p", "config": "steps: [x]", "colour": 1}"#, "invalid_request", "unknown field 'colour'; known fields: config, name, owner"),
                 (#"{"name": 5, "config": "steps: [x]"}"#, "invalid_request", "field 'name' must be a string"),
                 (#"{"name": true, "config": "steps: [x]"}"#, "invalid_request", "field 'name' must be a string"),
                 (#"{"name": "p", "config": ["steps"]}"#, "invalid_request", "field 'config' must be a string"),
@@ -56,7 +56,7 @@ struct APITypesTests {
                 (#"{"name": "p", "config": 1}"#, "invalid_request", "field 'config' must be a string"),
             ])
             try await Self.expectRefusals(server, "/pipelines/\(created.id)/jobs", [
-                (#"{"branch": "main", "tag": "v1"}"#, "invalid_request", "unknown field 'tag'; known fields: branch, env"),
+                (#"{"branch": "main", "tag": "v1"}"#, "invalid_request", "unknown field 'tag'; known fields: branch, env, priority"),
                 (#"{"branch": 3}"#, "invalid_request", "field 'branch' must be a string"),
                 (#"{"branch": true}"#, "invalid_request", "field 'branch' must be a string"),
                 (#"{"env": {"A": 1}}"#, "invalid_request", "env value of 'A' must be a string"),
@@ -79,7 +79,7 @@ struct APITypesTests {
             let base = #""owner": "team", "repo_url": "https://git.example.invalid/team/app.git""#
             try await Self.expectRefusals(server, "/jobs", [
                 (#"{\#(base), "colour": "red"}"#, "invalid_request",
-                 "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, registry_credentials_path, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
+                 "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
                 (#"{"owner": 5, "repo_url": "u"}"#, "invalid_request", "field 'owner' must be a string"),
                 (#"{\#(base), "test_commands": ["ok", 5]}"#, "invalid_request", "test_commands[1] must be a string"),
                 (#"{\#(base), "test_entry_point": 1}"#, "invalid_request", "field 'test_entry_point' must be true or false"),

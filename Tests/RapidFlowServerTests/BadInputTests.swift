@@ -136,7 +136,8 @@ struct BadInputTests {
 
     @Test func badQueryParametersAreRefused() async throws {
         try await TestServer.with { server in
-            for path in ["/jobs?limit=0", "/jobs?limit=501", "/jobs?limit=ten", "/jobs?status=done", "/jobs?before=x", "/pipelines?limit=-3"] {
+            for path in ["/jobs?limit=0", "/jobs?limit=501", "/jobs?limit=ten", "/jobs?status=done", "/jobs?before=x", "/pipelines?limit=-3",
+                         "/jobs?q=" + String(repeating: "x", count: 256), "/jobs?branch=" + String(repeating: "b", count: 256)] {
                 let reply = try await server.get(path)
                 #expect(reply.status == 400, "\(path)")
                 #expect(reply.errorCode == "invalid_request")

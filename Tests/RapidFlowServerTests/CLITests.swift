@@ -271,6 +271,78 @@ struct CLITests {
         }
     }
 
+    /// `secret set` reads the value from standard input or a file, never an argument; `list`
+    /// shows no value; `--pipeline` takes a name; `rm` deletes one scope's secret.
+    @Test func secretSubcommandsSetListAndRemoveWithoutShowingValues() async throws {
+        try await TestServer.with { server in
+            let pipeline = try await server.createPipeline(name: "deploy", config: "steps:\n  - echo hi\n")
+            let fromStdin = "stdin-\(UUID().uuidString.prefix(12))", fromFile = "file-\(UUID().uuidString.prefix(12))"
+
+            let piped = try await Self.cli(["secret", "set", "DEPLOY_TOKEN"], server: server, input: fromStdin + "\n")
+            #expect(piped.status == 0, "\(piped.stderr)")
+            #expect(piped.stdout == "secret DEPLOY_TOKEN set (global)\n")
+            #expect(!piped.stdout.contains(fromStdin) && !piped.stderr.contains(fromStdin))
+
+            let directory = TestFiles.temporaryDirectory()
+            let file = "\(directory)/value"
+            try (fromFile + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let filed = try await Self.cli(["secret", "set", "DEPLOY_TOKEN", "--pipeline", "deploy", "--value-file", file], server: server)
+            #expect(filed.status == 0, "\(filed.stderr)")
+            #expect(filed.stdout == "secret DEPLOY_TOKEN set (pipeline \(pipeline))\n")
+            let owned = try await Self.cli(["secret", "set", "NPM_TOKEN", "--owner", "team", "--json"], server: server, input: "npm-value-1234")
+            #expect(try Self.decoded(API.Secret.self, owned).scope == .owner("team"))
+
+            // The value reached the service as given, its one trailing newline dropped.
+            let job = try await server.trigger(
+                try await server.createPipeline(
+                    name: "reader", config: "secrets: [DEPLOY_TOKEN]\nsteps:\n  - test \"${#DEPLOY_TOKEN}\" = \(fromStdin.utf8.count)\n"))
+            #expect(try await server.waitForJob(job).status == .success)
+
+            let list = try await Self.cli(["secret", "list"], server: server)
+            #expect(list.status == 0, "\(list.stderr)")
+            let lines = list.stdout.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("NAME") == true && lines.first?.contains("LAST USED") == true)
+            #expect(lines.count == 4)
+            #expect(lines.contains { $0.contains("DEPLOY_TOKEN") && $0.contains("global") && $0.contains("(job \(job))") })
+            #expect(lines.contains { $0.contains("DEPLOY_TOKEN") && $0.contains("pipeline \(pipeline)") })
+            #expect(lines.contains { $0.contains("NPM_TOKEN") && $0.contains("owner team") })
+            for value in [fromStdin, fromFile, "npm-value-1234"] {
+                #expect(!list.stdout.contains(value))
+            }
+            let scoped = try Self.decoded([API.Secret].self, try await Self.cli(["secret", "list", "--pipeline", "deploy", "--json"], server: server))
+            #expect(scoped.map(\.scope) == [.pipeline(pipeline)])
+
+            // No value ever comes from an argument: the option does not exist, nothing is stored.
+            let argument = try await Self.cli(["secret", "set", "ARGUMENT_TOKEN", "--value", "argument-value-99"], server: server)
+            #expect(argument.status != 0)
+            #expect(argument.stderr.contains("Unknown option '--value'"), "\(argument.stderr)")
+            #expect(try await server.get("/secrets/ARGUMENT_TOKEN").status == 404)
+
+            // The service's refusals are its message, and a non-zero exit.
+            let badName = try await Self.cli(["secret", "set", "lower"], server: server, input: "v-123456")
+            #expect(badName.status == 1)
+            #expect(badName.stderr.hasPrefix("error: secret name 'lower' must be"), "\(badName.stderr)")
+            #expect(badName.stderr.hasSuffix("(invalid_secret)\n"))
+            let spaced = try await Self.cli(["secret", "set", "BAD NAME"], server: server, input: "v-123456")
+            #expect(spaced.status == 1 && spaced.stderr.hasPrefix("error: secret name 'BAD NAME' must be"), "\(spaced.stderr)")
+            let empty = try await Self.cli(["secret", "set", "EMPTY_TOKEN"], server: server, input: "")
+            #expect(empty.status == 1 && empty.stderr.contains("'value' is empty"), "\(empty.stderr)")
+            let both = try await Self.cli(["secret", "list", "--pipeline", "deploy", "--owner", "team"], server: server)
+            #expect(both.status != 0 && both.stderr.contains("at most one of --pipeline and --owner"), "\(both.stderr)")
+
+            let removed = try await Self.cli(["secret", "rm", "DEPLOY_TOKEN", "--pipeline", "deploy"], server: server)
+            #expect(removed.status == 0, "\(removed.stderr)")
+            #expect(removed.stdout == "secret DEPLOY_TOKEN deleted (pipeline \(pipeline))\n")
+            #expect(try await server.get("/secrets/DEPLOY_TOKEN?pipeline_id=\(pipeline)").status == 404)
+            #expect(try await server.get("/secrets/DEPLOY_TOKEN").status == 200, "the global one stays")
+            let again = try await Self.cli(["secret", "rm", "DEPLOY_TOKEN", "--pipeline", "deploy"], server: server)
+            #expect(again.status == 1)
+            #expect(again.stderr == "error: secret 'DEPLOY_TOKEN' does not exist in pipeline \(pipeline)'s scope (secret_not_found)\n")
+            let unknownPipeline = try await Self.cli(["secret", "rm", "DEPLOY_TOKEN", "--pipeline", "nope"], server: server)
+            #expect(unknownPipeline.stderr == "error: no pipeline is named 'nope'\n")
+        }
+    }
+
     /// `rapidflow status 1 | head -3`: the reader goes away and the client ends quietly, with
     /// no crash, no backtrace and no error line. Here the output's reading end is closed before
     /// the client starts, so every write meets a closed pipe.

@@ -171,7 +171,7 @@ struct FaultTests {
         #expect(stored == expected, "stored \(stored.count) of \(printed) bytes while the step runs")
         #expect(try await service.client.job(jobID).status == .running)
 
-        service.kill(signal: SIGKILL)
+        try await service.killNow()
         service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--step-output-cap-mb", "1"])
         let after = try await Self.stepOutputs(service.client, jobID).first?.output ?? Data()
         #expect(after.prefix(printed) == expected, "every printed byte is back after the crash, the last line too")
@@ -226,7 +226,7 @@ struct FaultTests {
         let name = "rf-escapee-\(UUID().uuidString.prefix(8))"
         let jobID = try await service.client.trigger(try await service.client.createPipeline(config: Self.escapingStep(name, then: "echo started; sleep 300")))
         try await Self.waitForEscapee(name)
-        service.kill(signal: SIGKILL)
+        try await service.killNow()
         #expect(Self.escapeeRuns(name), "it outlives the service")
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         #expect(!Self.escapeeRuns(name), "recovery ended it before the service answered")
@@ -334,7 +334,7 @@ struct FaultTests {
         #expect(try await client.get("/health").status == 200)
 
         // A restart on the full disk still starts and answers; once space is freed, nothing stays running.
-        service.kill(signal: SIGKILL)
+        try await service.killNow()
         service = try await ServiceProcess.start(dataDirectory: mountPoint, arguments: arguments, logDirectory: logs)
         #expect(try await service.client.get("/health").status == 200)
         #expect(try await service.client.get("/jobs/\(running)").status == 200, "what was stored stays readable")

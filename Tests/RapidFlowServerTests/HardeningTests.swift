@@ -95,7 +95,7 @@ struct RecoveryTests {
         let instance = try String(contentsOfFile: "\(dataDirectory)/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!(try await TestFiles.shell("docker ps -q --filter label=rapidflow.instance=\(instance)")).isEmpty)
 
-        service.kill(signal: SIGKILL)
+        try await service.killNow()
         service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGTERM) }
         #expect(try await service.client.get("/jobs?status=running").decoded([API.Job].self).isEmpty, "no job stays running")

@@ -126,6 +126,82 @@ struct ImageJobTests {
         }
     }
 
+    /// The registry login from a stored secret (`registry_credentials_secret`) instead of a file
+    /// in `--secrets-dir` (the service here has none): looked up in the owner's scope, then the
+    /// global one; an unknown name is refused before anything is stored; the push authenticates
+    /// with it, and no answer about the job shows the password.
+    @Test func aStoredSecretHoldsTheRegistryCredentials() async throws {
+        try await TestServer.with(configure: { $0.killGracePeriod = .seconds(2) }) { server in
+            let repository = try await Self.repository()
+            let path = "it/from-secret-\(UUID().uuidString.prefix(6).lowercased())"
+            let login = #"{"username": "\#(Self.registryUser)", "password": "\#(Self.registryPassword)"}"#
+            let wrong = #"{"username": "\#(Self.registryUser)", "password": "not-the-password-\#(UUID().uuidString.prefix(6))"}"#
+            // The owner's value wins over the global one of the same name.
+            for (value, scope) in [(wrong, API.SecretScope.global), (login, .owner("it")), (login, .owner("someone-else"))] {
+                let name = scope == .owner("someone-else") ? "OTHERS_LOGIN" : "REGISTRY_LOGIN"
+                let reply = try await server.request(.PUT, "/secrets/\(name)", encoding: API.SecretWrite(value: value, scope: scope))
+                try #require(reply.status == 200, "\(reply.text)")
+            }
+            func request(_ secret: String?, path credentialsPath: String? = nil, testCommands: [String]? = nil) -> API.ImageJobRequest {
+                API.ImageJobRequest(
+                    owner: "it", repoURL: repository.url, imageTags: ["1.0"], registryURL: "http://\(Self.registry)/\(path)",
+                    registryCredentialsPath: credentialsPath, registryCredentialsSecret: secret, testCommands: testCommands)
+            }
+
+            // Refused before anything is stored: an unknown name, another owner's secret, a bad
+            // name, a path as well.
+            let before = try await server.counts()
+            for (secret, code, mentions) in [
+                ("NO_SUCH_LOGIN", "unknown_secret", "NO_SUCH_LOGIN"), ("OTHERS_LOGIN", "unknown_secret", "owner 'it'"),
+                ("lower", "invalid_request", "registry_credentials_secret"),
+            ] {
+                let reply = try await server.request(.POST, "/jobs", encoding: request(secret))
+                #expect(reply.status == 400 && reply.errorCode == code, "\(secret): \(reply.text)")
+                #expect(reply.errorMessage.contains(mentions), "\(reply.errorMessage)")
+            }
+            let both = try await server.request(.POST, "/jobs", encoding: request("REGISTRY_LOGIN", path: "registry.json"))
+            #expect(both.status == 400 && both.errorMessage.contains("not both"), "\(both.text)")
+            #expect(try await server.counts() == before, "nothing was stored")
+
+            // A test prints the password (built at run time, so the request does not hold it).
+            let half = Self.registryPassword.count / 2
+            let command = "a='\(Self.registryPassword.prefix(half))'; b='\(Self.registryPassword.dropFirst(half))'; echo \"password is $a$b\""
+            let jobID = try await Self.submit(server, request("REGISTRY_LOGIN", testCommands: [command]))
+            let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+            let steps = try await Self.steps(server, jobID)
+            #expect(job.status == .success, "\(steps.map { ($0.type, $0.output) })")
+            #expect(steps.map(\.type) == [.git, .dockerBuild, .dockerRun, .dockerPush])
+            #expect(steps[2].output == "password is ********\n")
+            #expect(steps[3].output.contains("1.0: digest: sha256:"))
+            #expect(try await Self.tags(path) == ["1.0"])
+            let details = try await server.get("/jobs/\(jobID)/details").decoded(API.JobDetails.self)
+            #expect(details.secretsUsed == ["REGISTRY_LOGIN"])
+            let used = try await server.get("/secrets/REGISTRY_LOGIN?owner=it").decoded(API.Secret.self)
+            #expect(used.lastUsedJobID == jobID)
+            #expect(try await server.get("/secrets/REGISTRY_LOGIN").decoded(API.Secret.self).lastUsedJobID == nil, "the global one was not used")
+
+            // Every GET route of the document with this job's ids, the streams and the metrics.
+            let stepID = steps[2].stepID
+            let document = try #require(try JSONSerialization.jsonObject(with: try await server.get("/openapi.json").body) as? [String: Any])
+            let paths = try #require(document["paths"] as? [String: [String: Any]])
+            var answers: [(String, String)] = []
+            for (route, item) in paths where item["get"] != nil && !route.hasPrefix("/pipelines/") {
+                let concrete = route.replacingOccurrences(of: "{id}", with: "\(route.hasPrefix("/steps") ? stepID : jobID)")
+                    .replacingOccurrences(of: "{step}", with: "\(stepID)").replacingOccurrences(of: "{name}", with: "REGISTRY_LOGIN")
+                answers.append((concrete, try await server.get(concrete).text))
+            }
+            answers.append(("owner's secret", try await server.get("/secrets/REGISTRY_LOGIN?owner=it").text))
+            answers.append(("stream", try await server.get("/jobs/\(jobID)/logs/stream").text))
+            answers.append(("metrics", try await server.get("/metrics").text))
+            let auth = Data("\(Self.registryUser):\(Self.registryPassword)".utf8).base64EncodedString()
+            for (route, text) in answers {
+                #expect(!text.contains(Self.registryPassword), "\(route) shows the registry password")
+                #expect(!text.contains(auth), "\(route) shows the registry login in base64")
+            }
+            #expect(answers.contains { $0.0 == "/jobs/\(jobID)/details" } && answers.count > 10)
+        }
+    }
+
     @Test func aFailingTestFailsTheJobAndLeavesTheRegistryUntouched() async throws {
         try await Self.withServer { server, _ in
             let repository = try await Self.repository()

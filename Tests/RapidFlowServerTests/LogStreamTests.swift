@@ -21,6 +21,8 @@ struct LogStreamTests {
         let messages: [String]
         let events: [API.LogStreamEvent]
         var closeCode: String?
+        /// Why reading stopped, when the connection broke rather than closed.
+        var readError: String?
 
         init(messages: [String], closeCode: String? = nil) throws {
             self.messages = messages
@@ -66,7 +68,9 @@ struct LogStreamTests {
     static func followWebSocket(_ server: TestServer, jobID: Int, query: String = "") async throws -> WebSocketTranscript {
         let session = try await RawWebSocket.follow(port: server.port, path: "/jobs/\(jobID)/logs/stream\(query)")
         let closeCode = session.closeCode.map { $0 == 1000 ? "normalClosure" : $0 == 1001 ? "goingAway" : String($0) }
-        return try WebSocketTranscript(messages: session.texts, closeCode: closeCode)
+        var transcript = try WebSocketTranscript(messages: session.texts, closeCode: closeCode)
+        transcript.readError = session.readError
+        return transcript
     }
 
     static func followText(_ server: TestServer, jobID: Int, query: String = "?follow=true") async throws -> (String, String?) {
@@ -212,8 +216,31 @@ struct LogStreamTests {
             #expect(transcripts.count == 200)
             for transcript in transcripts {
                 #expect(try transcript.outputs()[stepID] == stored)
-                #expect(transcript.events.last?.name == "job_finished")
+                #expect(transcript.events.last?.name == "job_finished", "closed with \(transcript.closeCode ?? "no close frame"), \(transcript.readError ?? "no read error")")
             }
+        }
+    }
+
+    /// A follower is pinged; one that answers stays as long as the job runs, however many ping
+    /// periods that takes (the service must read the answers), and one that does not is closed.
+    @Test func followersThatAnswerPingsStayAndSilentOnesAreClosed() async throws {
+        try await TestServer.with(configure: { $0.webSocketPingInterval = .seconds(2) }) { server in
+            let pipelineID = try await server.createPipeline(config: "steps:\n  - for i in $(seq 1 600); do echo tick $i; sleep 0.1; done\n")
+            let jobID = try await server.trigger(pipelineID)
+            let path = "/jobs/\(jobID)/logs/stream"
+            async let answering = RawWebSocket.follow(port: server.port, path: path)
+            let silent = try await RawWebSocket.follow(port: server.port, path: path, answersPings: false)
+            #expect(silent.closeCode == 1001, "a client that never answers a ping is closed as going away")
+            #expect(silent.closeReason == "Ping timeout")
+            // Two ping periods have passed for the answering follower too; the job is still running.
+            #expect(try await server.job(jobID).status == .running)
+            #expect(try await server.post("/jobs/\(jobID)/cancel").status == 200)
+            let session = try await answering
+            #expect(session.closeCode == 1000, "closed with \(session.closeCode.map(String.init) ?? "nothing"): \(session.closeReason)")
+            #expect(session.closeReason == "job finished")
+            let transcript = try WebSocketTranscript(messages: session.texts)
+            #expect(transcript.events.last?.name == "job_finished")
+            #expect(String(decoding: try #require(transcript.outputs().values.first), as: UTF8.self).hasPrefix("tick 1\ntick 2\n"))
         }
     }
 

@@ -78,6 +78,8 @@ struct OpenAPIDocumentTests {
                     operation.path.hasPrefix("/pipelines/") ? (operation.method == "delete" ? disposableID : pipelineID)
                     : operation.path.hasPrefix("/steps/") ? stepID : jobID
                 let path = operation.path.replacingOccurrences(of: "{id}", with: String(id))
+                    .replacingOccurrences(of: "{name}", with: "OPENAPI_TEST_SECRET")
+                    .replacingOccurrences(of: "{owner}", with: "openapi-test")
                 let body = try Self.exampleBody(operation, document)
                 let reply = try await server.request(HTTPMethod(rawValue: operation.method.uppercased()), path, body: body)
                 #expect(reply.errorCode != "route_not_found" && reply.status != 405, "\(operation) has no route: \(reply.status) \(reply.text.prefix(200))")
@@ -93,7 +95,7 @@ struct OpenAPIDocumentTests {
         try await TestServer.with(configure: { $0.apiToken = "openapi-test-token" }) { server in
             let (_, document) = try await fetchDocument(server)
             for operation in Self.operations(document) {
-                let path = operation.path.replacingOccurrences(of: "{id}", with: "1")
+                let path = operation.path.replacingOccurrences(of: "{id}", with: "1").replacingOccurrences(of: "{name}", with: "SOME_SECRET")
                 let reply = try await server.request(HTTPMethod(rawValue: operation.method.uppercased()), path)
                 if operation.isOpen {
                     #expect(reply.status != 401, "\(operation) is documented as open")

@@ -54,6 +54,27 @@ struct PostgresServiceTests {
         }
     }
 
+    @Test func aDumpOfTheDatabaseDoesNotRevealAStoredSecret() async throws {
+        try await ScratchDatabase.with { url in
+            let value = "pg-dump-\(UUID().uuidString.prefix(12))-value"
+            try await TestServer.with(configure: { Self.usePostgres(url, &$0) }) { server in
+                let put = try await server.request(.PUT, "/secrets/DUMP_TOKEN", encoding: API.SecretWrite(value: value, scope: nil))
+                #expect(put.status == 200, "\(put.text)")
+                // Used by a job, so its rows (environment, last use) are written too.
+                let pipeline = try await server.createPipeline(config: "env:\n  DUMP_TOKEN:\n    from_secret: DUMP_TOKEN\nsteps:\n  - echo \"$DUMP_TOKEN\"\n")
+                let job = try await server.trigger(pipeline)
+                #expect(try await server.waitForJob(job).status == .success)
+                #expect(try await server.logs(job).build == "********\n")
+            }
+            // Everything PostgreSQL holds for the service, as plain SQL: no form of the value.
+            let dump = try await TestFiles.shell("pg_dump --no-owner '\(url.replacingOccurrences(of: "?sslmode=disable", with: ""))'")
+            #expect(dump.contains("DUMP_TOKEN"), "the dump has the secret's row")
+            #expect(!dump.contains(value))
+            #expect(!dump.contains(Data(value.utf8).base64EncodedString()))
+            #expect(!dump.contains(Data(value.utf8).map { String(format: "%02x", $0) }.joined()), "nor its bytes in hex (bytea)")
+        }
+    }
+
     @Test func aWrongPasswordStopsStartupWithoutShowingIt() async throws {
         var components = try #require(URLComponents(string: try ScratchDatabase.adminURL()))
         components.password = "wrong-password-2718"

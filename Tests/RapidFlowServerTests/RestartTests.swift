@@ -21,7 +21,7 @@ struct RestartTests {
         try await service.client.waitForOutput(running, containing: "before crash")
         #expect(try await service.client.job(pending).status == .pending)
 
-        service.kill(signal: SIGKILL)
+        try await service.killNow()
         #expect(TestFiles.processExists(matching: token), "the step outlives the service it was started by")
 
         service = try await ServiceProcess.start(dataDirectory: dataDirectory, arguments: ["--max-concurrent-jobs", "1"])

@@ -56,7 +56,8 @@ struct RouterTests {
             let missing: [(HTTPRequest.Method, String, String)] = [
                 (.get, "/jobs/41", "job_not_found"), (.get, "/jobs/41/status", "job_not_found"),
                 (.get, "/jobs/41/logs", "job_not_found"), (.get, "/jobs/41/details", "job_not_found"),
-                (.get, "/steps/41/logs", "step_not_found"), (.post, "/jobs/41/cancel", "job_not_found"),
+                (.get, "/steps/41/logs", "step_not_found"), (.get, "/jobs/41/logs/raw", "job_not_found"),
+                (.get, "/steps/41/logs/raw", "step_not_found"), (.post, "/jobs/41/cancel", "job_not_found"),
                 (.post, "/jobs/41/kill", "job_not_found"), (.post, "/jobs/41/retry", "job_not_found"),
                 (.post, "/jobs/41/cleanup", "job_not_found"), (.get, "/pipelines/41", "pipeline_not_found"),
                 (.delete, "/pipelines/41", "pipeline_not_found"), (.post, "/pipelines/41/jobs", "pipeline_not_found"),

@@ -100,6 +100,54 @@ struct RoutesTests {
         }
     }
 
+    @Test func jobListFiltersByBranchAndSearchesNamesBranchesAndIds() async throws {
+        try await TestServer.with { server in
+            let web = try await server.createPipeline(name: "web-frontend", config: "steps:\n  - \"true\"\n")
+            let api = try await server.createPipeline(name: "api_server", config: "steps:\n  - \"true\"\n")
+            let a = try await server.trigger(web, API.TriggerRequest(branch: "main"))
+            let b = try await server.trigger(web, API.TriggerRequest(branch: "feature/login"))
+            let c = try await server.trigger(api, API.TriggerRequest(branch: "main"))
+            let d = try await server.trigger(api)
+            for id in [a, b, c, d] { try await server.waitForJob(id) }
+
+            func ids(_ path: String) async throws -> [Int] {
+                let reply = try await server.get(path)
+                try #require(reply.status == 200, "\(path): \(reply.text)")
+                return try reply.decoded([API.Job].self).map(\.id)
+            }
+            #expect(try await ids("/jobs?branch=main") == [c, a])
+            #expect(try await ids("/jobs?branch=feature%2Flogin") == [b])
+            #expect(try await ids("/jobs?branch=main&pipeline_id=\(web)") == [a])
+            #expect(try await ids("/jobs?q=FRONT") == [b, a], "the pipeline's name, any case")
+            #expect(try await ids("/jobs?q=login") == [b], "the branch")
+            #expect(try await ids("/jobs?q=\(d)").contains(d), "a job id")
+            #expect(try await ids("/jobs?q=%23\(c)") == [c], "a job id written #N")
+            #expect(try await ids("/jobs?q=_") == [d, c], "LIKE's wildcards are taken literally")
+            #expect(try await ids("/jobs?q=%25").isEmpty)
+            #expect(try await ids("/jobs?q=main&limit=1&before=\(c)") == [a], "with paging")
+        }
+    }
+
+    @Test func rawLogsAreTheStoredTextForAJobAndTheExactBytesForAStep() async throws {
+        try await TestServer.with { server in
+            let pipeline = try await server.createPipeline(config: "steps:\n  - printf 'one\\ntwo'\n  - printf '\\x1b[31mred\\r\\xff\\n'\n")
+            let job = try await server.trigger(pipeline)
+            try await server.waitForJob(job)
+            let raw = try await server.get("/jobs/\(job)/logs/raw")
+            #expect(raw.status == 200)
+            #expect(raw.header("content-type") == "text/plain; charset=utf-8")
+            #expect(raw.header("content-disposition") == "inline; filename=\"job-\(job).log\"")
+            let stream = try await server.get("/jobs/\(job)/logs/stream")
+            #expect(raw.body == stream.body, "the same transcript as the finished job's stream")
+            #expect(raw.text.hasPrefix("=== Step 1 (bash) ===\none\ntwo\n"))
+            let steps = try await server.logs(job).logs
+            let second = try #require(steps.last?.stepID)
+            let bytes = try await server.get("/steps/\(second)/logs/raw")
+            #expect(bytes.status == 200)
+            #expect(bytes.body == Data([0x1b] + Array("[31mred\r".utf8) + [0xff, 0x0a]), "every byte as printed, invalid UTF-8 too")
+        }
+    }
+
     @Test func cleanupRemovesAFinishedJobsWorkspace() async throws {
         try await TestServer.with { server in
             let pipelineID = try await server.createPipeline(config: "steps:\n  - echo data > file.txt\n")

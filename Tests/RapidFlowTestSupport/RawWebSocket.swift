@@ -19,14 +19,19 @@ public enum RawWebSocket {
         public var texts: [String] = []
         /// The close frame's code, e.g. 1000; nil when none came.
         public var closeCode: UInt16?
+        /// The close frame's reason text, e.g. "job finished".
+        public var closeReason = ""
         /// What followed a refused handshake's head.
         public var body: [UInt8] = []
+        /// The error that ended reading, when the connection did not simply close.
+        public var readError: String?
 
         public var upgraded: Bool { status == 101 }
     }
 
     public static func follow(
-        port: Int, path: String, headers: [(String, String)] = [], bound: Duration = .seconds(120)
+        port: Int, path: String, headers: [(String, String)] = [], bound: Duration = .seconds(120),
+        answersPings: Bool = true
     ) async throws -> Session {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
@@ -40,6 +45,7 @@ public enum RawWebSocket {
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         let state = ParserBox()
+        state.parser.withLock { $0.answersPings = answersPings }
         let ended = try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             return try await withThrowingTaskGroup(of: Bool.self) { tasks in
@@ -54,7 +60,8 @@ public enum RawWebSocket {
                             if done { break }
                         }
                     } catch {
-                        // A reset after the close is still the end.
+                        // A reset after the close is still the end; before it, the transcript says why it stopped.
+                        state.parser.withLock { $0.session.readError = String(describing: error) }
                     }
                     return true
                 }
@@ -83,6 +90,7 @@ public enum RawWebSocket {
         private var headDone = false
         private var fragments: [UInt8] = []
         private var closed = false
+        var answersPings = true
 
         /// A refused handshake's whole answer (its Content-Length) has arrived.
         var refusalComplete: Bool {
@@ -120,12 +128,15 @@ public enum RawWebSocket {
                         fragments = []
                     }
                 case 8:
-                    if payload.count >= 2 { session.closeCode = UInt16(payload[0]) << 8 | UInt16(payload[1]) }
+                    if payload.count >= 2 {
+                        session.closeCode = UInt16(payload[0]) << 8 | UInt16(payload[1])
+                        session.closeReason = String(decoding: payload.dropFirst(2), as: UTF8.self)
+                    }
                     if !closed {
                         closed = true
                         replies.append(Self.masked(opcode: 8, Array(payload.prefix(2))))
                     }
-                case 9:
+                case 9 where answersPings:
                     replies.append(Self.masked(opcode: 10, payload))
                 default:
                     break

@@ -52,10 +52,16 @@ public struct ServiceProcess {
         return ServiceProcess(process: process, client: TestServer(port: port ?? 0, dataDirectory: dataDirectory), logPath: logPath)
     }
 
+    /// Sends `signal` and returns at once (for cleanups in `defer`).
     public func kill(signal: Int32) {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, signal)
-        if signal == SIGKILL { process.waitUntilExit() }
+    }
+
+    /// SIGKILL, then waits for the process to be gone, without holding a concurrency thread.
+    public func killNow() async throws {
+        kill(signal: SIGKILL)
+        try await eventually(timeout: .seconds(60), "the killed rapidflow exits") { !process.isRunning }
     }
 
     /// Whether the process ended within `timeout` seconds.

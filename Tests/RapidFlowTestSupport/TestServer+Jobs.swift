@@ -41,7 +41,7 @@ extension TestServer {
     }
 
     /// Polls until the job's build or test output contains `text`.
-    public func waitForOutput(_ id: Int, containing text: String, timeout: Duration = .seconds(30)) async throws {
+    public func waitForOutput(_ id: Int, containing text: String, timeout: Duration = .seconds(60)) async throws {
         try await eventually(timeout: timeout, "job \(id) prints '\(text)'") {
             let output = try await logs(id)
             return output.build.contains(text) || output.test.contains(text)

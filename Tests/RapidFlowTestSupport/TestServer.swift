@@ -27,6 +27,7 @@ public struct TestServer: Sendable {
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
+        StallWatchdog.start()
         let directory = dataDirectory ?? TestFiles.temporaryDirectory()
         var configuration = ServerConfiguration()
         configuration.port = 0

@@ -23,6 +23,8 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 OPEN_URL = os.environ["RAPIDFLOW_URL"]
 TOKEN_URL = os.environ["RAPIDFLOW_TOKEN_URL"]
@@ -75,8 +77,19 @@ class Api:
     def pipeline(self, name, config):
         return self.call("POST", "/pipelines", {"name": name, "config": config})["id"]
 
-    def trigger(self, pipeline_id):
-        return self.call("POST", f"/pipelines/{pipeline_id}/jobs")["id"]
+    def trigger(self, pipeline_id, body=None):
+        return self.call("POST", f"/pipelines/{pipeline_id}/jobs", body)["id"]
+
+    def refusal(self, method, path, body=None):
+        """The error envelope of a call that must fail: (HTTP status, code, message)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raise AssertionError(f"{method} {path} succeeded (HTTP {response.status}); a refusal was expected")
+        except urllib.error.HTTPError as error:
+            envelope = json.load(error)
+            return error.code, envelope["error"]["code"], envelope["error"]["message"]
 
     def status(self, job_id):
         return self.call("GET", f"/jobs/{job_id}")["status"]
@@ -181,7 +194,8 @@ class Browser:
         wait_until(lambda: expected in (self.text(selector) or ""), timeout, f"{selector} to show {expected!r} (shows {self.text(selector)!r})")
 
     def log_text(self):
-        return self.js("return [...document.querySelectorAll('#log .log-output')].map(e => e.textContent).join('');")
+        """The whole log as the viewer holds it (it draws only the rows on screen)."""
+        return self.js("const log = document.getElementById('log'); return log ? log.logView.text() : '';")
 
     def log_lines(self):
         return self.log_text().split("\n")
@@ -294,9 +308,10 @@ def check_live_log(browser, api, proxy, job):
     browser.click(f'#step-list li[data-step-id="{step_id}"] a')
     wait_until(lambda: browser.driver.current_url.endswith(f"/jobs/{job}/steps/{step_id}"), 5, "the step address")
     offset = browser.js(
-        f"return Math.abs(document.getElementById('log').scrollTop - document.getElementById('log-step-{step_id}').offsetTop)"
+        f"""const head = document.getElementById('log-step-{step_id}');
+        return head ? Math.abs(head.getBoundingClientRect().top - document.getElementById('log').getBoundingClientRect().top) : null;"""
     )
-    assert offset <= 2, f"the log scrolled to step {step_id} (off by {offset}px)"
+    assert offset is not None and offset <= 2, f"the log scrolled to step {step_id} (off by {offset}px)"
 
     browser.js("document.getElementById('log').scrollTop = 0;")
     path = os.path.join(ARTIFACTS, "dashboard-job.png")
@@ -380,6 +395,382 @@ def test_a_token_is_asked_for_once_and_then_used(browser, api):
     assert "behind the token" in browser.log_text()
     assert not browser.js("return document.getElementById('token-dialog').open")
 
+    # A link cannot carry the token: the raw log is fetched with it and saved from a blob.
+    browser.js(
+        """window.__saved = null;
+        const native = URL.createObjectURL;
+        URL.createObjectURL = (blob) => { blob.text().then(text => (window.__saved = text)); return native(blob); };"""
+    )
+    browser.click("#log-raw")
+    wait_until(lambda: "behind the token" in (browser.js("return window.__saved") or ""), 10, "the raw log saved with the token")
+    assert browser.js("return document.getElementById('notice').hidden"), browser.text("#notice")
+
+
+def test_a_failed_test_phase_card_is_red(browser, api):
+    config = (
+        "steps:\n  - echo built\n"
+        "  - type: bash\n    content: echo testing; exit 3\n    phase: test\n"
+        "  - type: bash\n    content: echo never\n    phase: publish\n"
+    )
+    job = api.trigger(api.pipeline("phase-outcome", config))
+    assert api.wait_for_end(job) == "failed"
+    browser.open(OPEN_URL, f"/jobs/{job}")
+    browser.wait_text("#job-status", "failed")
+    read = """return Object.fromEntries([...document.querySelectorAll('.phase[data-phase]')].map(card => [card.dataset.phase, {
+        outcome: card.dataset.outcome, classes: card.className, label: card.querySelector('.phase-outcome').textContent,
+        border: getComputedStyle(card).borderTopColor }]));"""
+    wait_until(lambda: browser.js(read).get("test", {}).get("outcome") == "failed", 10, "the test phase's outcome")
+    cards = browser.js(read)
+    assert cards["build"]["outcome"] == "success" and "phase-success" in cards["build"]["classes"], cards["build"]
+    assert cards["test"]["label"] == "failed" and "phase-failed" in cards["test"]["classes"], cards["test"]
+    assert cards["test"]["border"] == "rgb(208, 56, 62)", f"the failed card is drawn red, not {cards['test']['border']}"
+    assert cards["test"]["border"] != cards["build"]["border"]
+    assert cards["publish"]["outcome"] == "skipped", cards["publish"]
+
+
+def job_rows(browser):
+    return browser.js("return [...document.querySelectorAll('#jobs-body tr')].map(row => Number(row.dataset.jobId));")
+
+
+def test_job_list_pages_filters_and_searches_on_the_service(browser, api):
+    tag = os.urandom(3).hex()
+    name, other_name = f"paging-{tag}", f"solo-{tag}"
+    pipeline = api.pipeline(name, 'steps:\n  - "true"\n')
+    other = api.pipeline(other_name, 'steps:\n  - "true"\n')
+    # 110 jobs, every 20th on a release branch; one more job of another pipeline.
+    jobs = [api.trigger(pipeline, {"branch": "release/1.0"} if i % 20 == 0 else None) for i in range(110)]
+    release = sorted((job for i, job in enumerate(jobs) if i % 20 == 0), reverse=True)
+    other_job = api.trigger(other, {"branch": "feature/search-me"})
+    newest = sorted(jobs, reverse=True)
+
+    def all_ended():
+        listed = api.call("GET", f"/jobs?pipeline_id={pipeline}&limit=500")
+        return len(listed) == 110 and all(job["status"] in ("success", "failed", "cancelled") for job in listed)
+
+    wait_until(all_ended, 90, "the 110 jobs to end")
+    browser.open(OPEN_URL, f"/jobs?pipeline_id={pipeline}")
+    wait_until(lambda: job_rows(browser) == newest[:50], 10, "the newest 50 jobs of the pipeline")
+    assert browser.js("return document.getElementById('jobs-newer').disabled"), "no newer page on the first one"
+
+    # Paging asks the service for the jobs before the last one shown.
+    browser.click("#jobs-older")
+    wait_until(lambda: job_rows(browser) == newest[50:100], 10, "the second page")
+    assert f"before={newest[49]}" in browser.driver.current_url
+    browser.click("#jobs-older")
+    wait_until(lambda: job_rows(browser) == newest[100:], 10, "the last page")
+    assert browser.js("return document.getElementById('jobs-older').disabled"), "nothing older than the last page"
+    browser.click("#jobs-newer")
+    wait_until(lambda: job_rows(browser) == newest[50:100], 10, "back to the second page")
+    browser.click("#jobs-newer")
+    wait_until(lambda: job_rows(browser) == newest[:50], 10, "back to the first page")
+
+    # Dates are relative, with the full time on hover.
+    created = browser.js("const t = document.querySelector('#jobs-body tr .created time'); return [t.textContent, t.title, t.dateTime];")
+    assert re.fullmatch(r"just now|\d+ s ago|\d+ min ago", created[0]), created
+    assert str(time.gmtime().tm_year) in created[1] and created[2].endswith("Z"), created
+
+    # The branch filter: an exact branch, in the address.
+    branch = browser.driver.find_element(By.ID, "branch-filter")
+    branch.send_keys("release/1.0" + Keys.ENTER)
+    wait_until(lambda: job_rows(browser) == release, 10, "the release branch's jobs")
+    assert "branch=release%2F1.0" in browser.driver.current_url
+    assert browser.js("return [...document.querySelectorAll('#jobs-body td.branch')].every(cell => cell.textContent === 'release/1.0')")
+    # With the status filter on top: none of them failed.
+    browser.driver.find_element(By.CSS_SELECTOR, "#status-filter option[value=failed]").click()
+    wait_until(lambda: browser.js("return !document.getElementById('jobs-empty').hidden"), 10, "the empty filtered list")
+    assert "No jobs match" in browser.text("#jobs-empty")
+
+    # The pipeline filter, from the list of pipelines.
+    browser.open(OPEN_URL, "/jobs")
+    wait_until(lambda: browser.js(f"return !!document.querySelector('#pipeline-filter option[value=\"{other}\"]')"), 10, "the pipeline choices")
+    browser.driver.find_element(By.CSS_SELECTOR, f'#pipeline-filter option[value="{other}"]').click()
+    wait_until(lambda: job_rows(browser) == [other_job], 10, "the other pipeline's job")
+    assert f"pipeline_id={other}" in browser.driver.current_url
+
+    # The search box: pipeline name, branch, job id; the page stays as it is while typing.
+    browser.open(OPEN_URL, "/jobs")
+    wait_until(lambda: len(job_rows(browser)) == 50, 10, "the first page")
+    browser.js("window.__sameDocument = true;")
+    search = browser.driver.find_element(By.ID, "job-search")
+    search.send_keys(other_name)
+    wait_until(lambda: job_rows(browser) == [other_job], 10, "the search by pipeline name")
+    assert f"q={other_name}" in browser.driver.current_url
+    search.clear()
+    search.send_keys("search-me")
+    wait_until(lambda: job_rows(browser) == [other_job], 10, "the search by branch")
+    search.clear()
+    search.send_keys(str(jobs[7]))
+    wait_until(lambda: jobs[7] in job_rows(browser), 10, "the search by job id")
+    assert browser.js("return window.__sameDocument === true && document.activeElement.id === 'job-search'")
+
+
+def test_a_100000_line_log_opens_fast_and_its_last_line_is_found(browser, api):
+    job = api.trigger(api.pipeline("long-log", "steps:\n  - seq 1 100000\n"))
+    assert api.wait_for_end(job, timeout=60) == "success"
+    browser.open(OPEN_URL, "/jobs")
+    wait_until(lambda: browser.js("return document.getElementById('jobs-body') !== null"), 10, "the job list")
+    # Timed in the page: from the navigation to the last line drawn.
+    browser.js(
+        """
+        window.__lastLineAt = null;
+        const observer = new MutationObserver(() => {
+          const row = document.querySelector('#log-rows .log-line[data-line="100000"] .log-text');
+          if (row && row.textContent === '100000') { window.__lastLineAt = performance.now(); observer.disconnect(); }
+        });
+        observer.observe(document.getElementById('view'), { childList: true, subtree: true });
+        window.__openedAt = performance.now();
+        location.hash = arguments[0];
+        """,
+        f"#/jobs/{job}",
+    )
+    wait_until(lambda: browser.js("return window.__lastLineAt !== null"), 20, "the last line of the log")
+    opened_ms = browser.js("return window.__lastLineAt - window.__openedAt")
+    print(f"  100,000 lines opened in {opened_ms:.0f} ms")
+    assert opened_ms < 2000, f"the 100,000-line log took {opened_ms:.0f} ms to show its last line"
+    assert browser.js("return document.getElementById('log').logView.totalLines") == 100000
+    assert browser.js("return document.querySelectorAll('#log .log-line').length") < 300, "only the rows on screen are drawn"
+
+    # Scrolling anywhere draws that window at once.
+    timings = browser.js(
+        """
+        const log = document.getElementById('log'), view = log.logView, times = [], missing = [];
+        for (let i = 0; i <= 20; i++) {
+          const started = performance.now();
+          log.scrollTop = Math.floor(i / 20 * (log.scrollHeight - log.clientHeight));
+          view.render();
+          document.querySelector('#log .log-line').getBoundingClientRect(); // style and layout too
+          times.push(performance.now() - started);
+          const first = Math.max(1, Math.ceil((log.scrollTop - view.rows.offsetTop - 32) / 20) + 1);
+          if (!document.querySelector(`#log .log-line[data-line="${Math.min(first, 100000)}"]`)) missing.push(first);
+        }
+        return { slowest: Math.max(...times), missing, rows: document.querySelectorAll('#log .log-line').length };
+        """
+    )
+    print(f"  slowest scroll redraw: {timings['slowest']:.1f} ms")
+    assert not timings["missing"], f"lines at the top of the pane were not drawn: {timings['missing']}"
+    assert timings["rows"] < 300 and timings["slowest"] < 100, timings
+
+    # Search finds the last line and scrolls to it.
+    search = browser.driver.find_element(By.ID, "log-search")
+    search.send_keys("100000")
+    browser.wait_text("#log-search-count", "1 of 1")
+    in_view = """const row = document.querySelector('#log .log-line.current-match'); if (!row) return null;
+        const box = row.getBoundingClientRect(), pane = document.getElementById('log').getBoundingClientRect();
+        return box.top >= pane.top && box.bottom <= pane.bottom ? [Number(row.dataset.line), row.querySelector('.log-text').textContent] : null;"""
+    wait_until(lambda: browser.js(in_view) == [100000, "100000"], 5, "the last line shown as the match")
+    assert browser.js("return document.querySelector('#log .current-match mark').textContent") == "100000"
+
+    # Next and previous go through every match, wrapping around.
+    expected = [n for n in range(1, 100001) if "5000" in str(n)]
+    search.clear()
+    search.send_keys("5000")
+    browser.wait_text("#log-search-count", f"1 of {len(expected)}")
+    wait_until(lambda: (browser.js(in_view) or [None])[0] == expected[0], 5, "the first match")
+    browser.click("#log-search-next")
+    browser.wait_text("#log-search-count", f"2 of {len(expected)}")
+    wait_until(lambda: (browser.js(in_view) or [None])[0] == expected[1], 5, "the second match")
+    browser.click("#log-search-prev")
+    browser.click("#log-search-prev")
+    browser.wait_text("#log-search-count", f"{len(expected)} of {len(expected)}")
+    wait_until(lambda: (browser.js(in_view) or [None])[0] == expected[-1], 5, "the last match")
+    search.send_keys(Keys.ENTER)
+    browser.wait_text("#log-search-count", f"1 of {len(expected)}")
+
+    # A line's number links to it; the link opens the log there, marked.
+    number = browser.js("return Number(document.querySelector('#log .log-line.current-match').dataset.line)")
+    browser.click(f'#log .log-line[data-line="{number}"] .ln')
+    wait_until(lambda: browser.driver.current_url.endswith(f"/jobs/{job}/L{number}"), 5, "the line's address")
+    assert browser.js(f"return document.querySelector('#log .log-line[data-line=\"{number}\"]').classList.contains('target')")
+    browser.open(OPEN_URL, f"/jobs/{job}/L99999")
+    target = """const row = document.querySelector('#log .log-line.target'); if (!row) return null;
+        const box = row.getBoundingClientRect(), pane = document.getElementById('log').getBoundingClientRect();
+        return box.top >= pane.top && box.bottom <= pane.bottom ? row.querySelector('.log-text').textContent : null;"""
+    wait_until(lambda: browser.js(target) == "99999", 15, "line 99999 shown and marked after a reload")
+
+
+COLOUR_PIPELINE = r"""steps:
+  - printf '\033[38;5;196mred256\033[0m \033[48;5;21mbluebg\033[0m \033[38;2;255;136;0mtruecolour\033[0m \033[38;5;2mgreen16\033[0m\n'
+  - type: bash
+    content: |
+      printf 'progress 10%%\rprogress 50%%\rprogress 100%%\n'
+      printf 'abcdef\rXY\n'
+      printf 'crlf line\r\n'
+      for i in 1 2 3; do printf "live $i/3\r"; sleep 0.2; done; printf '\n'
+      printf '\033[33mwarm\033[0m then \033[1mbold\033[0m\n'
+    phase: test
+"""
+
+
+def test_log_colours_and_carriage_returns(browser, api):
+    job = api.trigger(api.pipeline("colours", COLOUR_PIPELINE))
+    browser.open(OPEN_URL, f"/jobs/{job}")
+    browser.wait_text("#log-state", "finished: success", timeout=20)
+    wait_until(lambda: "then bold" in browser.log_text(), 5, "the whole log")
+    lines = browser.log_lines()
+    # `\r` overwrites the line (a progress bar shows its last state); `\r\n` is a line end.
+    for line in ("progress 100%", "XYcdef", "crlf line", "live 3/3"):
+        assert line in lines, f"{line!r} not among {lines}"
+    assert not any(re.match(r"progress (10|50)%|live [12]/3", line) for line in lines), lines
+    assert "\r" not in browser.log_text() and "\x1b" not in browser.log_text()
+
+    styles = browser.js(
+        """const out = {};
+        for (const span of document.querySelectorAll('#log .log-text span')) {
+          const style = getComputedStyle(span);
+          out[span.textContent] = { color: style.color, background: style.backgroundColor, classes: span.className };
+        }
+        return out;"""
+    )
+    assert styles["red256"]["color"] == "rgb(255, 0, 0)", styles.get("red256")
+    assert styles["bluebg"]["background"] == "rgb(0, 0, 255)", styles.get("bluebg")
+    assert styles["truecolour"]["color"] == "rgb(255, 136, 0)", styles.get("truecolour")
+    assert styles["green16"]["classes"] == "fg-2", styles.get("green16")
+    assert styles["warm"]["classes"] == "fg-3" and styles["bold"]["classes"] == "bold", styles
+
+    # Raw downloads: the stored output, escapes and all.
+    fetch = """const done = arguments[arguments.length - 1];
+        fetch(arguments[0]).then(r => r.text().then(text => done([r.status, r.headers.get('content-type'), text])), e => done([0, '', String(e)]));"""
+    href = browser.js("return document.getElementById('log-raw').href")
+    assert href.endswith(f"/jobs/{job}/logs/raw"), href
+    status, content_type, text = browser.driver.execute_async_script(fetch, href)
+    assert status == 200 and content_type.startswith("text/plain"), (status, content_type)
+    assert "\x1b[38;5;196mred256" in text and "progress 10%\rprogress 50%" in text, text[:300]
+    step_href = browser.js("return document.querySelector('#log .log-step-head .step-raw').href")
+    assert re.search(r"/steps/\d+/logs/raw$", step_href), step_href
+    status, _, text = browser.driver.execute_async_script(fetch, step_href)
+    assert status == 200 and "red256" in text and "progress" not in text, (status, text[:200])
+
+    browser.driver.find_element(By.ID, "log-search").send_keys("progress")
+    browser.wait_text("#log-search-count", "1 of 1")
+    path = os.path.join(ARTIFACTS, "dashboard-log.png")
+    browser.driver.save_screenshot(path)
+    print(f"  screenshot: {path}")
+
+
+def test_pipeline_created_edited_and_run_with_branch_and_env(browser, api):
+    name = f"made-in-the-page-{os.urandom(3).hex()}"
+    bad = "steps: []\n"
+    _, _, message = api.refusal("POST", "/pipelines", {"name": name, "config": bad})
+    good = 'steps:\n  - echo "greeting=$GREETING target=$TARGET"\n'
+    edited = 'steps:\n  - echo "edited greeting=$GREETING target=$TARGET"\n'
+    set_config = "document.getElementById('pipeline-config').value = arguments[0];"
+
+    browser.open(OPEN_URL, "/pipelines")
+    browser.click("#new-pipeline")
+    wait_until(lambda: browser.js("return document.getElementById('pipeline-form') !== null"), 10, "the pipeline form")
+    browser.driver.find_element(By.ID, "pipeline-name").send_keys(name)
+    browser.js(set_config, bad)
+    browser.click("#pipeline-form button[type=submit]")
+    browser.wait_text("#pipeline-form-error", message)
+    assert browser.driver.current_url.endswith("#/pipelines/new"), "a refused pipeline stays in the form"
+    assert not [p for p in api.call("GET", "/pipelines?limit=500") if p["name"] == name], "nothing was stored"
+
+    browser.js(set_config, good)
+    browser.click("#pipeline-form button[type=submit]")
+    wait_until(lambda: browser.driver.current_url.endswith("#/pipelines"), 10, "the pipelines page")
+    stored = [p for p in api.call("GET", "/pipelines?limit=500") if p["name"] == name]
+    assert len(stored) == 1 and stored[0]["config"] == good, stored
+    pipeline = stored[0]["id"]
+    card = f'article[data-pipeline-id="{pipeline}"]'
+    browser.wait_text(card, name)
+
+    # Edit: a refused change shows the service's message and changes nothing.
+    browser.click(f"{card} a[data-edit-pipeline]")
+    wait_until(lambda: browser.js("const c = document.getElementById('pipeline-config'); return c && c.value") == good, 10, "the stored config in the form")
+    _, _, edit_message = api.refusal("PUT", f"/pipelines/{pipeline}", {"name": name, "config": "stepz:\n  - echo\n"})
+    browser.js(set_config, "stepz:\n  - echo\n")
+    browser.click("#pipeline-form button[type=submit]")
+    browser.wait_text("#pipeline-form-error", edit_message)
+    assert api.call("GET", f"/pipelines/{pipeline}")["config"] == good
+    browser.js(set_config, edited)
+    browser.click("#pipeline-form button[type=submit]")
+    wait_until(lambda: browser.driver.current_url.endswith("#/pipelines"), 10, "the pipelines page after saving")
+    assert api.call("GET", f"/pipelines/{pipeline}")["config"] == edited
+    browser.wait_text(card, "edited greeting")
+
+    # Run with a branch and environment; a bad branch is refused in place.
+    browser.click(f"{card} button[data-run-options]")
+    branch = browser.driver.find_element(By.CSS_SELECTOR, f"{card} input[name=branch]")
+    branch.send_keys("--bad")
+    _, _, branch_message = api.refusal("POST", f"/pipelines/{pipeline}/jobs", {"branch": "--bad"})
+    browser.click(f"{card} button[data-run-with]")
+    browser.wait_text(f"{card} .run-error", branch_message)
+    branch.clear()
+    branch.send_keys("feature/dash")
+    browser.driver.find_element(By.CSS_SELECTOR, f"{card} textarea[name=env]").send_keys("GREETING=hello\nTARGET=world")
+    browser.click(f"{card} button[data-run-with]")
+    wait_until(lambda: re.search(r"#/jobs/(\d+)$", browser.driver.current_url), 10, "navigation to the new job")
+    job = int(re.search(r"#/jobs/(\d+)$", browser.driver.current_url).group(1))
+    browser.wait_text("#log-state", "finished: success", timeout=15)
+    assert "edited greeting=hello target=world" in browser.log_text()
+    ran = api.call("GET", f"/jobs/{job}")
+    assert ran["pipeline_id"] == pipeline and ran["branch"] == "feature/dash", ran
+
+
+def test_secrets_page_sets_lists_and_deletes_without_showing_values(browser, api):
+    suffix = os.urandom(3).hex()
+    name = f"PAGE_TOKEN_{suffix.upper()}"
+    value = f"page-secret-{os.urandom(8).hex()}"
+    pipeline_name = f"secret-scope-{suffix}"
+    pipeline = api.pipeline(pipeline_name, "steps:\n  - echo hi\n")
+    _, code, message = api.refusal("PUT", "/secrets/lower-case", {"value": "v-123456"})
+    assert code == "invalid_secret", code
+
+    browser.open(OPEN_URL, "/secrets")
+    wait_until(lambda: browser.js("return document.querySelector(arguments[0]) !== null", f'#secret-pipeline option[value="{pipeline}"]'), 10, "the pipeline dropdown")
+    assert browser.js("return document.querySelector('a[data-nav=secrets]').classList.contains('active')")
+    name_field = browser.driver.find_element(By.ID, "secret-name")
+    value_field = browser.driver.find_element(By.ID, "secret-value")
+    assert browser.js("return getComputedStyle(arguments[0]).webkitTextSecurity", value_field) == "disc", "the value is drawn as dots"
+
+    # A refused name shows the service's message in place, and nothing is stored.
+    name_field.send_keys("lower-case")
+    value_field.send_keys(value)
+    browser.click("#secret-form button[type=submit]")
+    browser.wait_text("#secret-form-error", message)
+    assert api.call("GET", "/secrets") == []
+
+    # Set for one pipeline, chosen from the dropdown; the value field is emptied.
+    name_field.clear()
+    name_field.send_keys(name)
+    Select(browser.driver.find_element(By.ID, "secret-scope")).select_by_value("pipeline")
+    Select(browser.driver.find_element(By.ID, "secret-pipeline")).select_by_value(str(pipeline))
+    browser.click("#secret-form button[type=submit]")
+    row = f'tr[data-secret="{name}"]'
+    browser.wait_text(row, f"pipeline {pipeline_name} (#{pipeline})")
+    assert browser.js("return document.getElementById('secret-value').value") == ""
+    assert browser.js("return document.getElementById('secret-form-error').hidden")
+    assert api.call("GET", f"/secrets/{name}?pipeline_id={pipeline}")["scope"] == {"pipeline_id": pipeline}
+
+    # A job that uses it shows as the last job; the value is nowhere in the page.
+    api.call("PUT", f"/pipelines/{pipeline}", {"name": pipeline_name, "config": f"secrets: [{name}]\nsteps:\n  - echo \"${name}\"\n"})
+    job = api.trigger(pipeline)
+    assert api.wait_for_end(job) == "success"
+    browser.open(OPEN_URL, "/secrets")
+    wait_until(lambda: browser.js("return document.querySelector(arguments[0]) !== null", f'{row} a[href="#/jobs/{job}"]'), 10, "the last job's link")
+    for html in (browser.driver.page_source, browser.js("return document.documentElement.outerHTML")):
+        assert value not in html, "the value appears in the page"
+
+    # Delete asks first; "Keep" keeps it, "Delete it" deletes it.
+    browser.click(f"{row} button[data-delete-secret]")
+    browser.click(f"{row} .confirm button:not([data-confirm-delete])")
+    assert api.call("GET", f"/secrets/{name}?pipeline_id={pipeline}")["name"] == name
+    browser.click(f"{row} button[data-delete-secret]")
+    browser.click(f"{row} button[data-confirm-delete]")
+    wait_until(lambda: browser.js("return document.querySelector(arguments[0]) === null", row), 10, "the row to go")
+    status, code, _ = api.refusal("GET", f"/secrets/{name}?pipeline_id={pipeline}")
+    assert (status, code) == (404, "secret_not_found"), (status, code)
+
+
+def test_an_unknown_page_shows_not_found(browser, api):
+    browser.open(OPEN_URL, "/no/such/page")
+    browser.wait_text("#not-found", "Not found")
+    assert "#/no/such/page" in browser.text("#not-found")
+    browser.js("location.hash = '#/jobs/99999999';")
+    browser.wait_text("#not-found", "Job 99999999 does not exist")
+    browser.js("location.hash = '#/pipelines/99999999/edit';")
+    browser.wait_text("#not-found", "Pipeline 99999999 does not exist")
+
 
 TESTS = [
     test_job_list_updates_when_another_user_triggers_a_job,
@@ -388,6 +779,13 @@ TESTS = [
     test_pipelines_page_runs_a_pipeline,
     test_image_job_form_shows_the_services_message,
     test_a_token_is_asked_for_once_and_then_used,
+    test_a_failed_test_phase_card_is_red,
+    test_job_list_pages_filters_and_searches_on_the_service,
+    test_a_100000_line_log_opens_fast_and_its_last_line_is_found,
+    test_log_colours_and_carriage_returns,
+    test_pipeline_created_edited_and_run_with_branch_and_env,
+    test_an_unknown_page_shows_not_found,
+    test_secrets_page_sets_lists_and_deletes_without_showing_values,
 ]
 
 

@@ -12,17 +12,23 @@ extension API {
         public var imageTags: [String]?
         public var registryURL: String?
         public var registryCredentialsPath: String?
+        /// The name of a stored secret holding the registry credentials (instead of a path).
+        public var registryCredentialsSecret: String?
         public var testCommands: [String]?
         public var testEntryPoint: Bool?
         public var killTimeoutSeconds: Double?
         public var timeoutSeconds: Double?
+        /// How soon the job is taken: `high`, `normal` (the default) or `low`.
+        public var priority: JobPriority?
 
         public init(
             owner: String? = nil, repoURL: String? = nil, gitRef: String? = nil, gitCredentialsPath: String? = nil,
             dockerfilePath: String? = nil, imageTags: [String]? = nil, registryURL: String? = nil,
-            registryCredentialsPath: String? = nil, testCommands: [String]? = nil, testEntryPoint: Bool? = nil,
-            killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil
+            registryCredentialsPath: String? = nil, registryCredentialsSecret: String? = nil, testCommands: [String]? = nil,
+            testEntryPoint: Bool? = nil,
+            killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil, priority: JobPriority? = nil
         ) {
+            self.priority = priority
             self.owner = owner
             self.repoURL = repoURL
             self.gitRef = gitRef
@@ -31,6 +37,7 @@ extension API {
             self.imageTags = imageTags
             self.registryURL = registryURL
             self.registryCredentialsPath = registryCredentialsPath
+            self.registryCredentialsSecret = registryCredentialsSecret
             self.testCommands = testCommands
             self.testEntryPoint = testEntryPoint
             self.killTimeoutSeconds = killTimeoutSeconds
@@ -40,8 +47,10 @@ extension API {
         enum CodingKeys: String, CodingKey, CaseIterable {
             case owner, repoURL = "repo_url", gitRef = "git_ref", gitCredentialsPath = "git_credentials_path"
             case dockerfilePath = "dockerfile_path", imageTags = "image_tags", registryURL = "registry_url"
-            case registryCredentialsPath = "registry_credentials_path", testCommands = "test_commands"
+            case registryCredentialsPath = "registry_credentials_path", registryCredentialsSecret = "registry_credentials_secret"
+            case testCommands = "test_commands"
             case testEntryPoint = "test_entry_point", killTimeoutSeconds = "kill_timeout_seconds", timeoutSeconds = "timeout_seconds"
+            case priority
         }
 
         public static let fields = CodingKeys.allCases.map(\.rawValue)
@@ -59,10 +68,12 @@ extension API {
             imageTags = fields.has("image_tags") ? try fields.strings("image_tags") : nil
             registryURL = try fields.string("registry_url")
             registryCredentialsPath = try fields.string("registry_credentials_path")
+            registryCredentialsSecret = try fields.string("registry_credentials_secret")
             testCommands = fields.has("test_commands") ? try fields.strings("test_commands") : nil
             testEntryPoint = try fields.bool("test_entry_point")
             killTimeoutSeconds = try fields.number("kill_timeout_seconds")
             timeoutSeconds = try fields.number("timeout_seconds")
+            priority = try fields.string("priority").map { text throws(RapidFlowError) in try JobPriority.parse(text, field: "priority") }
         }
 
         /// The request the service checks and runs: an empty optional string is no value,
@@ -74,7 +85,8 @@ extension API {
             return RapidFlowCore.ImageJobRequest(
                 owner: owner, repoURL: repoURL, gitRef: value(gitRef), gitCredentialsPath: value(gitCredentialsPath),
                 dockerfilePath: value(dockerfilePath) ?? "Dockerfile", imageTags: imageTags ?? [], registryURL: value(registryURL),
-                registryCredentialsPath: value(registryCredentialsPath), testCommands: testCommands ?? [],
+                registryCredentialsPath: value(registryCredentialsPath), registryCredentialsSecret: value(registryCredentialsSecret),
+                testCommands: testCommands ?? [],
                 testEntryPoint: testEntryPoint ?? false, killTimeoutSeconds: killTimeoutSeconds, timeoutSeconds: timeoutSeconds)
         }
     }

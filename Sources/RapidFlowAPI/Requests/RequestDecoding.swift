@@ -73,6 +73,29 @@ public struct RequestFields {
         }
     }
 
+    /// A nested object's fields (any key outside `known` refused, naming the object); nil when
+    /// the field is missing or null.
+    public func object(_ name: String, known: [String]) throws(RapidFlowError) -> RequestFields? {
+        guard has(name) else { return nil }
+        let nested: KeyedDecodingContainer<Key>
+        do {
+            nested = try container.nestedContainer(keyedBy: Key.self, forKey: Key(name))
+        } catch {
+            throw RapidFlowError(.invalidRequest, "field '\(name)' must be an object")
+        }
+        let knownSet = Set(known)
+        if let unknown = nested.allKeys.map(\.stringValue).sorted().first(where: { !knownSet.contains($0) }) {
+            throw RapidFlowError(
+                .invalidRequest, "unknown field '\(unknown)' in '\(name)'; known fields: \(known.sorted().joined(separator: ", "))")
+        }
+        return RequestFields(container: nested, isPartial: isPartial)
+    }
+
+    private init(container: KeyedDecodingContainer<Key>, isPartial: Bool) {
+        self.container = container
+        self.isPartial = isPartial
+    }
+
     /// Whether the field is there with a value other than null.
     public func has(_ name: String) -> Bool {
         let key = Key(name)

@@ -8,13 +8,16 @@ extension API {
         public var branch: String?
         /// Names are environment variable names; values are strings.
         public var env: [String: String]?
+        /// Instead of the config's priority: `high`, `normal` or `low`.
+        public var priority: JobPriority?
 
-        public init(branch: String? = nil, env: [String: String]? = nil) {
+        public init(branch: String? = nil, env: [String: String]? = nil, priority: JobPriority? = nil) {
             self.branch = branch
             self.env = env
+            self.priority = priority
         }
 
-        public static let fields = ["branch", "env"]
+        public static let fields = ["branch", "env", "priority"]
 
         /// The entries of `env` by name, in sorted order.
         public var environment: [(key: String, value: String)] {
@@ -28,6 +31,7 @@ extension API {
             let entries = try fields.stringMap("env")
             for entry in entries { try EnvironmentValidation.checkName(entry.key, field: "env") }
             env = fields.has("env") ? Dictionary(entries, uniquingKeysWith: { $1 }) : nil
+            priority = try fields.string("priority").map { text throws(RapidFlowError) in try JobPriority.parse(text, field: "priority") }
         }
     }
 }

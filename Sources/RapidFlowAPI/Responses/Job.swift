@@ -25,14 +25,22 @@ extension API {
         public var createdAt: String
         @Nullable public var startedAt: String?
         @Nullable public var finishedAt: String?
+        /// The team the job belongs to: the image job's owner, or its pipeline's (`default` when none).
+        public var owner: String
+        public var priority: JobPriority
+        /// While pending: its place in the order the scheduler takes jobs (1 is next), and
+        /// what it waits for (`slot` or `owner_limit`); null once it started.
+        @Nullable public var queuePosition: Int?
+        @Nullable public var waitingFor: String?
 
         enum CodingKeys: String, CodingKey {
             case id, kind, pipelineID = "pipeline_id", pipelineName = "pipeline_name", status, branch, repoName = "repo_name"
             case language, version, image, folder, exposePorts = "expose_ports", cancelled, containerID = "container_id"
             case retryOf = "retry_of", ports, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+            case owner, priority, queuePosition = "queue_position", waitingFor = "waiting_for"
         }
 
-        public init(_ job: RapidFlowCore.Job) {
+        public init(_ job: RapidFlowCore.Job, place: QueuePlace? = nil) {
             let snapshot = job.snapshot
             id = job.id
             kind = job.kind
@@ -53,6 +61,10 @@ extension API {
             createdAt = Timestamp.format(job.createdAt)
             startedAt = job.startedAt.map(Timestamp.format)
             finishedAt = job.finishedAt.map(Timestamp.format)
+            owner = job.account
+            priority = job.priority
+            queuePosition = job.status == .pending ? place?.position : nil
+            waitingFor = job.status == .pending ? place?.waitingFor.name : nil
         }
 
         /// How long the job ran: finished minus started, or up to `now` while it runs.

@@ -31,6 +31,12 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let headersTooLarge = Code(rawValue: "headers_too_large")
         /// The request head did not arrive in time.
         public static let requestTimeout = Code(rawValue: "request_timeout")
+        /// No stored secret of that name in the scope asked for (404).
+        public static let secretNotFound = Code(rawValue: "secret_not_found")
+        /// A config or request names a stored secret that its pipeline or owner cannot see (400).
+        public static let unknownSecret = Code(rawValue: "unknown_secret")
+        /// A secret's name, value or scope is refused (400).
+        public static let invalidSecret = Code(rawValue: "invalid_secret")
     }
 
     public let code: Code

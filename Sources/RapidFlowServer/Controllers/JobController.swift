@@ -14,11 +14,15 @@ struct JobController<Context: RequestContext> {
     /// Whether `repo_url` may name a repository on this machine.
     let repositories: RepositoryPolicy
     let credentials: CredentialStore
+    /// Where `registry_credentials_secret` is looked up when a job is submitted.
+    let secrets: SecretVault
     let instanceID: String
     /// The engine on the configured socket (`ServerConfiguration.dockerSocket`), as the executors use it.
     let docker: DockerEngine
     /// With `--executor nomad`, cleanup also asks Nomad to collect finished jobs.
     var nomad: NomadExecutor? = nil
+    /// Jobs an owner without a limit of its own may run at once (`--max-jobs-per-owner`).
+    var maxJobsPerOwner: Int? = nil
 
     func addRoutes(to router: Router<Context>) {
         router.post("jobs", use: submit)
@@ -43,7 +47,17 @@ struct JobController<Context: RequestContext> {
         try job.validate(limits: limits, repositories: repositories)
         if let path = job.gitCredentialsPath { _ = try credentials.resolve(path, field: "git_credentials_path") }
         if let path = job.registryCredentialsPath { _ = try credentials.resolve(path, field: "registry_credentials_path") }
-        let plan = job.plan()
+        if let name = job.registryCredentialsSecret {
+            let scopes = SecretScope.visible(pipelineID: nil, owner: job.owner)
+            guard try await secrets.missing([name], in: scopes).isEmpty else {
+                throw RapidFlowError(
+                    .unknownSecret,
+                    "field 'registry_credentials_secret' names the stored secret '\(name)', which neither \(scopes[0]) nor \(scopes[1]) holds; "
+                        + "store it with PUT /secrets/\(name)")
+            }
+        }
+        var plan = job.plan()
+        plan.snapshot.priority = body.priority
         let created = try await store.createJob(
             NewJob(kind: .image, pipelineID: nil, pipelineName: nil, snapshot: plan.snapshot, steps: plan.steps, environment: []))
         scheduler.jobsCreated()
@@ -55,6 +69,9 @@ struct JobController<Context: RequestContext> {
         filter.limit = try RequestParsing.queryInt(request, "limit", range: 1...500) ?? 50
         filter.before = try RequestParsing.queryInt(request, "before", range: 1...Int.max)
         filter.pipelineID = try RequestParsing.queryInt(request, "pipeline_id", range: 1...Int.max)
+        filter.branch = try RequestParsing.queryText(request, "branch", maxLength: 255)
+        filter.search = try RequestParsing.queryText(request, "q", maxLength: 255)
+        filter.owner = try RequestParsing.queryOwner(request)
         if let raw = request.uri.queryParameters.get("status") {
             guard let status = JobStatus(rawValue: String(raw)) else {
                 throw RapidFlowError(
@@ -63,11 +80,20 @@ struct JobController<Context: RequestContext> {
             }
             filter.status = status
         }
-        return try APIResponse(try await store.jobs(filter).map(API.Job.init))
+        let jobs = try await store.jobs(filter)
+        let places = try await queuePlaces(for: jobs)
+        return try APIResponse(jobs.map { API.Job($0, place: places[$0.id]) })
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> APIResponse {
-        try APIResponse(API.Job(try await store.requireJob(id: try RequestParsing.id(context, what: "job"))))
+        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
+        return try APIResponse(API.Job(job, place: try await queuePlaces(for: [job])[job.id]))
+    }
+
+    /// Where the pending ones of `jobs` stand in the queue; nothing is read when none is pending.
+    private func queuePlaces(for jobs: [Job]) async throws -> [Int: QueuePlace] {
+        guard jobs.contains(where: { $0.status == .pending }) else { return [:] }
+        return try await store.queueState().places(defaultLimit: maxJobsPerOwner)
     }
 
     @Sendable func details(_ request: Request, context: Context) async throws -> APIResponse {
@@ -129,7 +155,9 @@ struct JobController<Context: RequestContext> {
                 kind: original.kind, pipelineID: original.pipelineID, pipelineName: original.pipelineName,
                 snapshot: original.snapshot,
                 steps: steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) },
-                environment: environment.map { (key: $0.key, value: $0.value) }, retryOf: original.id))
+                environment: environment.filter { $0.secret == nil }.map { (key: $0.key, value: $0.value) },
+                secretEnvironment: environment.compactMap { entry in entry.secret.map { SecretReference(key: entry.key, secret: $0) } },
+                retryOf: original.id))
         scheduler.jobsCreated()
         return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }

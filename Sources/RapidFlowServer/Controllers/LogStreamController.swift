@@ -12,11 +12,15 @@ import ServiceLifecycle
 struct LogStreamController {
     let store: any JobStore
     let broadcaster: LogBroadcaster
+    /// Counts the live followers (`rapidflow_log_followers`).
+    let metrics: ServiceMetrics
 
     var follower: JobLogFollower { JobLogFollower(store: store, broadcaster: broadcaster) }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<ServiceRequestContext>) {
         router.get("jobs/:id/logs/stream", use: plainText)
+        router.get("jobs/:id/logs/raw", use: rawJobLog)
+        router.get("steps/:id/logs/raw", use: rawStepLog)
     }
 
     func addWebSocketRoutes(to router: Router<BasicWebSocketRequestContext>) {
@@ -30,7 +34,7 @@ struct LogStreamController {
                 return .dontUpgrade
             }
             return .upgrade([:])
-        } onUpgrade: { _, outbound, context in
+        } onUpgrade: { inbound, outbound, context in
             let id = Int(context.requestContext.parameters.get("id") ?? "") ?? 0
             let since = try parseSince(context.request)
             guard try await store.job(id: id) != nil else {
@@ -39,35 +43,68 @@ struct LogStreamController {
                 // Returning closes the socket.
                 return
             }
-            var renderer = JSONEventRenderer()
-            var finished = false
+            metrics.followerChanged(by: 1)
+            defer { metrics.followerChanged(by: -1) }
             try await withGracefulShutdownHandler {
-                try await follower.run(jobID: id, sinceStepID: since, follow: true) { event in
-                    for message in renderer.render(event) {
-                        try await outbound.write(.text(message))
+                try await withThrowingTaskGroup(of: WebSocketEnding.self) { group in
+                    // Reading the client's frames is what takes in its answers to the service's
+                    // pings: a follower that did not read would be closed after two ping periods.
+                    group.addTask {
+                        for try await _ in inbound {}
+                        return .clientClosed
                     }
-                    if case .jobFinished = event { finished = true }
+                    group.addTask {
+                        var renderer = JSONEventRenderer()
+                        var finished = false
+                        try await follower.run(jobID: id, sinceStepID: since, follow: true) { event in
+                            for message in renderer.render(event) {
+                                try await outbound.write(.text(message))
+                            }
+                            if case .jobFinished = event { finished = true }
+                        }
+                        try await outbound.close(
+                            finished ? .normalClosure : .goingAway, reason: finished ? "job finished" : "service stopping")
+                        return .serviceClosed
+                    }
+                    if try await group.next() == .clientClosed {
+                        group.cancelAll()
+                        return
+                    }
+                    // The reader ends when the client answers the close; a client that never
+                    // does is left after a while.
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(10))
+                        return .clientSilent
+                    }
+                    _ = try await group.next()
+                    group.cancelAll()
                 }
             } onGracefulShutdown: {
                 Task { await broadcaster.close() }
             }
-            try await outbound.close(finished ? .normalClosure : .goingAway, reason: finished ? "job finished" : "service stopping")
         }
+    }
+
+    private enum WebSocketEnding: Sendable {
+        case clientClosed, serviceClosed, clientSilent
     }
 
     private func parseSince(_ request: Request) throws -> Int? {
         try RequestParsing.queryInt(request, "since", range: 0...Int.max)
     }
 
-    @Sendable func plainText(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func plainText(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let id = try RequestParsing.id(context, what: "job")
         _ = try await store.requireJob(id: id)
         let follow = try RequestParsing.queryBool(request, "follow")
         let since = try parseSince(request)
         let follower = self.follower
         let broadcaster = self.broadcaster
+        let metrics = self.metrics
         let body = ResponseBody { writer in
             var renderer = PlainTextRenderer()
+            if follow { metrics.followerChanged(by: 1) }
+            defer { if follow { metrics.followerChanged(by: -1) } }
             try await withGracefulShutdownHandler {
                 try await follower.run(jobID: id, sinceStepID: since, follow: follow) { event in
                     let buffer = renderer.render(event)
@@ -78,10 +115,39 @@ struct LogStreamController {
             }
             try await writer.finish(nil)
         }
+        return Response(status: .ok, headers: Self.textHeaders(), body: body)
+    }
+
+    /// `GET /jobs/:id/logs/raw`: the job's whole log as it is stored now, in the plain stream's
+    /// format, to save or open in a browser; one step's output at a time, never the whole log in memory.
+    @Sendable func rawJobLog(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let id = try RequestParsing.id(context, what: "job")
+        _ = try await store.requireJob(id: id)
+        let follower = self.follower
+        let body = ResponseBody { writer in
+            var renderer = PlainTextRenderer()
+            try await follower.run(jobID: id, sinceStepID: nil, follow: false) { event in
+                let buffer = renderer.render(event)
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: Self.textHeaders(filename: "job-\(id).log"), body: body)
+    }
+
+    /// `GET /steps/:id/logs/raw`: exactly the bytes the step printed (as stored), nothing added.
+    @Sendable func rawStepLog(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let id = try RequestParsing.id(context, what: "step")
+        guard try await store.step(id: id) != nil else { throw RapidFlowError.stepNotFound(id) }
+        let output = try await store.output(stepID: id)
         return Response(
-            status: .ok,
-            headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache", .init("X-Content-Type-Options")!: "nosniff"],
-            body: body)
+            status: .ok, headers: Self.textHeaders(filename: "step-\(id).log"), body: ResponseBody(byteBuffer: ByteBuffer(bytes: output)))
+    }
+
+    private static func textHeaders(filename: String? = nil) -> HTTPFields {
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache", .init("X-Content-Type-Options")!: "nosniff"]
+        if let filename { headers[.contentDisposition] = "inline; filename=\"\(filename)\"" }
+        return headers
     }
 }
 

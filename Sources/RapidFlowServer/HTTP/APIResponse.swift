@@ -70,7 +70,7 @@ public struct APIResponse: ResponseGenerator {
 
     static func status(for code: RapidFlowError.Code) -> HTTPResponse.Status {
         switch code {
-        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound: .notFound
+        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound: .notFound
         case .bodyTooLarge: .contentTooLarge
         case .unauthorized: .unauthorized
         case .methodNotAllowed: .methodNotAllowed

@@ -40,7 +40,7 @@ extension HTTPServerBuilder {
     /// API token, an upgrade without it is answered 401 in the envelope before any upgrade.
     static func guardedHTTP1WebSocketUpgrade(
         webSocketRouter: Router<BasicWebSocketRequestContext>, limits: Limits, timeouts: HTTPConnectionGuard.Timeouts,
-        apiToken: String? = nil
+        webSocketPing: Duration = .seconds(30), apiToken: String? = nil
     ) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
         // The parser's own bounds sit well above the service's header limit, so headers between
@@ -57,7 +57,9 @@ extension HTTPServerBuilder {
             GuardedHTTPChannel(
                 wrapped: HTTP1WebSocketUpgradeChannel(
                     responder: responder, webSocketResponder: webSocketResponder,
-                    configuration: .init(http1: .init(httpDecoderConfiguration: decoder))),
+                    configuration: .init(
+                        http1: .init(httpDecoderConfiguration: decoder),
+                        ws: .init(autoPing: .enabled(timePeriod: webSocketPing)))),
                 timeouts: timeouts, admitUpgrade: admit)
         }
     }

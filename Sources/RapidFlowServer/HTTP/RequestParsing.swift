@@ -20,6 +20,26 @@ enum RequestParsing {
         return value
     }
 
+    /// A text parameter (percent-decoded); nil when absent or empty.
+    static func queryText(_ request: Request, _ name: String, maxLength: Int) throws -> String? {
+        guard let raw = request.uri.queryParameters.get(name), !raw.isEmpty else { return nil }
+        guard raw.count <= maxLength else {
+            throw RapidFlowError(.invalidRequest, "query parameter '\(name)' must be at most \(maxLength) characters")
+        }
+        return raw
+    }
+
+    /// `?owner=`: an owner as pipelines and image jobs name them.
+    static func queryOwner(_ request: Request) throws -> String? {
+        guard let owner = try queryText(request, "owner", maxLength: 100) else { return nil }
+        do {
+            try SecretValidation.checkOwner(owner, field: "owner")
+        } catch {
+            throw RapidFlowError(.invalidRequest, "query parameter 'owner' must be 1 to 100 letters, digits, '.', '_' or '-'")
+        }
+        return owner
+    }
+
     static func queryBool(_ request: Request, _ name: String) throws -> Bool {
         guard let raw = request.uri.queryParameters.get(name) else { return false }
         switch raw.lowercased() {

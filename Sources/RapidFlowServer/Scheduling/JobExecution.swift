@@ -24,7 +24,18 @@ struct JobExecution {
     /// store fails it; the caller then settles the job as abandoned.
     func run() async throws -> JobStatus {
         let steps = try await store.steps(jobID: jobID)
-        let environment = try await store.environment(jobID: jobID).map { (key: $0.key, value: $0.value) }
+        let entries = try await store.environment(jobID: jobID)
+        // Stored secrets: the job holds their names (its variables', and an image job's registry
+        // credentials'); their values are opened now, and every secret the job can see goes to
+        // its masker.
+        let registrySecret = job.snapshot.imageJob?.registryCredentialsSecret
+        let stored: SecretVault.Resolved
+        do {
+            stored = try await resolveSecrets(entries.compactMap(\.secret) + [registrySecret].compactMap { $0 })
+        } catch let error as RapidFlowError where error.code == .unknownSecret {
+            return try await failAtFirstStep(steps, reason: error.message)
+        }
+        let environment = entries.map { entry in (key: entry.key, value: entry.secret.flatMap { stored.values[$0]?.value } ?? entry.value) }
         let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         var credentials = JobCredentials()
@@ -32,7 +43,8 @@ struct JobExecution {
             do {
                 credentials = try settings.credentials.prepare(
                     for: request, registryHost: request.registryURL.flatMap { try? RegistryReference($0).host },
-                    directory: "\(settings.credentialsDirectory)/job-\(jobID)")
+                    directory: "\(settings.credentialsDirectory)/job-\(jobID)",
+                    storedRegistryCredentials: registrySecret.flatMap { stored.values[$0]?.value })
             } catch {
                 credentials.remove()
                 return try await failAtFirstStep(steps, reason: "credentials could not be read: \(error)")
@@ -43,7 +55,8 @@ struct JobExecution {
         let prepared = PreparedJob(
             workspace: workspace, workingDirectory: job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace,
             environment: environment, credentials: credentials,
-            secrets: credentials.secrets + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value))
+            secrets: credentials.secrets + stored.visibleValues
+                + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value))
 
         let session = try await executor.begin(job, control: control)
         let outcome: Result<JobStatus, any Error>
@@ -57,6 +70,25 @@ struct JobExecution {
         if let reason = control.stopReason, status == .success { status = reason.jobStatus }
         try await settlement.settle(.ran(jobID: jobID, status: status))
         return status
+    }
+
+    /// Opens the secrets the job names (the narrowest scope's) and every other one it can see,
+    /// and records that the job used the named ones.
+    private func resolveSecrets(_ names: [String]) async throws -> SecretVault.Resolved {
+        guard let vault = settings.secrets else {
+            if let name = names.first {
+                throw RapidFlowError(.unknownSecret, "the job uses the stored secret '\(name)', but this service has no secrets store")
+            }
+            return SecretVault.Resolved()
+        }
+        let scopes = SecretScope.visible(pipelineID: job.pipelineID, owner: job.snapshot.owner ?? job.snapshot.imageJob?.owner)
+        let resolved = try await vault.resolve(names, in: scopes)
+        let now = Date()
+        for name in Set(names) {
+            guard let scope = resolved.values[name]?.scope else { continue }
+            try await vault.store.recordSecretUse(name: name, scope: scope, jobID: jobID, at: now)
+        }
+        return resolved
     }
 
     /// What every step of the job shares.

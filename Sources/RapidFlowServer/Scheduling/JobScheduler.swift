@@ -6,13 +6,16 @@ import RapidFlowStore
 import ServiceLifecycle
 import Synchronization
 
-/// Runs pending jobs in FIFO order, at most `maxConcurrentJobs` at once, and stops them on request.
+/// Runs pending jobs in the fair queue's order (priority, then owners in turn, FIFO within an
+/// owner), at most `maxConcurrentJobs` at once, and stops them on request.
 ///
 /// It is a `Service`: `run()` first settles jobs a previous process left `running`, then
 /// claims and runs jobs until graceful shutdown, when it stops the running ones.
 public actor JobScheduler: Service {
     public struct Settings: Sendable {
         public var maxConcurrentJobs: Int
+        /// Jobs one owner may run at once when it has no limit of its own; nil: no limit.
+        public var maxJobsPerOwner: Int?
         /// Where step, phase and log figures go (`GET /metrics`).
         public var metrics: ServiceMetrics
         /// Time between SIGTERM and SIGKILL when a job is stopped.
@@ -34,13 +37,18 @@ public actor JobScheduler: Service {
         /// Whether clones may read repositories on this machine (`--allow-local-repos`): git's
         /// transports are limited by it when a step runs, also for jobs stored before a change.
         public var repositories = RepositoryPolicy.remoteOnly
+        /// Opens the stored secrets a job uses and sees; nil: jobs cannot use stored secrets.
+        public var secrets: SecretVault?
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
             stepOutputCap: Int = 64 << 20, credentials: CredentialStore = .init(secretsDirectory: nil),
             credentialsDirectory: String = "/tmp", defaultJobTimeout: Duration? = nil, metrics: ServiceMetrics = ServiceMetrics(),
-            leaseDuration: Duration = .seconds(30), repositories: RepositoryPolicy = .remoteOnly
+            leaseDuration: Duration = .seconds(30), repositories: RepositoryPolicy = .remoteOnly, secrets: SecretVault? = nil,
+            maxJobsPerOwner: Int? = nil
         ) {
+            self.maxJobsPerOwner = maxJobsPerOwner
+            self.secrets = secrets
             self.repositories = repositories
             self.leaseDuration = leaseDuration
             self.metrics = metrics
@@ -133,7 +141,7 @@ public actor JobScheduler: Service {
             let now = Date()
             let jobs = try await store.claimPendingJobs(
                 owner: settings.instanceID, limit: min(free, Self.claimBatch), at: now,
-                leaseUntil: now.addingTimeInterval(settings.leaseDuration.inSeconds))
+                leaseUntil: now.addingTimeInterval(settings.leaseDuration.inSeconds), maxJobsPerOwner: settings.maxJobsPerOwner)
             // More may be waiting: look again once these have started.
             if jobs.count == Self.claimBatch { wake() }
             return jobs.map { job in

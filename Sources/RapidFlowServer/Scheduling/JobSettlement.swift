@@ -63,7 +63,7 @@ struct JobSettlement: Sendable {
         }
         for jobID in settled {
             let job = try? await store.job(id: jobID)
-            metrics.recordJobFinished(status: status)
+            metrics.recordJobFinished(kind: job?.kind ?? .pipeline, status: status)
             if let job { metrics.recordJobDuration(job) }
             if case .ran = ending { metrics.recordPhases(of: try await store.steps(jobID: jobID)) }
             await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
@@ -77,6 +77,11 @@ struct JobSettlement: Sendable {
     private func logEnd(of jobID: Int, _ job: Job?, status: JobStatus, _ ending: Ending) {
         guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = ["job": "\(jobID)", "status": "\(status.rawValue)"]
+        if let job {
+            metadata["kind"] = "\(job.kind.rawValue)"
+            if let pipeline = job.pipelineName { metadata["pipeline"] = "\(pipeline)" }
+            if let owner = job.snapshot.imageJob?.owner { metadata["owner"] = "\(owner)" }
+        }
         if let job, let started = job.startedAt, let finished = job.finishedAt {
             metadata["duration_ms"] = "\(Int((finished.timeIntervalSince(started) * 1000).rounded()))"
         }

@@ -9,19 +9,23 @@ struct JobsCommand: ClientCommand {
     @OptionGroup var options: ClientOptions
     @Option(help: "Only jobs with this status: pending, running, success, failed, cancelled.") var status: String?
     @Option(help: "Only jobs of this pipeline (id or name).") var pipeline: String?
+    @Option(help: "Only jobs of this owner (team).") var owner: String?
     @Option(help: "How many jobs (1-500).") var limit = 50
 
     func run(client: ServiceClient) async throws {
         var query = ["limit=\(limit)"]
         if let status { query.append("status=\(queryValue(status))") }
+        if let owner { query.append("owner=\(queryValue(owner))") }
         if let pipeline { query.append("pipeline_id=\(try await resolvePipeline(pipeline, client: client))") }
         let jobs: [API.Job] = try await client.call(.GET, "/jobs?" + query.joined(separator: "&"))
         if options.json { return try Terminal.json(jobs) }
         if jobs.isEmpty { return Terminal.line("no jobs") }
         Terminal.table(
-            ["ID", "KIND", "NAME", "STATUS", "CREATED", "DURATION"],
+            ["ID", "KIND", "NAME", "OWNER", "STATUS", "CREATED", "DURATION"],
             jobs.map { job in
-                [String(job.id), job.kind.rawValue, jobName(job), Terminal.status(job.status.rawValue),
+                // A pending job says where it stands: "pending (#3, owner_limit)".
+                let status = job.queuePosition.map { "\(job.status.rawValue) (#\($0), \(job.waitingFor ?? "slot"))" } ?? job.status.rawValue
+                return [String(job.id), job.kind.rawValue, jobName(job), job.owner, Terminal.status(status),
                  job.createdAt, formatDuration(job.duration())]
             })
     }
@@ -234,6 +238,8 @@ struct SubmitCommand: ClientCommand {
     @Option(name: .customLong("tag"), help: "An image tag to push (repeat for more).") var tags: [String] = []
     @Option(name: .customLong("registry-url")) var registryURL: String?
     @Option(name: .customLong("registry-credentials-path"), help: "A file in the service's secrets directory.") var registryCredentialsPath: String?
+    @Option(name: .customLong("registry-credentials-secret"), help: "A stored secret holding the registry credentials (instead of a path).")
+    var registryCredentialsSecret: String?
     @Option(name: .customLong("test-command"), help: "A command run with sh -c in the built image (repeat for more).") var testCommands: [String] = []
     @Flag(name: .customLong("test-entry-point"), help: "Also run the image with its own entry point.") var testEntryPoint = false
     @Option(name: .customLong("timeout-seconds")) var timeoutSeconds: Double?
@@ -260,6 +266,7 @@ struct SubmitCommand: ClientCommand {
         if !tags.isEmpty { body.imageTags = tags }
         if let registryURL { body.registryURL = registryURL }
         if let registryCredentialsPath { body.registryCredentialsPath = registryCredentialsPath }
+        if let registryCredentialsSecret { body.registryCredentialsSecret = registryCredentialsSecret }
         if !testCommands.isEmpty { body.testCommands = testCommands }
         if testEntryPoint { body.testEntryPoint = true }
         if let timeoutSeconds { body.timeoutSeconds = timeoutSeconds }

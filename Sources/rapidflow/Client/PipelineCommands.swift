@@ -13,11 +13,12 @@ struct PipelineCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         @Option(help: "The pipeline's name (default: the config's `name:`).") var name: String?
         @Option(name: .shortAndLong, help: "The YAML config (- for stdin).") var file: String
+        @Option(help: "The team the pipeline and its jobs belong to (default: default).") var owner: String?
 
         func run(client: ServiceClient) async throws {
             let config = String(decoding: try readInput(file), as: UTF8.self)
             let pipeline: API.Pipeline = try await client.call(
-                .POST, "/pipelines", body: API.PipelineDefinition(name: try name ?? Self.name(in: config), config: config))
+                .POST, "/pipelines", body: API.PipelineDefinition(name: try name ?? Self.name(in: config), config: config, owner: owner))
             if options.json { return try Terminal.json(pipeline) }
             Terminal.line("pipeline \(pipeline.id) created")
         }
@@ -112,6 +113,7 @@ struct RunCommand: ClientCommand {
     @Argument(help: "The pipeline id or name.") var pipeline: String
     @Option(help: "Clone this branch instead of the config's.") var branch: String?
     @Option(name: .customLong("env"), help: "KEY=VALUE added to the job's environment (repeat for more).") var env: [String] = []
+    @Option(help: "high, normal or low: instead of the config's priority.") var priority: String?
 
     func run(client: ServiceClient) async throws {
         var environment: [String: String] = [:]
@@ -121,7 +123,11 @@ struct RunCommand: ClientCommand {
             }
             environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
         }
-        let body = API.TriggerRequest(branch: branch, env: environment.isEmpty ? nil : environment)
+        let level = try priority.map { text in
+            guard let level = JobPriority(rawValue: text) else { throw ValidationError("--priority must be high, normal or low") }
+            return level
+        }
+        let body = API.TriggerRequest(branch: branch, env: environment.isEmpty ? nil : environment, priority: level)
         let id = try await resolvePipeline(pipeline, client: client)
         let job: API.Job = try await client.call(.POST, "/pipelines/\(id)/jobs", body: body)
         if options.json { return try Terminal.json(job) }
