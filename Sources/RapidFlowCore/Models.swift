@@ -84,6 +84,8 @@ public struct JobSnapshot: Codable, Sendable, Equatable {
     public var owner: String?
     /// How soon the job is taken (nil: normal): from the image job, the trigger or the config.
     public var priority: JobPriority?
+    /// The concurrency group the job belongs to, its placeholders filled in (nil: none).
+    public var concurrencyGroup: String?
 
     /// The team the job belongs to: the image job's owner, else its pipeline's, else `default`.
     public var account: String { imageJob?.owner ?? owner ?? JobOwner.fallback }

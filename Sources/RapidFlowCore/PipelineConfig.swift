@@ -30,10 +30,12 @@ public struct PipelineConfig: Sendable, Equatable {
     public var timeoutSeconds: Double?
     /// How soon its jobs are taken (`high`, `normal`, `low`); nil: normal.
     public var priority: JobPriority?
+    /// At most one job of the group runs at a time (`concurrency_group`, `on_conflict`).
+    public var concurrency: ConcurrencyGroup?
 
     public static let knownKeys: Set<String> = [
         "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "secrets", "steps",
-        "kill_timeout_seconds", "timeout_seconds", "priority",
+        "kill_timeout_seconds", "timeout_seconds", "priority", "concurrency_group", "on_conflict",
     ]
     public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
 
@@ -44,7 +46,7 @@ public struct PipelineConfig: Sendable, Equatable {
             && lhs.env.map(\.key) == rhs.env.map(\.key) && lhs.env.map(\.value) == rhs.env.map(\.value)
             && lhs.secretReferences == rhs.secretReferences
             && lhs.killTimeoutSeconds == rhs.killTimeoutSeconds && lhs.timeoutSeconds == rhs.timeoutSeconds
-            && lhs.priority == rhs.priority
+            && lhs.priority == rhs.priority && lhs.concurrency == rhs.concurrency
     }
 
     /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
@@ -76,6 +78,7 @@ public struct PipelineConfig: Sendable, Equatable {
         var steps: [StepConfig]?
         var killTimeout: Double?, timeout: Double?
         var priority: JobPriority?
+        var groupTemplate: String?, onConflict: ConcurrencyGroup.OnConflict?
         var seen = Set<String>()
 
         for (keyNode, value) in mapping {
@@ -113,6 +116,16 @@ public struct PipelineConfig: Sendable, Equatable {
                 } catch {
                     throw .invalidConfig(error.message)
                 }
+            case "concurrency_group":
+                let template = try Self.text(value, key: key)
+                do { try ConcurrencyGroup.check(template, field: key) } catch { throw .invalidConfig(error.message) }
+                groupTemplate = template
+            case "on_conflict":
+                do {
+                    onConflict = try ConcurrencyGroup.OnConflict.parse(try Self.text(value, key: key), field: key)
+                } catch {
+                    throw .invalidConfig(error.message)
+                }
             default: break
             }
         }
@@ -122,6 +135,9 @@ public struct PipelineConfig: Sendable, Equatable {
         if let repo { try Self.checkRepository(repo, repositories: repositories) }
         if let folder { try Self.checkRelativePath(folder, key: "folder") }
         if let branch { try RefValidation.checkRef(branch, field: "branch") }
+        if onConflict != nil, groupTemplate == nil {
+            throw .invalidConfig("'on_conflict' needs a 'concurrency_group': it says what a new job does to the group's other jobs")
+        }
 
         self.name = name
         self.language = language
@@ -141,6 +157,7 @@ public struct PipelineConfig: Sendable, Equatable {
         self.killTimeoutSeconds = killTimeout
         self.timeoutSeconds = timeout
         self.priority = priority
+        self.concurrency = groupTemplate.map { ConcurrencyGroup(template: $0, onConflict: onConflict ?? .queue) }
     }
 
     // MARK: - Pieces

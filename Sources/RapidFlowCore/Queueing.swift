@@ -58,12 +58,15 @@ public enum QueueWait: Sendable, Equatable {
     case slot
     /// Its owner already runs as many jobs as the owner may.
     case ownerLimit
+    /// A job of its concurrency group runs, or an older one of the group waits ahead of it.
+    case concurrencyGroup(String)
 
     /// As the API shows it in `waiting_for`.
     public var name: String {
         switch self {
         case .slot: "slot"
         case .ownerLimit: "owner_limit"
+        case .concurrencyGroup(let group): "concurrency_group:\(group)"
         }
     }
 }
@@ -81,19 +84,22 @@ public struct QueuePlace: Sendable, Equatable {
 }
 
 /// The order in which pending jobs are taken, the same rule the store's claim statement
-/// applies: by priority, then round-robin across owners (an owner's next job counts the jobs
-/// it already runs, so an owner with fewer running goes first), FIFO within an owner; an owner
-/// at its limit is passed over.
+/// applies: a job whose concurrency group already runs a job, or has an older one pending, is
+/// held back; the others go by priority, then round-robin across owners (an owner's next job
+/// counts the jobs it already runs, so an owner with fewer running goes first), FIFO within an
+/// owner; an owner at its limit is passed over.
 public struct FairQueue: Sendable {
     public struct Entry: Sendable, Equatable {
         public var id: Int
         public var owner: String
         public var priority: JobPriority
+        public var group: String?
 
-        public init(id: Int, owner: String, priority: JobPriority) {
+        public init(id: Int, owner: String, priority: JobPriority, group: String? = nil) {
             self.id = id
             self.owner = owner
             self.priority = priority
+            self.group = group
         }
     }
 
@@ -103,32 +109,100 @@ public struct FairQueue: Sendable {
     public var limits: [String: Int]
     /// Jobs an owner may run at once when it has no limit of its own; nil for no limit.
     public var defaultLimit: Int?
+    /// Concurrency groups with a running job.
+    public var runningGroups: Set<String>
 
-    public init(running: [String: Int], limits: [String: Int], defaultLimit: Int?) {
+    public init(running: [String: Int], limits: [String: Int], defaultLimit: Int?, runningGroups: Set<String> = []) {
         self.running = running
         self.limits = limits
         self.defaultLimit = defaultLimit
+        self.runningGroups = runningGroups
     }
 
     public func limit(of owner: String) -> Int? { limits[owner] ?? defaultLimit }
 
     /// Every pending job with its place; `pending` in any order.
     public func places(of pending: [Entry]) -> [Int: QueuePlace] {
+        // A group lets through only its oldest pending job, and only while none of it runs.
+        var groupsSeen = runningGroups
+        var heldByGroup: [Int: String] = [:]
+        for entry in pending.sorted(by: { $0.id < $1.id }) {
+            guard let group = entry.group else { continue }
+            if !groupsSeen.insert(group).inserted { heldByGroup[entry.id] = group }
+        }
         var turns: [String: Int] = [:]
         let keyed = pending.sorted { ($0.priority.rank, $0.id) < ($1.priority.rank, $1.id) }.map { entry in
+            if let group = heldByGroup[entry.id] {
+                return (entry: entry, load: 0, wait: QueueWait.concurrencyGroup(group))
+            }
             turns[entry.owner, default: 0] += 1
             let load = running[entry.owner, default: 0] + turns[entry.owner]!
             let blocked = limit(of: entry.owner).map { load > $0 } ?? false
-            return (entry: entry, load: load, blocked: blocked)
+            return (entry: entry, load: load, wait: blocked ? QueueWait.ownerLimit : .slot)
         }
-        // Jobs the scheduler could take now, in the order it takes them; then the blocked ones.
-        let ordered = keyed.sorted {
-            ($0.blocked ? 1 : 0, $0.entry.priority.rank, $0.load, $0.entry.id) < ($1.blocked ? 1 : 0, $1.entry.priority.rank, $1.load, $1.entry.id)
+        // Jobs the scheduler could take now, in the order it takes them; then the held ones.
+        func key(_ item: (entry: Entry, load: Int, wait: QueueWait)) -> (Int, Int, Int, Int) {
+            (item.wait == .slot ? 0 : 1, item.entry.priority.rank, item.load, item.entry.id)
         }
+        let ordered = keyed.sorted { key($0) < key($1) }
         var places: [Int: QueuePlace] = [:]
         for (index, item) in ordered.enumerated() {
-            places[item.entry.id] = QueuePlace(position: index + 1, waitingFor: item.blocked ? .ownerLimit : .slot)
+            places[item.entry.id] = QueuePlace(position: index + 1, waitingFor: item.wait)
         }
         return places
+    }
+}
+
+/// At most one job of a concurrency group runs at a time (two deploys of one app, say). A
+/// pipeline or a trigger names the group with a template that may hold `${branch}` and
+/// `${owner}`; what a new job does to the group's other jobs is its `OnConflict`.
+public struct ConcurrencyGroup: Sendable, Equatable {
+    public enum OnConflict: String, Codable, Sendable, CaseIterable {
+        /// Wait behind the group's other jobs, in the order they were created.
+        case queue
+        /// Cancel the group's pending jobs: the newest waits alone.
+        case cancelPending = "cancel_pending"
+        /// Cancel the group's pending and running jobs.
+        case cancelRunning = "cancel_running"
+
+        public static func parse(_ text: String, field: String) throws(RapidFlowError) -> OnConflict {
+            guard let mode = OnConflict(rawValue: text) else {
+                throw RapidFlowError(
+                    .invalidRequest, "'\(field)' must be one of \(allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            return mode
+        }
+    }
+
+    public var template: String
+    public var onConflict: OnConflict
+
+    public static let placeholders = ["${branch}", "${owner}"]
+    public static let maxLength = 200
+
+    /// `template` after `check`.
+    public init(template: String, onConflict: OnConflict = .queue) {
+        self.template = template
+        self.onConflict = onConflict
+    }
+
+    /// A template: 1 to 200 characters of letters, digits, `.`, `_`, `-`, `/`, `:` and `@`,
+    /// with `${branch}` and `${owner}` the only placeholders.
+    public static func check(_ template: String, field: String) throws(RapidFlowError) {
+        var rest = template
+        for placeholder in placeholders { rest = rest.replacingOccurrences(of: placeholder, with: "") }
+        let allowed = Set(".-_/:@".unicodeScalars)
+        guard (1...maxLength).contains(template.utf8.count),
+            rest.unicodeScalars.allSatisfy({ ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || allowed.contains($0) })
+        else {
+            throw RapidFlowError(
+                .invalidRequest,
+                "'\(field)' must be 1 to \(maxLength) characters of letters, digits, '.', '_', '-', '/', ':' and '@', with ${branch} and ${owner} the only placeholders")
+        }
+    }
+
+    /// The group's name for a job on `branch` (`default` when the job names none) of `owner`.
+    public func name(branch: String?, owner: String) -> String {
+        template.replacingOccurrences(of: "${branch}", with: branch ?? "default").replacingOccurrences(of: "${owner}", with: owner)
     }
 }

@@ -103,6 +103,8 @@ public protocol JobStore: Sendable {
     /// What the queue's order is computed from: every pending job, running jobs per owner,
     /// owners' own limits.
     func queueState() async throws -> QueueState
+    /// Jobs of concurrency group `group` older than job `before`, with one of `statuses`.
+    func jobIDs(inGroup group: String, before: Int, statuses: [JobStatus]) async throws -> [Int]
     /// Owners' own limits on the jobs they run at once.
     func ownerLimits() async throws -> [String: Int]
     /// Sets (or with nil removes) an owner's own limit.
@@ -152,13 +154,15 @@ public struct QueueState: Sendable, Equatable {
     public var pending: [FairQueue.Entry]
     public var running: [String: Int]
     public var limits: [String: Int]
+    /// Concurrency groups with a running job.
+    public var runningGroups: Set<String> = []
 
     /// How many jobs each owner has pending.
     public var pendingByOwner: [String: Int] { pending.reduce(into: [:]) { $0[$1.owner, default: 0] += 1 } }
 
     /// Each pending job's place when owners without a limit of their own may run `defaultLimit`.
     public func places(defaultLimit: Int?) -> [Int: QueuePlace] {
-        FairQueue(running: running, limits: limits, defaultLimit: defaultLimit).places(of: pending)
+        FairQueue(running: running, limits: limits, defaultLimit: defaultLimit, runningGroups: runningGroups).places(of: pending)
     }
 }
 

@@ -94,5 +94,22 @@ enum Migrations {
                 """,
             ]
         ),
+        (
+            // Concurrency groups: at most one running job per group, the oldest pending one next.
+            // The partial index holds only jobs in a group, so jobs without one cost nothing.
+            // Pipeline names unique per owner.
+            7,
+            [
+                "ALTER TABLE jobs ADD COLUMN concurrency_group TEXT",
+                "CREATE INDEX jobs_by_group ON jobs (concurrency_group, status, id) WHERE concurrency_group IS NOT NULL",
+                // Pipeline names are unique per owner; older duplicates keep their name with
+                // their id appended, so the index can be made.
+                """
+                UPDATE pipelines SET name = name || '-' || CAST(id AS TEXT)
+                WHERE id NOT IN (SELECT MIN(id) FROM pipelines GROUP BY COALESCE(owner, 'default'), name)
+                """,
+                "CREATE UNIQUE INDEX pipelines_by_owner_name ON pipelines (COALESCE(owner, 'default'), name)",
+            ]
+        ),
     ]
 }

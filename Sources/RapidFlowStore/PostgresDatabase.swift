@@ -39,34 +39,45 @@ final class PostgresDatabase: Sendable {
 
     /// Runs `body` on one leased connection, so a transaction's statements stay together.
     /// Statements are not logged: their binds carry job environments.
+    ///
+    /// The lease is taken in a task of its own that hands the connection over and holds it
+    /// until `body` is done. A caller whose lease times out (or who is cancelled) returns at
+    /// once, without waiting for the pool to notice: a lease request the pool does not give up
+    /// must not hold the caller, and with it a health check or a shutdown, forever. A lease
+    /// served after that is given straight back.
     func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let lease = LeaseDeadline()
+        let handoff = LeaseHandoff()
         let client = client
         let leaseTimeout = leaseTimeout
-        return try await withoutActuallyEscaping(body) { body in
-            try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    try await client.withConnection { connection in
-                        guard lease.serve() else { throw PostgresLeaseTimeout(after: leaseTimeout) }
-                        return try await body(connection.sql(queryLogLevel: nil))
-                    }
+        let leasing = Task {
+            do {
+                try await client.withConnection { connection in
+                    guard handoff.serve(connection) else { return }
+                    await handoff.waitUntilGivenBack()
                 }
-                group.addTask {
-                    try await Task.sleep(for: leaseTimeout)
-                    // Once served, the body runs as long as it takes.
-                    if lease.expire() { throw PostgresLeaseTimeout(after: leaseTimeout) }
-                    return nil
-                }
-                while let result = try await group.next() {
-                    if let result {
-                        group.cancelAll()
-                        return result
-                    }
-                }
-                // Unreachable: the lease task either returns a value or throws.
-                throw PostgresLeaseTimeout(after: leaseTimeout)
+            } catch {
+                handoff.fail(error)
             }
         }
+        let timer = Task {
+            try? await Task.sleep(for: leaseTimeout)
+            if !Task.isCancelled { handoff.fail(PostgresLeaseTimeout(after: leaseTimeout)) }
+        }
+        let connection: PostgresConnection
+        do {
+            connection = try await withTaskCancellationHandler {
+                try await handoff.connection()
+            } onCancel: {
+                handoff.fail(CancellationError())
+            }
+        } catch {
+            timer.cancel()
+            leasing.cancel()
+            throw error
+        }
+        timer.cancel()
+        defer { handoff.giveBack() }
+        return try await body(connection.sql(queryLogLevel: nil))
     }
 
     /// Closes every connection; leases asked for after this fail.
@@ -76,21 +87,81 @@ final class PostgresDatabase: Sendable {
     }
 }
 
-/// Whether a lease was served or its time ran out first: whichever comes first wins.
-private final class LeaseDeadline: Sendable {
-    private enum State { case waiting, served, expired }
-    private let state = Mutex(State.waiting)
+/// A connection passed from the task holding the lease to the caller, and back: the first of
+/// "served", "failed" (timeout, cancel, pool error) wins.
+private final class LeaseHandoff: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<PostgresConnection, any Error>?)
+        case ready(PostgresConnection)
+        case failed(any Error)
+        case handedOver
+    }
+    private let state = Mutex(State.waiting(nil))
+    private let returned = Mutex<(given: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    /// True when the lease came in time.
-    func serve() -> Bool { transition(to: .served) }
-    /// True when the time ran out before the lease.
-    func expire() -> Bool { transition(to: .expired) }
+    /// The lease came: false when the caller has given up (the connection goes straight back).
+    func serve(_ connection: PostgresConnection) -> Bool {
+        let (served, waiter): (Bool, CheckedContinuation<PostgresConnection, any Error>?) = state.withLock { state in
+            switch state {
+            case .waiting(let waiter):
+                state = waiter == nil ? .ready(connection) : .handedOver
+                return (true, waiter)
+            case .ready, .failed, .handedOver:
+                return (false, nil)
+            }
+        }
+        waiter?.resume(returning: connection)
+        return served
+    }
 
-    private func transition(to new: State) -> Bool {
-        state.withLock { state in
-            guard state == .waiting else { return false }
-            state = new
-            return true
+    /// No connection: `error` reaches the caller unless it has one already.
+    func fail(_ error: any Error) {
+        let waiter: CheckedContinuation<PostgresConnection, any Error>? = state.withLock { state in
+            guard case .waiting(let waiter) = state else { return nil }
+            state = .failed(error)
+            return waiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// Waits for the connection, or the failure.
+    func connection() async throws -> PostgresConnection {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome: Result<PostgresConnection, any Error>? = state.withLock { state in
+                switch state {
+                case .waiting:
+                    state = .waiting(continuation)
+                    return nil
+                case .ready(let connection):
+                    state = .handedOver
+                    return .success(connection)
+                case .failed(let error):
+                    return .failure(error)
+                case .handedOver:
+                    return .failure(PostgresLeaseTimeout(after: .zero))
+                }
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// The caller is done with the connection.
+    func giveBack() {
+        let waiter = returned.withLock { returned in
+            returned.given = true
+            defer { returned.waiter = nil }
+            return returned.waiter
+        }
+        waiter?.resume()
+    }
+
+    func waitUntilGivenBack() async {
+        await withCheckedContinuation { continuation in
+            let given = returned.withLock { returned in
+                if !returned.given { returned.waiter = continuation }
+                return returned.given
+            }
+            if given { continuation.resume() }
         }
     }
 }

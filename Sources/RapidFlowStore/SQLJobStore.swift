@@ -261,14 +261,33 @@ public final class SQLJobStore: JobStore {
 
     public func createPipeline(name: String, config: String, owner: String?) async throws -> Pipeline {
         try await withDatabase { database in
+            try await Self.requireFreeName(name, owner: owner, except: nil, on: database)
             let now = Millis(Date())
-            let row = try await database.raw(
-                """
-                INSERT INTO pipelines (name, config, owner, created_at, updated_at)
-                VALUES (\(bind: name), \(bind: config), \(bind: owner), \(bind: now), \(bind: now)) RETURNING *
-                """
-            ).first()
-            return try Self.pipeline(from: row!)
+            do {
+                let row = try await database.raw(
+                    """
+                    INSERT INTO pipelines (name, config, owner, created_at, updated_at)
+                    VALUES (\(bind: name), \(bind: config), \(bind: owner), \(bind: now), \(bind: now)) RETURNING *
+                    """
+                ).first()
+                return try Self.pipeline(from: row!)
+            } catch {
+                // Another create of the same name got in between: the unique index refused this one.
+                try await Self.requireFreeName(name, owner: owner, except: nil, on: database)
+                throw error
+            }
+        }
+    }
+
+    /// Throws `pipelineNameTaken` when a pipeline other than `id` of the same owner is named `name`.
+    private static func requireFreeName(_ name: String, owner: String?, except id: Int?, on database: any SQLDatabase) async throws {
+        let account = owner ?? JobOwner.fallback
+        if let row = try await database.raw(
+            """
+            SELECT id FROM pipelines WHERE name = \(bind: name) AND COALESCE(owner, 'default') = \(bind: account) AND id <> \(bind: id ?? 0)
+            """
+        ).first() {
+            throw RapidFlowError.pipelineNameTaken(name, owner: account, by: try row.decode(column: "id", as: Int.self))
         }
     }
 
@@ -297,12 +316,18 @@ public final class SQLJobStore: JobStore {
 
     public func updatePipeline(id: Int, name: String, config: String, owner: String?) async throws -> Pipeline? {
         try await withDatabase { database in
-            try await database.raw(
-                """
-                UPDATE pipelines SET name = \(bind: name), config = \(bind: config), owner = \(bind: owner), updated_at = \(bind: Millis(Date()))
-                WHERE id = \(bind: id) RETURNING *
-                """
-            ).first().map(Self.pipeline(from:))
+            try await Self.requireFreeName(name, owner: owner, except: id, on: database)
+            do {
+                return try await database.raw(
+                    """
+                    UPDATE pipelines SET name = \(bind: name), config = \(bind: config), owner = \(bind: owner), updated_at = \(bind: Millis(Date()))
+                    WHERE id = \(bind: id) RETURNING *
+                    """
+                ).first().map(Self.pipeline(from:))
+            } catch {
+                try await Self.requireFreeName(name, owner: owner, except: id, on: database)
+                throw error
+            }
         }
     }
 
@@ -328,10 +353,12 @@ public final class SQLJobStore: JobStore {
                 guard
                     let row = try await database.raw(
                         """
-                        INSERT INTO jobs (kind, pipeline_id, pipeline_name, status, snapshot, cancelled, retry_of, created_at, branch, account, priority)
+                        INSERT INTO jobs (kind, pipeline_id, pipeline_name, status, snapshot, cancelled, retry_of, created_at, branch, account, priority,
+                                          concurrency_group)
                         VALUES (\(bind: new.kind.rawValue), \(bind: new.pipelineID), \(bind: new.pipelineName),
                                 \(bind: JobStatus.pending.rawValue), \(bind: snapshot), 0, \(bind: new.retryOf), \(bind: now),
-                                \(bind: new.snapshot.branch), \(bind: new.snapshot.account), \(bind: (new.snapshot.priority ?? .normal).rank))
+                                \(bind: new.snapshot.branch), \(bind: new.snapshot.account), \(bind: (new.snapshot.priority ?? .normal).rank),
+                                \(bind: new.snapshot.concurrencyGroup))
                         RETURNING *
                         """
                     ).first()
@@ -498,7 +525,8 @@ public final class SQLJobStore: JobStore {
                 ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
             }
         }
-        // One statement, the rule `FairQueue` states: by priority, then round-robin across
+        // One statement, the rule `FairQueue` states: a job whose concurrency group runs a job
+        // or has an older one pending is held back; the rest by priority, then round-robin across
         // owners (an owner's n-th pending job counts the jobs it already runs), FIFO within an
         // owner, passing over owners at their limit. Only each owner's first `limit` pending
         // jobs can be among the `limit` taken (an owner's keys only grow along its queue), so
@@ -524,6 +552,10 @@ public final class SQLJobStore: JobStore {
                         SELECT j.id, j.account, j.priority FROM owners o
                         JOIN jobs j ON j.id IN (
                             SELECT h.id FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
+                            AND (h.concurrency_group IS NULL OR NOT EXISTS (
+                                SELECT 1 FROM jobs g WHERE g.concurrency_group = h.concurrency_group
+                                AND (g.status = \(bind: JobStatus.running.rawValue)
+                                     OR (g.status = \(bind: JobStatus.pending.rawValue) AND g.id < h.id))))
                             ORDER BY h.priority, h.id LIMIT \(bind: limit))),
                     queued AS (
                         SELECT id, account, priority,
@@ -553,12 +585,21 @@ public final class SQLJobStore: JobStore {
         try await withDatabase { database in
             var state = QueueState(pending: [], running: [:], limits: [:])
             for row in try await database.raw(
-                "SELECT id, account, priority FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)"
+                "SELECT id, account, priority, concurrency_group FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)"
             ).all() {
                 state.pending.append(
                     FairQueue.Entry(
                         id: try row.decode(column: "id", as: Int.self), owner: try row.decode(column: "account", as: String.self),
-                        priority: JobPriority(rank: try row.decode(column: "priority", as: Int.self)) ?? .normal))
+                        priority: JobPriority(rank: try row.decode(column: "priority", as: Int.self)) ?? .normal,
+                        group: try row.decode(column: "concurrency_group", as: String?.self)))
+            }
+            for row in try await database.raw(
+                """
+                SELECT DISTINCT concurrency_group FROM jobs
+                WHERE status = \(bind: JobStatus.running.rawValue) AND concurrency_group IS NOT NULL
+                """
+            ).all() {
+                state.runningGroups.insert(try row.decode(column: "concurrency_group", as: String.self))
             }
             for row in try await database.raw(
                 "SELECT account, COUNT(*) AS n FROM jobs WHERE status = \(bind: JobStatus.running.rawValue) GROUP BY account"
@@ -567,6 +608,18 @@ public final class SQLJobStore: JobStore {
             }
             state.limits = try await Self.ownerLimits(on: database)
             return state
+        }
+    }
+
+    public func jobIDs(inGroup group: String, before: Int, statuses: [JobStatus]) async throws -> [Int] {
+        guard !statuses.isEmpty else { return [] }
+        return try await withDatabase { database in
+            try await database.raw(
+                """
+                SELECT id FROM jobs WHERE concurrency_group = \(bind: group) AND id < \(bind: before)
+                AND status IN (\(binds: statuses.map(\.rawValue))) ORDER BY id
+                """
+            ).all().map { try $0.decode(column: "id", as: Int.self) }
         }
     }
 

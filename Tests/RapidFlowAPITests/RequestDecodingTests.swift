@@ -57,7 +57,7 @@ struct RequestDecodingTests {
         #expect(try Self.decode(API.TriggerRequest.self, "{}") == API.TriggerRequest())
         try Self.roundTrip(API.TriggerRequest(branch: "release/1.0", env: ["DEBUG": "1"]))
         let cases: [(String, String, String)] = [
-            (#"{"branch": "main", "colour": "red"}"#, "invalid_request", "unknown field 'colour'; known fields: branch, env, priority"),
+            (#"{"branch": "main", "colour": "red"}"#, "invalid_request", "unknown field 'colour'; known fields: branch, concurrency_group, env, on_conflict, priority"),
             (#"{"branch": 3}"#, "invalid_request", "field 'branch' must be a string"),
             (#"{"branch": false}"#, "invalid_request", "field 'branch' must be a string"),
             (#"{"branch": "-x"}"#, "invalid_request", "'branch' value '-x' is not a valid git ref"),

@@ -45,4 +45,33 @@ import Testing
             #expect(throws: RapidFlowError.self, "\(bad)") { try JobOwner.check(bad, field: "owner") }
         }
     }
+
+    @Test func aConcurrencyGroupLetsOnlyItsOldestJobThroughAndNoneWhileOneRuns() {
+        let pending = [
+            Entry(id: 1, owner: "a", priority: .normal, group: "deploy"), Entry(id: 2, owner: "a", priority: .high, group: "deploy"),
+            Entry(id: 3, owner: "b", priority: .normal), Entry(id: 4, owner: "a", priority: .normal, group: "other"),
+        ]
+        let places = FairQueue(running: [:], limits: [:], defaultLimit: nil).places(of: pending)
+        // 2 is high, but 1 is older in its group; a held job takes no turn of its owner's.
+        #expect(places[2] == QueuePlace(position: 4, waitingFor: .concurrencyGroup("deploy")))
+        #expect(places.sorted { $0.value.position < $1.value.position }.map(\.key) == [1, 3, 4, 2])
+        let busy = FairQueue(running: ["a": 1], limits: [:], defaultLimit: nil, runningGroups: ["deploy"]).places(of: pending)
+        #expect(busy[1]?.waitingFor == .concurrencyGroup("deploy") && busy[2]?.waitingFor == .concurrencyGroup("deploy"))
+        #expect(busy.sorted { $0.value.position < $1.value.position }.map(\.key) == [3, 4, 2, 1])
+        #expect(QueueWait.concurrencyGroup("deploy").name == "concurrency_group:deploy")
+    }
+
+    @Test func groupTemplatesAndModes() throws {
+        let group = ConcurrencyGroup(template: "deploy-${owner}/${branch}", onConflict: .cancelPending)
+        #expect(group.name(branch: "main", owner: "web") == "deploy-web/main")
+        #expect(group.name(branch: nil, owner: "web") == "deploy-web/default")
+        for good in ["g", "deploy:prod@eu", "${branch}", String(repeating: "x", count: 200)] {
+            #expect(throws: Never.self) { try ConcurrencyGroup.check(good, field: "concurrency_group") }
+        }
+        for bad in ["", "a b", "${env}", "${branch", "é", "a\nb", String(repeating: "x", count: 201)] {
+            #expect(throws: RapidFlowError.self, "\(bad)") { try ConcurrencyGroup.check(bad, field: "concurrency_group") }
+        }
+        #expect(try ConcurrencyGroup.OnConflict.parse("cancel_running", field: "on_conflict") == .cancelRunning)
+        #expect(throws: RapidFlowError.self) { try ConcurrencyGroup.OnConflict.parse("cancel", field: "on_conflict") }
+    }
 }

@@ -56,7 +56,7 @@ struct APITypesTests {
                 (#"{"name": "p", "config": 1}"#, "invalid_request", "field 'config' must be a string"),
             ])
             try await Self.expectRefusals(server, "/pipelines/\(created.id)/jobs", [
-                (#"{"branch": "main", "tag": "v1"}"#, "invalid_request", "unknown field 'tag'; known fields: branch, env, priority"),
+                (#"{"branch": "main", "tag": "v1"}"#, "invalid_request", "unknown field 'tag'; known fields: branch, concurrency_group, env, on_conflict, priority"),
                 (#"{"branch": 3}"#, "invalid_request", "field 'branch' must be a string"),
                 (#"{"branch": true}"#, "invalid_request", "field 'branch' must be a string"),
                 (#"{"env": {"A": 1}}"#, "invalid_request", "env value of 'A' must be a string"),

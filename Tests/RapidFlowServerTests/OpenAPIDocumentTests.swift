@@ -72,10 +72,14 @@ struct OpenAPIDocumentTests {
             try await server.waitForJob(jobID)
             let stepID = try #require(try await server.logs(jobID).logs.first?.stepID)
 
-            // Deleting comes last so every other operation finds the pipeline.
+            // Deleting comes last so every other operation finds the pipeline. The example body
+            // of `PUT /pipelines/{id}` goes to the pipeline `POST /pipelines` made of the same
+            // example: names are unique per owner.
+            var createdByExample: Int?
             for operation in operations.sorted(by: { ($0.method == "delete" ? 1 : 0, $0.path, $0.method) < ($1.method == "delete" ? 1 : 0, $1.path, $1.method) }) {
                 let id =
-                    operation.path.hasPrefix("/pipelines/") ? (operation.method == "delete" ? disposableID : pipelineID)
+                    operation.path.hasPrefix("/pipelines/")
+                    ? (operation.method == "delete" ? disposableID : operation.method == "put" ? (createdByExample ?? pipelineID) : pipelineID)
                     : operation.path.hasPrefix("/steps/") ? stepID : jobID
                 let path = operation.path.replacingOccurrences(of: "{id}", with: String(id))
                     .replacingOccurrences(of: "{name}", with: "OPENAPI_TEST_SECRET")
@@ -84,6 +88,9 @@ struct OpenAPIDocumentTests {
                 let reply = try await server.request(HTTPMethod(rawValue: operation.method.uppercased()), path, body: body)
                 #expect(reply.errorCode != "route_not_found" && reply.status != 405, "\(operation) has no route: \(reply.status) \(reply.text.prefix(200))")
                 #expect(operation.documentedStatuses.contains(reply.status), "\(operation) answered an undocumented \(reply.status): \(reply.text.prefix(200))")
+                if operation.method == "post", operation.path == "/pipelines", reply.status == 200 {
+                    createdByExample = try reply.decoded(API.Pipeline.self).id
+                }
                 if body != nil {
                     #expect(reply.status == 200, "\(operation) refused the document's example body: \(reply.text.prefix(300))")
                 }

@@ -5,7 +5,9 @@ import Testing
 
 extension TestServer {
     /// Stores a pipeline; its id.
-    public func createPipeline(name: String = "test", config: String) async throws -> Int {
+    /// Stores a pipeline (named `test-<n>` unless named: names are unique per owner); its id.
+    public func createPipeline(name: String? = nil, config: String) async throws -> Int {
+        let name = name ?? "test-\(UUID().uuidString.prefix(8).lowercased())"
         let reply = try await request(.POST, "/pipelines", encoding: API.PipelineDefinition(name: name, config: config))
         try #require(reply.status == 200, "create pipeline: \(reply.text)")
         return try reply.decoded(API.Pipeline.self).id

@@ -29,15 +29,18 @@ extension API {
         public var owner: String
         public var priority: JobPriority
         /// While pending: its place in the order the scheduler takes jobs (1 is next), and
-        /// what it waits for (`slot` or `owner_limit`); null once it started.
+        /// what it waits for (`slot`, `owner_limit` or `concurrency_group:<name>`); null once it started.
         @Nullable public var queuePosition: Int?
         @Nullable public var waitingFor: String?
+        /// The concurrency group the job belongs to: at most one of its jobs runs at a time.
+        @Nullable public var concurrencyGroup: String?
 
         enum CodingKeys: String, CodingKey {
             case id, kind, pipelineID = "pipeline_id", pipelineName = "pipeline_name", status, branch, repoName = "repo_name"
             case language, version, image, folder, exposePorts = "expose_ports", cancelled, containerID = "container_id"
             case retryOf = "retry_of", ports, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
             case owner, priority, queuePosition = "queue_position", waitingFor = "waiting_for"
+            case concurrencyGroup = "concurrency_group"
         }
 
         public init(_ job: RapidFlowCore.Job, place: QueuePlace? = nil) {
@@ -65,6 +68,7 @@ extension API {
             priority = job.priority
             queuePosition = job.status == .pending ? place?.position : nil
             waitingFor = job.status == .pending ? place?.waitingFor.name : nil
+            concurrencyGroup = snapshot.concurrencyGroup
         }
 
         /// How long the job ran: finished minus started, or up to `now` while it runs.

@@ -37,6 +37,8 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let unknownSecret = Code(rawValue: "unknown_secret")
         /// A secret's name, value or scope is refused (400).
         public static let invalidSecret = Code(rawValue: "invalid_secret")
+        /// Another pipeline of the same owner has that name (409).
+        public static let pipelineNameTaken = Code(rawValue: "pipeline_name_taken")
     }
 
     public let code: Code
@@ -59,6 +61,12 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public static func stepNotFound(_ id: Int) -> RapidFlowError {
         RapidFlowError(.stepNotFound, "step \(id) does not exist")
+    }
+
+    public static func pipelineNameTaken(_ name: String, owner: String, by id: Int) -> RapidFlowError {
+        RapidFlowError(
+            .pipelineNameTaken,
+            "owner '\(owner)' already has a pipeline named '\(name)' (pipeline \(id)): pick another name, or change that one with PUT /pipelines/\(id)")
     }
 
     public static func pipelineNotFound(_ id: Int) -> RapidFlowError {

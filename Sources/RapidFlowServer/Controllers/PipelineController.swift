@@ -83,6 +83,17 @@ struct PipelineController<Context: RequestContext> {
         var plan = config.plan(configText: pipeline.config, branchOverride: body.branch)
         plan.snapshot.owner = pipeline.owner
         if let priority = body.priority { plan.snapshot.priority = priority }
+        // The trigger's group and mode win over the config's.
+        var concurrency = config.concurrency
+        if let template = body.concurrencyGroup { concurrency = ConcurrencyGroup(template: template, onConflict: concurrency?.onConflict ?? .queue) }
+        if let mode = body.onConflict {
+            guard concurrency != nil else {
+                throw RapidFlowError(
+                    .invalidRequest, "'on_conflict' needs a concurrency group: give 'concurrency_group' here or in the pipeline's config")
+            }
+            concurrency?.onConflict = mode
+        }
+        plan.snapshot.concurrencyGroup = concurrency?.name(branch: plan.snapshot.branch, owner: plan.snapshot.account)
         // A trigger's env wins over the config's for the same key.
         let overridden = Set(extraEnvironment.map(\.key))
         let environment = config.env.filter { !overridden.contains($0.key) } + extraEnvironment
@@ -99,6 +110,9 @@ struct PipelineController<Context: RequestContext> {
             NewJob(
                 kind: .pipeline, pipelineID: pipeline.id, pipelineName: pipeline.name, snapshot: plan.snapshot,
                 steps: plan.steps, environment: environment, secretEnvironment: references))
+        if let concurrency, let group = job.snapshot.concurrencyGroup {
+            await scheduler.replaceOlderJobs(of: group, than: job.id, as: concurrency.onConflict)
+        }
         scheduler.jobsCreated()
         return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }

@@ -72,6 +72,7 @@ public struct APIResponse: ResponseGenerator {
         switch code {
         case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound: .notFound
         case .bodyTooLarge: .contentTooLarge
+        case .pipelineNameTaken: .conflict
         case .unauthorized: .unauthorized
         case .methodNotAllowed: .methodNotAllowed
         case .notReady: .serviceUnavailable

@@ -49,6 +49,17 @@ function formatTime(timestamp) {
   return sameDay ? date.toLocaleTimeString() : date.toLocaleString();
 }
 
+// Why a pending job waits, from its `waiting_for`: short for the list (empty for a plain
+// slot), whole words for the job's page.
+function waitReason(waitingFor, short) {
+  if (waitingFor === "owner_limit") return short ? "owner limit" : "its owner's limit";
+  if (waitingFor && waitingFor.startsWith("concurrency_group:")) {
+    const group = waitingFor.slice("concurrency_group:".length);
+    return short ? `group ${group}` : `its concurrency group ${group}`;
+  }
+  return short ? "" : "a slot";
+}
+
 /** "just now", "12 s ago", "3 min ago", "5 h ago", "2 d ago"; older than a month, the date. */
 function formatRelative(timestamp, now = Date.now()) {
   if (!timestamp) return "—";
@@ -518,7 +529,8 @@ function updateJobRow(row, job, now = Date.now()) {
   if (created.textContent !== relative) created.textContent = relative;
   const statusCell = row.querySelector(".status");
   // A pending job says where it stands in the queue, and why it waits.
-  const place = job.queue_position ? `#${job.queue_position}${job.waiting_for === "owner_limit" ? " · owner limit" : ""}` : "";
+  const reason = waitReason(job.waiting_for, true);
+  const place = job.queue_position ? `#${job.queue_position}${reason ? ` · ${reason}` : ""}` : "";
   if (statusCell.textContent !== job.status + place) {
     statusCell.replaceChildren(badge(job.status), ...(place ? [h("small", { class: "muted queue-place", title: "place in the queue" }, place)] : []));
   }
@@ -682,7 +694,8 @@ class JobPage {
       job.branch ? ["Branch", job.branch] : null,
       job.owner ? ["Owner", job.owner] : null,
       job.priority && job.priority !== "normal" ? ["Priority", job.priority] : null,
-      job.queue_position ? ["Queue", `#${job.queue_position}, waiting for ${job.waiting_for === "owner_limit" ? "its owner's limit" : "a slot"}`] : null,
+      job.queue_position ? ["Queue", `#${job.queue_position}, waiting for ${waitReason(job.waiting_for, false)}`] : null,
+      job.concurrency_group ? ["Concurrency group", job.concurrency_group] : null,
       job.retry_of ? ["Retry of", h("a", { href: `#/jobs/${job.retry_of}` }, `#${job.retry_of}`)] : null,
       ["Created", timeElement(job.created_at)],
       ["Started", timeElement(job.started_at)],

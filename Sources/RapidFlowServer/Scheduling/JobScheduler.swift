@@ -251,6 +251,34 @@ public actor JobScheduler: Service {
         return try await store.requireJob(id: jobID)
     }
 
+    /// What a new job `newJobID` of concurrency group `group` does to the group's older jobs:
+    /// with `cancel_pending` the pending ones are cancelled before this returns; with
+    /// `cancel_running` the running ones too, which are asked to stop here and end on their own
+    /// (the new job starts once they have).
+    func replaceOlderJobs(of group: String, than newJobID: Int, as mode: ConcurrencyGroup.OnConflict) async {
+        let statuses: [JobStatus] =
+            switch mode {
+            case .queue: []
+            case .cancelPending: [.pending]
+            case .cancelRunning: [.pending, .running]
+            }
+        let older: [Int]
+        do {
+            older = try await store.jobIDs(inGroup: group, before: newJobID, statuses: statuses)
+        } catch {
+            logger.error("could not read a concurrency group's jobs", metadata: ["group": "\(group)", "error": "\(error)"])
+            return
+        }
+        for jobID in older {
+            logger.info(
+                "job replaced by a newer one of its concurrency group",
+                metadata: ["job": "\(jobID)", "by": "\(newJobID)", "group": "\(group)", "on_conflict": "\(mode.rawValue)"])
+            let settled = (try? await settlement.settle(.cancelledWhilePending(jobID: jobID))) ?? []
+            // Running (here or on another replica), or claimed since it was read.
+            if settled.isEmpty, mode == .cancelRunning { Task { _ = try? await self.cancel(jobID: jobID) } }
+        }
+    }
+
     /// The job runs on another replica (or is being claimed here): ask its owner through the
     /// store and a notification, and wait for it to end.
     private func cancelElsewhere(jobID: Int) async throws {

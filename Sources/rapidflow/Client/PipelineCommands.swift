@@ -114,6 +114,10 @@ struct RunCommand: ClientCommand {
     @Option(help: "Clone this branch instead of the config's.") var branch: String?
     @Option(name: .customLong("env"), help: "KEY=VALUE added to the job's environment (repeat for more).") var env: [String] = []
     @Option(help: "high, normal or low: instead of the config's priority.") var priority: String?
+    @Option(name: .customLong("concurrency-group"), help: "At most one job of this group runs at a time (may hold ${branch} and ${owner}).")
+    var concurrencyGroup: String?
+    @Option(name: .customLong("on-conflict"), help: "queue, cancel_pending or cancel_running: what this job does to its group's older jobs.")
+    var onConflict: String?
 
     func run(client: ServiceClient) async throws {
         var environment: [String: String] = [:]
@@ -127,7 +131,14 @@ struct RunCommand: ClientCommand {
             guard let level = JobPriority(rawValue: text) else { throw ValidationError("--priority must be high, normal or low") }
             return level
         }
-        let body = API.TriggerRequest(branch: branch, env: environment.isEmpty ? nil : environment, priority: level)
+        let mode = try onConflict.map { text in
+            guard let mode = ConcurrencyGroup.OnConflict(rawValue: text) else {
+                throw ValidationError("--on-conflict must be queue, cancel_pending or cancel_running")
+            }
+            return mode
+        }
+        let body = API.TriggerRequest(
+            branch: branch, env: environment.isEmpty ? nil : environment, priority: level, concurrencyGroup: concurrencyGroup, onConflict: mode)
         let id = try await resolvePipeline(pipeline, client: client)
         let job: API.Job = try await client.call(.POST, "/pipelines/\(id)/jobs", body: body)
         if options.json { return try Terminal.json(job) }
@@ -135,14 +146,27 @@ struct RunCommand: ClientCommand {
     }
 }
 
-/// A pipeline named by id, or by its name when that is unique.
+/// A pipeline named by id, by `owner/name`, or by its name when only one owner has a
+/// pipeline of that name (names are unique per owner).
 func resolvePipeline(_ reference: String, client: ServiceClient) async throws -> Int {
     if let id = Int(reference) { return id }
-    let pipelines: [API.Pipeline] = try await client.call(.GET, "/pipelines?limit=500")
-    let matches = pipelines.filter { $0.name == reference }
+    var name = reference
+    var query = "/pipelines?limit=500"
+    if let slash = reference.firstIndex(of: "/") {
+        let owner = String(reference[..<slash])
+        name = String(reference[reference.index(after: slash)...])
+        guard let encoded = owner.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "._-"))) else {
+            throw ValidationError("'\(reference)' is not an owner/name")
+        }
+        query += "&owner=\(encoded)"
+    }
+    let pipelines: [API.Pipeline] = try await client.call(.GET, query)
+    let matches = pipelines.filter { $0.name == name }
     guard matches.count == 1, let id = matches.first?.id else {
         throw ServiceClient.Failure(
-            description: matches.isEmpty ? "no pipeline is named '\(reference)'" : "\(matches.count) pipelines are named '\(reference)'; use the id")
+            description: matches.isEmpty
+                ? "no pipeline is named '\(reference)'"
+                : "\(matches.count) owners have a pipeline named '\(name)' (\(matches.map { "\($0.owner ?? "default")/\(name)" }.joined(separator: ", "))); name one as owner/name")
     }
     return id
 }
