@@ -126,6 +126,15 @@ public func buildApplication(
             ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
     }
     services.append(scheduler)
+    // Scoped tokens, known by their hash, reloaded every few seconds.
+    let registry = TokenRegistry(store: store, adminToken: configuration.apiToken, logger: logger)
+    do {
+        try await registry.reload()
+    } catch {
+        await store.close()
+        throw error
+    }
+    services.append(registry)
     if let retention = configuration.retention {
         services.append(
             WorkspaceReaper(
@@ -138,21 +147,21 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
-        metrics: metrics, vault: vault, hub: hub, nomad: nomad)
+        metrics: metrics, vault: vault, registry: registry, hub: hub, nomad: nomad)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
-    if let token = configuration.apiToken, !token.isEmpty {
+    if registry.requiresToken {
         // Browsers cannot set headers on a WebSocket: the dashboard sends its token as a subprotocol.
-        webSocketRouter.add(middleware: BearerTokenMiddleware(token: token, acceptsWebSocketProtocol: true))
+        webSocketRouter.add(middleware: BearerTokenMiddleware(registry: registry, acceptsWebSocketProtocol: true))
     }
-    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics).addWebSocketRoutes(to: webSocketRouter)
+    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics, registry: registry).addWebSocketRoutes(to: webSocketRouter)
     let app = Application(
         router: router,
         server: .guardedHTTP1WebSocketUpgrade(
             webSocketRouter: webSocketRouter, limits: configuration.limits,
             timeouts: .init(header: .init(configuration.headerTimeout), idle: .init(configuration.idleTimeout)),
             webSocketPing: configuration.webSocketPingInterval,
-            apiToken: configuration.apiToken),
+            registry: registry),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rapidflow"),
         services: services,
         onServerRunning: { channel in
@@ -170,7 +179,7 @@ public func buildApplication(
 func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
     executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
-    metrics: ServiceMetrics, vault: SecretVault,
+    metrics: ServiceMetrics, vault: SecretVault, registry: TokenRegistry,
     hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
 ) -> Router<ServiceRequestContext> {
     let router = Router(context: ServiceRequestContext.self)
@@ -178,9 +187,7 @@ func buildRouter(
         middleware: RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog ? Logger.service(configuration, label: "rapidflow.access") : nil))
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
-    if let token = configuration.apiToken, !token.isEmpty {
-        router.add(middleware: BearerTokenMiddleware(token: token))
-    }
+    router.add(middleware: AccessMiddleware(registry: registry, store: store, limits: configuration.limits, logger: Logger.service(configuration)))
     HealthController(
         store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad,
         isDraining: { scheduler.isDraining }
@@ -196,7 +203,9 @@ func buildRouter(
     ).addRoutes(to: router)
     OwnerController(store: store, scheduler: scheduler, limits: configuration.limits, maxJobsPerOwner: configuration.maxJobsPerOwner)
         .addRoutes(to: router)
-    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics).addRoutes(to: router)
+    LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics, registry: registry).addRoutes(to: router)
+    TokenController(registry: registry, limits: configuration.limits).addRoutes(to: router)
+    AuditController(store: registry.store).addRoutes(to: router)
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
     RunnerController(hub: hub).addRoutes(to: router)

@@ -97,7 +97,7 @@ enum Migrations {
         (
             // Concurrency groups: at most one running job per group, the oldest pending one next.
             // The partial index holds only jobs in a group, so jobs without one cost nothing.
-            // Pipeline names unique per owner.
+            // Pipeline names unique per owner. Scoped tokens and the audit log.
             7,
             [
                 "ALTER TABLE jobs ADD COLUMN concurrency_group TEXT",
@@ -109,6 +109,19 @@ enum Migrations {
                 WHERE id NOT IN (SELECT MIN(id) FROM pipelines GROUP BY COALESCE(owner, 'default'), name)
                 """,
                 "CREATE UNIQUE INDEX pipelines_by_owner_name ON pipelines (COALESCE(owner, 'default'), name)",
+                // Scoped API tokens, kept as a SHA-256 of the token: the store never holds one.
+                """
+                CREATE TABLE api_tokens (
+                    id {ID}, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, owners TEXT, token_hash TEXT NOT NULL UNIQUE,
+                    created_at BIGINT NOT NULL, last_used_at BIGINT, revoked_at BIGINT)
+                """,
+                // Every state-changing call: who, what, on which job or pipeline, when, from where.
+                """
+                CREATE TABLE audit_log (
+                    id {ID}, at BIGINT NOT NULL, actor TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+                    target TEXT, owner TEXT, address TEXT, status INTEGER NOT NULL)
+                """,
+                "CREATE INDEX audit_by_owner ON audit_log (owner, id)",
             ]
         ),
     ]

@@ -40,130 +40,142 @@ final class PostgresDatabase: Sendable {
     /// Runs `body` on one leased connection, so a transaction's statements stay together.
     /// Statements are not logged: their binds carry job environments.
     ///
-    /// The lease is taken in a task of its own that hands the connection over and holds it
-    /// until `body` is done. A caller whose lease times out (or who is cancelled) returns at
-    /// once, without waiting for the pool to notice: a lease request the pool does not give up
-    /// must not hold the caller, and with it a health check or a shutdown, forever. A lease
-    /// served after that is given straight back.
-    func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let handoff = LeaseHandoff()
+    /// The lease and `body` run in a task of their own, and the caller waits for its outcome,
+    /// not for the task: a caller whose lease is not served within `leaseTimeout` (or who is
+    /// cancelled before it is) leaves at once, and a lease served later is given straight back;
+    /// a caller whose connection closed under a running statement leaves
+    /// `closedConnectionGrace` later even when the driver never fails that statement (a
+    /// `COMMIT` sent as the server dropped the database stayed pending for good). A body that
+    /// merely takes long is waited for.
+    func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let outcome = LeaseOutcome<T>()
         let client = client
         let leaseTimeout = leaseTimeout
-        let leasing = Task {
+        let work = Task {
             do {
-                try await client.withConnection { connection in
-                    guard handoff.serve(connection) else { return }
-                    await handoff.waitUntilGivenBack()
+                let value = try await client.withConnection { connection in
+                    guard outcome.served(connection) else { throw PostgresLeaseTimeout(after: leaseTimeout) }
+                    return try await body(connection.sql(queryLogLevel: nil))
                 }
+                outcome.finish(.success(value))
             } catch {
-                handoff.fail(error)
+                outcome.finish(.failure(error))
             }
         }
-        let timer = Task {
-            try? await Task.sleep(for: leaseTimeout)
-            if !Task.isCancelled { handoff.fail(PostgresLeaseTimeout(after: leaseTimeout)) }
-        }
-        let connection: PostgresConnection
-        do {
-            connection = try await withTaskCancellationHandler {
-                try await handoff.connection()
-            } onCancel: {
-                handoff.fail(CancellationError())
+        let watchdog = Task {
+            try await Task.sleep(for: leaseTimeout)
+            guard let connection = outcome.connectionOrExpire(PostgresLeaseTimeout(after: leaseTimeout)) else { return }
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                if connection.isClosed {
+                    try await Task.sleep(for: Self.closedConnectionGrace)
+                    outcome.finish(.failure(PostgresConnectionLost()))
+                    return
+                }
             }
-        } catch {
-            timer.cancel()
-            leasing.cancel()
-            throw error
         }
-        timer.cancel()
-        defer { handoff.giveBack() }
-        return try await body(connection.sql(queryLogLevel: nil))
+        defer { watchdog.cancel() }
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            // The body sees the cancel; a caller still waiting for its lease leaves now.
+            work.cancel()
+            outcome.expireIfWaiting(CancellationError())
+        }
     }
 
-    /// Closes every connection; leases asked for after this fail.
+    static let closedConnectionGrace: Duration = .seconds(2)
+
+    /// Closes every connection; leases asked for after this fail. A lease the driver never
+    /// gives back is not waited for past a few seconds.
     func shutdown() async {
         running.cancel()
-        await running.value
+        let running = running
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await running.value }
+            group.addTask { try? await Task.sleep(for: .seconds(5)) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 }
 
-/// A connection passed from the task holding the lease to the caller, and back: the first of
-/// "served", "failed" (timeout, cancel, pool error) wins.
-private final class LeaseHandoff: Sendable {
+/// The outcome of one `withDatabase` call: the first of "lease timed out", "cancelled while
+/// waiting", "connection lost" and the body's own result wins; the caller waits for it.
+private final class LeaseOutcome<T: Sendable>: Sendable {
     private enum State {
-        case waiting(CheckedContinuation<PostgresConnection, any Error>?)
-        case ready(PostgresConnection)
-        case failed(any Error)
-        case handedOver
+        case waiting
+        case leased(PostgresConnection)
+        case done(Result<T, any Error>)
     }
-    private let state = Mutex(State.waiting(nil))
-    private let returned = Mutex<(given: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let state = Mutex(State.waiting)
+    private let waiter = Mutex<(result: Result<T, any Error>?, continuation: CheckedContinuation<T, any Error>?)>((nil, nil))
 
-    /// The lease came: false when the caller has given up (the connection goes straight back).
-    func serve(_ connection: PostgresConnection) -> Bool {
-        let (served, waiter): (Bool, CheckedContinuation<PostgresConnection, any Error>?) = state.withLock { state in
+    /// The lease came; false when the caller has left (the connection goes straight back).
+    func served(_ connection: PostgresConnection) -> Bool {
+        state.withLock { state in
+            guard case .waiting = state else { return false }
+            state = .leased(connection)
+            return true
+        }
+    }
+
+    /// The leased connection, or nil after failing the call with `error` when no lease came.
+    func connectionOrExpire(_ error: any Error) -> PostgresConnection? {
+        let (connection, expired): (PostgresConnection?, Bool) = state.withLock { state in
             switch state {
-            case .waiting(let waiter):
-                state = waiter == nil ? .ready(connection) : .handedOver
-                return (true, waiter)
-            case .ready, .failed, .handedOver:
-                return (false, nil)
+            case .waiting:
+                state = .done(.failure(error))
+                return (nil, true)
+            case .leased(let connection): return (connection, false)
+            case .done: return (nil, false)
             }
         }
-        waiter?.resume(returning: connection)
-        return served
+        if expired { deliver(.failure(error)) }
+        return connection
     }
 
-    /// No connection: `error` reaches the caller unless it has one already.
-    func fail(_ error: any Error) {
-        let waiter: CheckedContinuation<PostgresConnection, any Error>? = state.withLock { state in
-            guard case .waiting(let waiter) = state else { return nil }
-            state = .failed(error)
-            return waiter
+    func expireIfWaiting(_ error: any Error) {
+        let expired = state.withLock { state in
+            guard case .waiting = state else { return false }
+            state = .done(.failure(error))
+            return true
         }
-        waiter?.resume(throwing: error)
+        if expired { deliver(.failure(error)) }
     }
 
-    /// Waits for the connection, or the failure.
-    func connection() async throws -> PostgresConnection {
+    func finish(_ result: Result<T, any Error>) {
+        let first = state.withLock { state in
+            if case .done = state { return false }
+            state = .done(result)
+            return true
+        }
+        if first { deliver(result) }
+    }
+
+    private func deliver(_ result: Result<T, any Error>) {
+        let continuation = waiter.withLock { waiter in
+            defer { waiter.continuation = nil }
+            if waiter.continuation == nil { waiter.result = result }
+            return waiter.continuation
+        }
+        continuation?.resume(with: result)
+    }
+
+    func value() async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let outcome: Result<PostgresConnection, any Error>? = state.withLock { state in
-                switch state {
-                case .waiting:
-                    state = .waiting(continuation)
-                    return nil
-                case .ready(let connection):
-                    state = .handedOver
-                    return .success(connection)
-                case .failed(let error):
-                    return .failure(error)
-                case .handedOver:
-                    return .failure(PostgresLeaseTimeout(after: .zero))
-                }
+            let ready = waiter.withLock { waiter in
+                if waiter.result == nil { waiter.continuation = continuation }
+                return waiter.result
             }
-            if let outcome { continuation.resume(with: outcome) }
+            if let ready { continuation.resume(with: ready) }
         }
     }
+}
 
-    /// The caller is done with the connection.
-    func giveBack() {
-        let waiter = returned.withLock { returned in
-            returned.given = true
-            defer { returned.waiter = nil }
-            return returned.waiter
-        }
-        waiter?.resume()
-    }
-
-    func waitUntilGivenBack() async {
-        await withCheckedContinuation { continuation in
-            let given = returned.withLock { returned in
-                if !returned.given { returned.waiter = continuation }
-                return returned.given
-            }
-            if given { continuation.resume() }
-        }
-    }
+/// The connection closed under a running statement, and the driver did not answer for it.
+struct PostgresConnectionLost: Error, CustomStringConvertible {
+    var description: String { "the PostgreSQL connection closed while a statement ran" }
 }
 
 /// PostgreSQL gave no connection within the lease timeout.

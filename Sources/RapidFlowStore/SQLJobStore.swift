@@ -170,7 +170,7 @@ public final class SQLJobStore: JobStore {
 
     /// Runs `body` with the database: under the lock on SQLite, on a leased connection on
     /// PostgreSQL.
-    func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             let result: T
             switch connections {
@@ -205,7 +205,7 @@ public final class SQLJobStore: JobStore {
 
     public func migrate() async throws {
         try await withDatabase { database in
-            try await withMigrationLock(on: database) { try await migrate(database) }
+            try await self.withMigrationLock(on: database) { try await self.migrate(database) }
         }
     }
 
@@ -333,7 +333,7 @@ public final class SQLJobStore: JobStore {
 
     public func deletePipeline(id: Int) async throws -> Bool {
         try await withDatabase { database in
-            try await transaction(on: database) {
+            try await self.transaction(on: database) {
                 // Its secrets go with it: a later pipeline must not inherit them.
                 try await database.raw(
                     "DELETE FROM secrets WHERE scope_kind = 'pipeline' AND scope_value = \(bind: String(id))"
@@ -348,7 +348,7 @@ public final class SQLJobStore: JobStore {
     public func createJob(_ new: NewJob) async throws -> Job {
         let snapshot = String(decoding: try JSONEncoder().encode(new.snapshot), as: UTF8.self)
         return try await withDatabase { database in
-            try await transaction(on: database) {
+            try await self.transaction(on: database) {
                 let now = Millis(Date())
                 guard
                     let row = try await database.raw(
@@ -536,8 +536,8 @@ public final class SQLJobStore: JobStore {
         // per row and claim past the limit.
         let unlimited = Int(Int32.max)
         return try await withDatabase { database in
-            try await transaction(on: database) {
-                if dialect == .postgres {
+            try await self.transaction(on: database) {
+                if self.dialect == .postgres {
                     // Replicas claim one at a time, so owner limits hold across them; a claim is
                     // one short statement.
                     try await database.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLockKey))").run()
@@ -797,7 +797,7 @@ public final class SQLJobStore: JobStore {
             let removed = try rows?.decode(column: "size", as: Int.self) ?? 0
             guard removed > 0 else { return 0 }
             try await database.raw("DELETE FROM step_output WHERE step_id = \(bind: stepID) AND byte_offset >= \(bind: bytes)").run()
-            if dialect == .sqlite {
+            if self.dialect == .sqlite {
                 // Give the freed pages back to the disk (a no-op on databases made before
                 // auto_vacuum): empty the write-ahead log first, so the vacuum has room to write.
                 // The output is gone either way; these only hand back space.
@@ -876,10 +876,10 @@ public final class SQLJobStore: JobStore {
         condition.appendInterpolation(unsafeRaw: ")")
         let selected = condition
         return try await withDatabase { database in
-            try await transaction(on: database) {
+            try await self.transaction(on: database) {
                 let now = Millis(date)
                 var lockClause = ""
-                if dialect == .postgres { lockClause = " FOR UPDATE SKIP LOCKED" }
+                if self.dialect == .postgres { lockClause = " FOR UPDATE SKIP LOCKED" }
                 var jobQuery = SQLQueryString("SELECT j.id AS id FROM jobs j WHERE ")
                 jobQuery.appendInterpolation(selected)
                 jobQuery.appendInterpolation(unsafeRaw: " ORDER BY j.id" + lockClause)

@@ -91,7 +91,9 @@ struct OpenAPIDocumentTests {
                 if operation.method == "post", operation.path == "/pipelines", reply.status == 200 {
                     createdByExample = try reply.decoded(API.Pipeline.self).id
                 }
-                if body != nil {
+                // `POST /tokens` needs the service's own token, which this service has not: the
+                // token tests send its example body.
+                if body != nil, operation.path != "/tokens" {
                     #expect(reply.status == 200, "\(operation) refused the document's example body: \(reply.text.prefix(300))")
                 }
             }

@@ -39,6 +39,12 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let invalidSecret = Code(rawValue: "invalid_secret")
         /// Another pipeline of the same owner has that name (409).
         public static let pipelineNameTaken = Code(rawValue: "pipeline_name_taken")
+        /// The token is valid but its role or owners do not reach what the request asks (403).
+        public static let forbidden = Code(rawValue: "forbidden")
+        /// Another token has that name (409).
+        public static let tokenNameTaken = Code(rawValue: "token_name_taken")
+        /// No token with that id (404).
+        public static let tokenNotFound = Code(rawValue: "token_not_found")
     }
 
     public let code: Code

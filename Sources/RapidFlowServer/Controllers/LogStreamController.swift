@@ -14,6 +14,8 @@ struct LogStreamController {
     let broadcaster: LogBroadcaster
     /// Counts the live followers (`rapidflow_log_followers`).
     let metrics: ServiceMetrics
+    /// Who a WebSocket follower's token is: a token limited to some owners follows only their jobs.
+    let registry: TokenRegistry
 
     var follower: JobLogFollower { JobLogFollower(store: store, broadcaster: broadcaster) }
 
@@ -37,9 +39,20 @@ struct LogStreamController {
         } onUpgrade: { inbound, outbound, context in
             let id = Int(context.requestContext.parameters.get("id") ?? "") ?? 0
             let since = try parseSince(context.request)
-            guard try await store.job(id: id) != nil else {
-                let error = RapidFlowError.jobNotFound(id)
-                try await outbound.write(.text(JSONEventRenderer.text(.error(code: error.code.rawValue, message: error.message))))
+            let offered = context.request.headers[values: .secWebSocketProtocol].flatMap { line in
+                line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+            let principal = registry.principal(
+                among: BearerTokenMiddleware<BasicWebSocketRequestContext>.candidates(
+                    authorization: context.request.headers[.authorization], subprotocols: offered))
+            let job = try await store.job(id: id)
+            let refusal: RapidFlowError? =
+                if job == nil { .jobNotFound(id) }
+                else if let job, principal?.reaches(owner: job.account) != true {
+                    RapidFlowError(.forbidden, "the token '\(principal?.name ?? "")' does not reach the owner '\(job.account)' of job \(id)")
+                } else { nil }
+            if let refusal {
+                try await outbound.write(.text(JSONEventRenderer.text(.error(code: refusal.code.rawValue, message: refusal.message))))
                 // Returning closes the socket.
                 return
             }

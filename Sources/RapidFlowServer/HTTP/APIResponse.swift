@@ -70,9 +70,10 @@ public struct APIResponse: ResponseGenerator {
 
     static func status(for code: RapidFlowError.Code) -> HTTPResponse.Status {
         switch code {
-        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound: .notFound
+        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound, .tokenNotFound: .notFound
         case .bodyTooLarge: .contentTooLarge
-        case .pipelineNameTaken: .conflict
+        case .pipelineNameTaken, .tokenNameTaken: .conflict
+        case .forbidden: .forbidden
         case .unauthorized: .unauthorized
         case .methodNotAllowed: .methodNotAllowed
         case .notReady: .serviceUnavailable

@@ -40,7 +40,7 @@ extension HTTPServerBuilder {
     /// API token, an upgrade without it is answered 401 in the envelope before any upgrade.
     static func guardedHTTP1WebSocketUpgrade(
         webSocketRouter: Router<BasicWebSocketRequestContext>, limits: Limits, timeouts: HTTPConnectionGuard.Timeouts,
-        webSocketPing: Duration = .seconds(30), apiToken: String? = nil
+        webSocketPing: Duration = .seconds(30), registry: TokenRegistry? = nil
     ) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
         // The parser's own bounds sit well above the service's header limit, so headers between
@@ -49,8 +49,8 @@ extension HTTPServerBuilder {
             maxHeaderFieldSize: limits.maxParsedHeaderBytes, maxHeaderListSize: limits.maxParsedHeaderBytes,
             maxHeaderFieldCount: limits.maxHeaderFields)
         var admitUpgrade: (@Sendable (HTTPRequestHead) -> RapidFlowError?)?
-        if let token = apiToken, !token.isEmpty {
-            admitUpgrade = { head in BearerTokenMiddleware<BasicWebSocketRequestContext>.refusal(of: head, token: token) }
+        if let registry, registry.requiresToken {
+            admitUpgrade = { head in BearerTokenMiddleware<BasicWebSocketRequestContext>.refusal(of: head, registry: registry) }
         }
         let admit = admitUpgrade
         return HTTPServerBuilder { responder in

@@ -5,7 +5,8 @@ import RapidFlowStore
 import ServiceLifecycle
 
 /// Removes what finished jobs left behind (workspace, containers, images) once they are older
-/// than the retention; the jobs and their output stay in the store.
+/// than the retention, and audit log entries older than it; the jobs and their output stay in
+/// the store.
 struct WorkspaceReaper: Service {
     let store: any JobStore
     let docker: DockerEngine?
@@ -26,6 +27,14 @@ struct WorkspaceReaper: Service {
 
     func sweep() async {
         let seconds = retention.inSeconds
+        if let access = store as? any AccessStore {
+            do {
+                let pruned = try await access.pruneAudit(before: Date().addingTimeInterval(-seconds))
+                if pruned > 0 { logger.debug("pruned the audit log", metadata: ["entries": "\(pruned)"]) }
+            } catch {
+                logger.warning("could not prune the audit log", metadata: ["error": "\(error)"])
+            }
+        }
         guard let ids = try? await store.finishedJobIDs(before: Date().addingTimeInterval(-seconds), limit: 100_000) else { return }
         for id in ids {
             let workspace = "\(workspacesDirectory)/job-\(id)"
