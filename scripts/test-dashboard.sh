@@ -4,7 +4,8 @@
 # duplicates, cancel and retry from the page; phase cards by outcome; a 100,000-line log (timed
 # in the browser), line links and search; ANSI colours, `\r` and the raw downloads; pipelines
 # created, edited and run with a branch and env; the image job form; "not found"; the token
-# prompt; and the Secrets page (set, listed without its value, refused, deleted).
+# prompt; a read-only token offered no action; and the Secrets page (set, listed without its
+# value, refused, deleted).
 #
 # Needs `swift build` first (uses .build/debug/rapidflow; does not build). Installs Debian's
 # chromium and chromium-driver when missing, and the venv from scripts/requirements-test.txt

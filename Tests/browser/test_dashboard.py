@@ -406,6 +406,34 @@ def test_a_token_is_asked_for_once_and_then_used(browser, api):
     assert browser.js("return document.getElementById('notice').hidden"), browser.text("#notice")
 
 
+def test_a_read_only_token_is_offered_no_action(browser, api):
+    admin = Api(TOKEN_URL, TOKEN)
+    pipeline = admin.pipeline("read-only-view", "steps:\n  - echo seen, not touched\n")
+    job = admin.trigger(pipeline)
+    admin.wait_for_end(job)
+    reader = admin.call("POST", "/tokens", {"name": "dashboard-reader", "role": "read"})["token"]
+
+    browser.open(TOKEN_URL, "/jobs")
+    browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", reader)
+    browser.open(TOKEN_URL, f"/jobs/{job}")
+    browser.wait_text("#log-state", "finished: success", timeout=10)
+    wait_until(lambda: browser.js("return document.body.dataset.role") == "read", 10, "the page to learn the token's role")
+    browser.wait_text("#token-role", "dashboard-reader")
+    hidden = "return getComputedStyle(document.querySelector(arguments[0])).display === 'none'"
+    for selector in ["#retry-job", "#cancel-job", 'a[data-nav="secrets"]', 'a[data-nav="image-job"]']:
+        assert browser.js(hidden, selector), f"{selector} is offered to a read-only token"
+    browser.open(TOKEN_URL, "/pipelines")
+    browser.wait_text("#view", "read-only-view")
+    for selector in ["#new-pipeline", f'[data-run-pipeline="{pipeline}"]', f'[data-edit-pipeline="{pipeline}"]']:
+        assert browser.js(hidden, selector), f"{selector} is offered to a read-only token"
+    # The admin's token offers them again.
+    browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", TOKEN)
+    browser.open(TOKEN_URL, "/pipelines")
+    wait_until(lambda: browser.js("return document.body.dataset.role") == "admin", 10, "the admin role")
+    assert not browser.js(hidden, f'[data-run-pipeline="{pipeline}"]')
+    assert not browser.js(hidden, "#new-pipeline")
+
+
 def test_a_failed_test_phase_card_is_red(browser, api):
     config = (
         "steps:\n  - echo built\n"
@@ -779,6 +807,7 @@ TESTS = [
     test_pipelines_page_runs_a_pipeline,
     test_image_job_form_shows_the_services_message,
     test_a_token_is_asked_for_once_and_then_used,
+    test_a_read_only_token_is_offered_no_action,
     test_a_failed_test_phase_card_is_red,
     test_job_list_pages_filters_and_searches_on_the_service,
     test_a_100000_line_log_opens_fast_and_its_last_line_is_found,

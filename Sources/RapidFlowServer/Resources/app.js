@@ -161,6 +161,22 @@ async function api(method, path, body) {
   }
 }
 
+/**
+ * The token's role (`GET /tokens/current`), kept on <body data-role>: the style sheet hides
+ * what the role may not do (`data-needs="run"` or `"admin"`), so a read-only token shows no
+ * Cancel, Retry or Run, and only an admin token shows editing and secrets.
+ */
+async function learnRole() {
+  try {
+    const me = await api("GET", "/tokens/current");
+    document.body.dataset.role = me.role;
+    document.getElementById("token-role").textContent = me.role === "admin" ? "" : `${me.name} · ${me.role}${me.owners ? ` · ${me.owners.join(", ")}` : ""}`;
+  } catch {
+    // Unknown: show everything, and let the service refuse what it refuses.
+    delete document.body.dataset.role;
+  }
+}
+
 let tokenPrompt = null;
 
 /**
@@ -189,6 +205,7 @@ function askForToken(message) {
         return;
       }
       tokenStore.set(candidate);
+      learnRole();
       form.removeEventListener("submit", submit);
       dialog.removeEventListener("cancel", refuseEscape);
       dialog.close();
@@ -595,8 +612,8 @@ class JobPage {
     this.cancelling = false;
     this.title = h("h1", {}, `Job #${jobID}`);
     this.statusBadge = h("span", { id: "job-status" });
-    this.cancelButton = h("button", { type: "button", id: "cancel-job", class: "danger", onclick: () => this.cancel() }, "Cancel");
-    this.retryButton = h("button", { type: "button", id: "retry-job", onclick: () => this.retry() }, "Retry");
+    this.cancelButton = h("button", { type: "button", id: "cancel-job", class: "danger", "data-needs": "run", onclick: () => this.cancel() }, "Cancel");
+    this.retryButton = h("button", { type: "button", id: "retry-job", "data-needs": "run", onclick: () => this.retry() }, "Retry");
     this.meta = h("dl", { class: "meta" });
     this.phases = h("div", { class: "phases", id: "phases" });
     this.stepList = h("ol", { class: "step-list", id: "step-list" });
@@ -1697,7 +1714,7 @@ function pipelinesView(root, scope) {
     h(
       "section",
       { class: "panel" },
-      h("div", { class: "toolbar" }, h("h1", {}, "Pipelines"), h("a", { href: "#/pipelines/new", id: "new-pipeline", class: "button primary" }, "New pipeline")),
+      h("div", { class: "toolbar" }, h("h1", {}, "Pipelines"), h("a", { href: "#/pipelines/new", id: "new-pipeline", class: "button primary", "data-needs": "admin" }, "New pipeline")),
       list,
     ),
   );
@@ -1734,7 +1751,7 @@ async function runPipeline(pipelineID, body) {
 }
 
 function pipelineCard(pipeline) {
-  const run = h("button", { type: "button", class: "primary", "data-run-pipeline": pipeline.id }, "Run");
+  const run = h("button", { type: "button", class: "primary", "data-run-pipeline": pipeline.id, "data-needs": "run" }, "Run");
   run.addEventListener("click", async () => {
     run.disabled = true;
     try {
@@ -1780,7 +1797,7 @@ function pipelineCard(pipeline) {
       submit.disabled = false;
     }
   });
-  const toggle = h("button", { type: "button", "data-run-options": pipeline.id, "aria-expanded": "false", title: "Run with a branch or environment" }, "Run…");
+  const toggle = h("button", { type: "button", "data-run-options": pipeline.id, "data-needs": "run", "aria-expanded": "false", title: "Run with a branch or environment" }, "Run…");
   toggle.addEventListener("click", () => {
     options.hidden = !options.hidden;
     toggle.setAttribute("aria-expanded", String(!options.hidden));
@@ -1798,7 +1815,7 @@ function pipelineCard(pipeline) {
         "div",
         { class: "actions" },
         h("a", { href: `#/jobs?pipeline_id=${pipeline.id}` }, "Jobs"),
-        h("a", { href: `#/pipelines/${pipeline.id}/edit`, "data-edit-pipeline": pipeline.id }, "Edit"),
+        h("a", { href: `#/pipelines/${pipeline.id}/edit`, "data-edit-pipeline": pipeline.id, "data-needs": "admin" }, "Edit"),
         toggle,
         run,
       ),
@@ -2190,3 +2207,4 @@ document.getElementById("forget-token").addEventListener("click", () => {
 document.getElementById("forget-token").hidden = !tokenStore.get();
 window.addEventListener("hashchange", route);
 route();
+learnRole();
