@@ -464,7 +464,7 @@ def test_job_list_pages_filters_and_searches_on_the_service(browser, api):
     tag = os.urandom(3).hex()
     name, other_name = f"paging-{tag}", f"solo-{tag}"
     pipeline = api.pipeline(name, 'steps:\n  - "true"\n')
-    other = api.pipeline(other_name, 'steps:\n  - "true"\n')
+    other = api.call("POST", "/pipelines", {"name": other_name, "config": 'steps:\n  - "true"\n', "owner": f"team-{tag}"})["id"]
     # 110 jobs, every 20th on a release branch; one more job of another pipeline.
     jobs = [api.trigger(pipeline, {"branch": "release/1.0"} if i % 20 == 0 else None) for i in range(110)]
     release = sorted((job for i, job in enumerate(jobs) if i % 20 == 0), reverse=True)
@@ -514,6 +514,13 @@ def test_job_list_pages_filters_and_searches_on_the_service(browser, api):
     browser.driver.find_element(By.CSS_SELECTOR, f'#pipeline-filter option[value="{other}"]').click()
     wait_until(lambda: job_rows(browser) == [other_job], 10, "the other pipeline's job")
     assert f"pipeline_id={other}" in browser.driver.current_url
+
+    # The owner filter: the other pipeline belongs to its own team.
+    browser.open(OPEN_URL, "/jobs")
+    browser.driver.find_element(By.ID, "owner-filter").send_keys(f"team-{tag}" + Keys.ENTER)
+    wait_until(lambda: job_rows(browser) == [other_job], 10, "the team's job")
+    assert f"owner=team-{tag}" in browser.driver.current_url
+    assert browser.text(f'tr[data-job-id="{other_job}"] td.owner') == f"team-{tag}"
 
     # The search box: pipeline name, branch, job id; the page stays as it is while typing.
     browser.open(OPEN_URL, "/jobs")

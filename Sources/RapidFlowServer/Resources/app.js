@@ -290,6 +290,7 @@ function jobFilters(query) {
     status: STATUSES.includes(query.get("status")) ? query.get("status") : "",
     pipeline_id: number("pipeline_id"),
     branch: (query.get("branch") ?? "").trim(),
+    owner: /^[a-z0-9][a-z0-9._-]{0,62}$/.test(query.get("owner") ?? "") ? query.get("owner") : "",
     q: (query.get("q") ?? "").trim(),
     before: number("before"),
   };
@@ -297,7 +298,7 @@ function jobFilters(query) {
 
 function jobsAddress(filters) {
   const params = new URLSearchParams();
-  for (const name of ["status", "pipeline_id", "branch", "q", "before"]) if (filters[name]) params.set(name, filters[name]);
+  for (const name of ["status", "pipeline_id", "branch", "owner", "q", "before"]) if (filters[name]) params.set(name, filters[name]);
   return `#/jobs${params.size ? `?${params}` : ""}`;
 }
 
@@ -335,6 +336,14 @@ class JobList {
       spellcheck: "false",
       onchange: () => this.navigate({ branch: this.branchFilter.value.trim() }),
     });
+    this.ownerFilter = h("input", {
+      id: "owner-filter",
+      type: "text",
+      placeholder: "any owner",
+      "aria-label": "Filter by owner",
+      spellcheck: "false",
+      onchange: () => this.navigate({ owner: this.ownerFilter.value.trim() }),
+    });
     this.search = h("input", {
       id: "job-search",
       type: "search",
@@ -362,6 +371,7 @@ class JobList {
           h("label", { class: "filter" }, "Status ", this.statusFilter),
           h("label", { class: "filter" }, "Pipeline ", this.pipelineFilter),
           h("label", { class: "filter" }, "Branch ", this.branchFilter),
+          h("label", { class: "filter" }, "Owner ", this.ownerFilter),
           this.clear,
         ),
         h(
@@ -398,8 +408,9 @@ class JobList {
     this.ensurePipelineOption(filters.pipeline_id);
     this.pipelineFilter.value = filters.pipeline_id;
     if (document.activeElement !== this.branchFilter) this.branchFilter.value = filters.branch;
+    if (document.activeElement !== this.ownerFilter) this.ownerFilter.value = filters.owner;
     if (document.activeElement !== this.search) this.search.value = filters.q;
-    this.clear.hidden = !(filters.status || filters.pipeline_id || filters.branch || filters.q || filters.before);
+    this.clear.hidden = !(filters.status || filters.pipeline_id || filters.branch || filters.owner || filters.q || filters.before);
   }
 
   /** A new address for changed filters; any filter change starts again at the newest page. */
@@ -460,7 +471,7 @@ class JobList {
     const filters = this.filters;
     const ticket = ++this.request;
     const params = new URLSearchParams({ limit: String(PAGE_SIZE + 1) });
-    for (const name of ["status", "pipeline_id", "branch", "q", "before"]) if (filters[name]) params.set(name, filters[name]);
+    for (const name of ["status", "pipeline_id", "branch", "owner", "q", "before"]) if (filters[name]) params.set(name, filters[name]);
     const answer = await api("GET", `/jobs?${params}`);
     // A later request (the filters changed meanwhile) wins over an earlier one answered late.
     if (!this.scope.active || ticket !== this.request) return;
