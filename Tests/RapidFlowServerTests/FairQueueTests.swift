@@ -29,8 +29,8 @@ import Testing
             let burst = try await Self.pipeline(server, name: "burst", owner: "team-a", config: Self.gated(gate))
             let other = try await Self.pipeline(server, name: "one", owner: "team-b", config: "steps:\n  - echo b\n")
             var burstJobs: [Int] = []
-            for _ in 0..<40 { burstJobs.append(try await server.trigger(burst)) }
-            // Both slots taken by team-a, 38 of its jobs waiting.
+            for _ in 0..<200 { burstJobs.append(try await server.trigger(burst)) }
+            // Both slots taken by team-a, 198 of its jobs waiting.
             try await server.waitForStatus(burstJobs[0], .running)
             try await server.waitForStatus(burstJobs[1], .running)
             let late = try await server.trigger(other)
@@ -48,7 +48,7 @@ import Testing
                 if try Self.startedAt(job) < lateStart { startedBefore += 1 }
             }
             // The two that held the slots, and at most one more per slot as they turned over
-            // (FIFO would have started all 40 first).
+            // (FIFO would have started all 200 first).
             #expect(startedBefore <= 4, "\(startedBefore) of team-a's jobs started before team-b's one")
             let listed = try await server.get("/jobs?owner=team-b").decoded([API.Job].self)
             #expect(listed.map(\.id) == [late])

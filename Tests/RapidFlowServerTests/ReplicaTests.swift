@@ -65,7 +65,7 @@ struct ReplicaTests {
     }
 
     static func pipeline(_ server: TestServer, owner: String, config: String) async throws -> Int {
-        let reply = try await server.request(.POST, "/pipelines", encoding: API.PipelineDefinition(name: owner, config: config, owner: owner))
+        let reply = try await server.request(.POST, "/pipelines", encoding: API.PipelineDefinition(name: "\(owner)-\(UUID().uuidString.prefix(8).lowercased())", config: config, owner: owner))
         try #require(reply.status == 200, "create pipeline: \(reply.text)")
         return try reply.decoded(API.Pipeline.self).id
     }
@@ -83,7 +83,7 @@ struct ReplicaTests {
             let other = try await Self.pipeline(a.client, owner: "team-b", config: gated)
             let third = try await Self.pipeline(a.client, owner: "team-c", config: "steps:\n  - echo c\n")
             var burstJobs: [Int] = []
-            for index in 0..<20 { burstJobs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(burst)) }
+            for index in 0..<200 { burstJobs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(burst)) }
             try await a.client.waitForStatus(burstJobs[0], .running)
             let bJob = try await b.client.trigger(other)
             try await a.client.waitForStatus(bJob, .running)
@@ -101,7 +101,41 @@ struct ReplicaTests {
             let bStart = try #require(try await a.client.job(bJob).startedAt.flatMap(Timestamp.parse))
             var before = 0
             for id in burstJobs where try #require(try await a.client.job(id).startedAt.flatMap(Timestamp.parse)) < bStart { before += 1 }
-            #expect(before <= 1, "\(before) of team-a's 20 jobs started before team-b's one")
+            #expect(before <= 1, "\(before) of team-a's 200 jobs started before team-b's one")
+        }
+    }
+
+    /// A concurrency group is the claim statement's too: one job of it runs across replicas.
+    @Test func aConcurrencyGroupRunsOneJobAcrossReplicas() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try await Self.replica(url, maxConcurrentJobs: 2)
+            defer { a.kill(signal: SIGTERM) }
+            let b = try await Self.replica(url, maxConcurrentJobs: 2)
+            defer { b.kill(signal: SIGTERM) }
+            let gate = TestFiles.temporaryDirectory() + "/gate"
+            let deploy = try await Self.pipeline(
+                a.client, owner: "web", config: "concurrency_group: deploy-${owner}\nsteps:\n  - while [ ! -e \(gate) ]; do sleep 0.02; done\n")
+            var jobs: [Int] = []
+            for index in 0..<6 { jobs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(deploy)) }
+            try await a.client.waitForStatus(jobs[0], .running)
+            // Both replicas have free slots and have claimed since: still one runs.
+            let other = try await Self.pipeline(b.client, owner: "web", config: "steps:\n  - echo beside\n")
+            let beside = try await b.client.trigger(other)
+            #expect(try await a.client.waitForJob(beside).status == .success)
+            let running = try await b.client.get("/jobs?owner=web&status=running").decoded([API.Job].self)
+            #expect(running.map(\.id) == [jobs[0]])
+            for id in jobs.dropFirst() {
+                #expect(try await b.client.job(id).waitingFor == "concurrency_group:deploy-web")
+            }
+            FileManager.default.createFile(atPath: gate, contents: nil)
+            var previousEnd: Date?
+            for id in jobs {
+                let job = try await a.client.waitForJob(id)
+                #expect(job.status == .success)
+                let start = try #require(job.startedAt.flatMap(Timestamp.parse))
+                if let previousEnd { #expect(start >= previousEnd, "job \(id) started before the one ahead of it ended") }
+                previousEnd = try #require(job.finishedAt.flatMap(Timestamp.parse))
+            }
         }
     }
 
