@@ -531,7 +531,9 @@ public final class SQLJobStore: JobStore {
         // owner, passing over owners at their limit. Only each owner's first `limit` pending
         // jobs can be among the `limit` taken (an owner's keys only grow along its queue), so
         // only those are numbered: one index range per owner on `jobs_queue`, not every
-        // pending job. The rows are picked once, in a
+        // pending job. The owners with pending jobs are found by a loose index scan (the
+        // recursive `owners`: one seek per owner on `jobs_queue`), not by reading every
+        // pending job's entry as `SELECT DISTINCT` did. The rows are picked once, in a
         // materialized CTE: as a plain `IN (subquery)`, PostgreSQL may run the subquery again
         // per row and claim past the limit.
         let unlimited = Int(Int32.max)
@@ -544,13 +546,16 @@ public final class SQLJobStore: JobStore {
                 }
                 return try await database.raw(
                     """
-                    WITH running AS (
+                    WITH RECURSIVE owners(account) AS (
+                        SELECT MIN(account) FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)
+                        UNION ALL
+                        SELECT (SELECT MIN(p.account) FROM jobs p WHERE p.status = \(bind: JobStatus.pending.rawValue) AND p.account > o.account)
+                        FROM owners o WHERE o.account IS NOT NULL),
+                    running AS (
                         SELECT account, COUNT(*) AS n FROM jobs WHERE status = \(bind: JobStatus.running.rawValue) GROUP BY account),
-                    owners AS (
-                        SELECT DISTINCT account FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)),
                     heads AS (
                         SELECT j.id, j.account, j.priority FROM owners o
-                        JOIN jobs j ON j.id IN (
+                        JOIN jobs j ON o.account IS NOT NULL AND j.id IN (
                             SELECT h.id FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
                             AND (h.concurrency_group IS NULL OR NOT EXISTS (
                                 SELECT 1 FROM jobs g WHERE g.concurrency_group = h.concurrency_group

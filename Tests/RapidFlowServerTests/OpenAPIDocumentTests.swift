@@ -115,4 +115,18 @@ struct OpenAPIDocumentTests {
             }
         }
     }
+
+    /// Every error code the service can answer is in the document's `ErrorCode`, so clients
+    /// that validate answers accept every refusal.
+    @Test func everyErrorCodeIsDocumented() throws {
+        let source = try String(
+            contentsOf: Self.repositoryFile.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("RapidFlowCore/Errors/RapidFlowError.swift"), encoding: .utf8)
+        let codes = source.matches(of: /Code\(rawValue: "([a-z_]+)"\)/).map { String($0.output.1) }
+        #expect(codes.count >= 25)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.repositoryFile)) as? [String: Any])
+        let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let documented = Set(((schemas?["ErrorCode"] as? [String: Any])?["enum"] as? [String]) ?? [])
+        for code in codes { #expect(documented.contains(code), "\(code) is not in the document's ErrorCode") }
+    }
 }
