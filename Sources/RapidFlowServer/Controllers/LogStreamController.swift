@@ -39,9 +39,7 @@ struct LogStreamController {
         } onUpgrade: { inbound, outbound, context in
             let id = Int(context.requestContext.parameters.get("id") ?? "") ?? 0
             let since = try parseSince(context.request)
-            let offered = context.request.headers[values: .secWebSocketProtocol].flatMap { line in
-                line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            }
+            let offered = WebSocketSubprotocolMiddleware<BasicWebSocketRequestContext>.offeredProtocols(context.request.headers)
             let principal = registry.principal(
                 among: BearerTokenMiddleware<BasicWebSocketRequestContext>.candidates(
                     authorization: context.request.headers[.authorization], subprotocols: offered))

@@ -38,11 +38,6 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         return refusal(authorization: head.headers.first(name: "authorization"), subprotocols: offeredProtocols(head), registry: registry)
     }
 
-    /// Who the head's token is, also from a `bearer.` subprotocol; nil for no known token.
-    static func principal(of head: HTTPRequestHead, registry: TokenRegistry) -> Principal? {
-        registry.principal(among: candidates(authorization: head.headers.first(name: "authorization"), subprotocols: offeredProtocols(head)))
-    }
-
     static func offeredProtocols(_ head: HTTPRequestHead) -> [String] {
         head.headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingCharacters(in: .whitespaces) }
     }

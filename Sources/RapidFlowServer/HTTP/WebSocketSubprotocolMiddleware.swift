@@ -18,8 +18,10 @@ struct WebSocketSubprotocolMiddleware<Context: RequestContext>: RouterMiddleware
     }
 
     /// The subprotocols a handshake offers, from every `Sec-WebSocket-Protocol` line.
-    static func offeredProtocols(_ request: Request) -> [String] {
-        request.headers[values: .secWebSocketProtocol].flatMap { line in
+    static func offeredProtocols(_ request: Request) -> [String] { offeredProtocols(request.headers) }
+
+    static func offeredProtocols(_ headers: HTTPFields) -> [String] {
+        headers[values: .secWebSocketProtocol].flatMap { line in
             line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
     }
