@@ -160,7 +160,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
-            ]
+                // HMAC-SHA256 for the forges' webhook signatures the tests send.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            // Recorded forge deliveries, read from their paths.
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -109,7 +109,15 @@ if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 5433; then
   "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 5433 || { echo "PostgreSQL does not accept connections; see $pg_dir/postgres.log" >&2; exit 1; }
 fi
 
+# Python for the webhook receiver (it verifies deliveries with the standardwebhooks package
+# from PyPI), in the venv the other Python test tools share.
+venv=$state/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+"$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null \
+  || "$venv/bin/pip" install -q "$(grep -i '^standardwebhooks==' "$(dirname "$0")/requirements-test.txt")" >&2
+
 cat <<ENV
+export RAPIDFLOW_TEST_PYTHON=$venv/bin/python
 export RAPIDFLOW_TEST_REGISTRY=127.0.0.1:5055
 export RAPIDFLOW_TEST_REGISTRY_USER=$registry_user
 export RAPIDFLOW_TEST_REGISTRY_PASSWORD=$registry_password

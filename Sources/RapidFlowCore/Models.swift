@@ -86,6 +86,13 @@ public struct JobSnapshot: Codable, Sendable, Equatable {
     public var priority: JobPriority?
     /// The concurrency group the job belongs to, its placeholders filled in (nil: none).
     public var concurrencyGroup: String?
+    /// What started the job: a forge event, an API call or a retry (nil: a job stored before
+    /// events were recorded, an API call).
+    public var event: TriggerEvent?
+    /// The commit a forge event named: the job clones exactly this commit.
+    public var commit: CommitInfo?
+    /// Where the job's commit statuses go, when the hook that started it has a forge token.
+    public var statusTarget: CommitStatusTarget?
 
     /// The team the job belongs to: the image job's owner, else its pipeline's, else `default`.
     public var account: String { imageJob?.owner ?? owner ?? JobOwner.fallback }
@@ -106,6 +113,19 @@ public struct JobSnapshot: Codable, Sendable, Equatable {
         self.config = config
         self.killTimeoutSeconds = killTimeoutSeconds
         self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// A forge repository's commit status API, for a job a hook started.
+public struct CommitStatusTarget: Sendable, Codable, Equatable {
+    /// The hook whose token posts the statuses.
+    public var hookID: Int
+    /// `owner/name` (GitHub, Gitea) or the project id (GitLab).
+    public var repository: String
+
+    public init(hookID: Int, repository: String) {
+        self.hookID = hookID
+        self.repository = repository
     }
 }
 

@@ -32,10 +32,12 @@ public struct PipelineConfig: Sendable, Equatable {
     public var priority: JobPriority?
     /// At most one job of the group runs at a time (`concurrency_group`, `on_conflict`).
     public var concurrency: ConcurrencyGroup?
+    /// Which forge events start its jobs (`on:`); nil: only API triggers do.
+    public var on: TriggerFilter?
 
     public static let knownKeys: Set<String> = [
         "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "secrets", "steps",
-        "kill_timeout_seconds", "timeout_seconds", "priority", "concurrency_group", "on_conflict",
+        "kill_timeout_seconds", "timeout_seconds", "priority", "concurrency_group", "on_conflict", "on",
     ]
     public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
 
@@ -46,7 +48,7 @@ public struct PipelineConfig: Sendable, Equatable {
             && lhs.env.map(\.key) == rhs.env.map(\.key) && lhs.env.map(\.value) == rhs.env.map(\.value)
             && lhs.secretReferences == rhs.secretReferences
             && lhs.killTimeoutSeconds == rhs.killTimeoutSeconds && lhs.timeoutSeconds == rhs.timeoutSeconds
-            && lhs.priority == rhs.priority && lhs.concurrency == rhs.concurrency
+            && lhs.priority == rhs.priority && lhs.concurrency == rhs.concurrency && lhs.on == rhs.on
     }
 
     /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
@@ -79,6 +81,7 @@ public struct PipelineConfig: Sendable, Equatable {
         var killTimeout: Double?, timeout: Double?
         var priority: JobPriority?
         var groupTemplate: String?, onConflict: ConcurrencyGroup.OnConflict?
+        var on: TriggerFilter?
         var seen = Set<String>()
 
         for (keyNode, value) in mapping {
@@ -126,6 +129,7 @@ public struct PipelineConfig: Sendable, Equatable {
                 } catch {
                     throw .invalidConfig(error.message)
                 }
+            case "on": on = try Self.triggerFilter(value)
             default: break
             }
         }
@@ -157,10 +161,59 @@ public struct PipelineConfig: Sendable, Equatable {
         self.killTimeoutSeconds = killTimeout
         self.timeoutSeconds = timeout
         self.priority = priority
+        self.on = on
         self.concurrency = groupTemplate.map { ConcurrencyGroup(template: $0, onConflict: onConflict ?? .queue) }
     }
 
     // MARK: - Pieces
+
+    /// `on: {push: {branches: [main, "release/*"]}, tag: ["v*"], pull_request: {}}`.
+    private static func triggerFilter(_ node: Node) throws(RapidFlowError) -> TriggerFilter {
+        let usage = "'on' must be a mapping of events: {push: {branches: [main]}, tag: [\"v*\"], pull_request: {}}"
+        guard case .mapping(let mapping) = node else { throw .invalidConfig(usage) }
+        var filter = TriggerFilter()
+        for (keyNode, value) in mapping {
+            guard let key = scalarString(keyNode) else { throw .invalidConfig(usage) }
+            switch key {
+            case "push": filter.pushBranches = try patterns(value, key: "on.push", listKey: "branches")
+            case "tag", "tags": filter.tags = try patterns(value, key: "on.\(key)", listKey: "tags")
+            case "pull_request": filter.pullRequestBranches = try patterns(value, key: "on.pull_request", listKey: "branches")
+            default:
+                throw .invalidConfig("unknown event '\(key)' under 'on'; known events: push, tag, pull_request")
+            }
+        }
+        return filter
+    }
+
+    /// An event's patterns: `{}` or nothing (every name), a list, or `{<listKey>: [...]}`.
+    private static func patterns(_ node: Node, key: String, listKey: String) throws(RapidFlowError) -> [String] {
+        switch node {
+        case .scalar where scalarString(node) == nil: return []
+        case .sequence(let sequence): return try patternList(sequence, key: key)
+        case .mapping(let mapping):
+            var result: [String] = []
+            for (keyNode, value) in mapping {
+                guard scalarString(keyNode) == listKey, case .sequence(let sequence) = value else {
+                    throw .invalidConfig("'\(key)' takes only '\(listKey)': a list of patterns such as [main, \"release/*\"]")
+                }
+                result = try patternList(sequence, key: "\(key).\(listKey)")
+            }
+            return result
+        default:
+            throw .invalidConfig("'\(key)' must be {} (every name), a list of patterns, or {\(listKey): [...]}")
+        }
+    }
+
+    private static func patternList(_ sequence: Node.Sequence, key: String) throws(RapidFlowError) -> [String] {
+        var result: [String] = []
+        for (index, item) in sequence.enumerated() {
+            guard case .scalar = item, let pattern = scalarString(item), !pattern.isEmpty else {
+                throw .invalidConfig("\(key)[\(index)] must be a non-empty string pattern")
+            }
+            result.append(pattern)
+        }
+        return result
+    }
 
     private static func steps(_ node: Node, limits: Limits) throws(RapidFlowError) -> [StepConfig] {
         guard case .sequence(let sequence) = node else {
@@ -316,16 +369,18 @@ public struct PipelineConfig: Sendable, Equatable {
 
 extension PipelineConfig {
     /// The steps and snapshot a job of this config runs; the clone of `repo` is its first step.
-    public func plan(configText: String, branchOverride: String?) -> (snapshot: JobSnapshot, steps: [StepPlan]) {
+    /// With `commit`, the clone checks out exactly that commit (a forge event's).
+    public func plan(configText: String, branchOverride: String?, commit: CommitInfo? = nil) -> (snapshot: JobSnapshot, steps: [StepPlan]) {
         let branch = branchOverride ?? self.branch
         var snapshot = JobSnapshot(
             language: language, version: version, image: image, repo: repo, branch: branch, folder: folder,
             exposePorts: exposePorts, config: configText, killTimeoutSeconds: killTimeoutSeconds,
             timeoutSeconds: timeoutSeconds)
         snapshot.priority = priority
+        snapshot.commit = commit
         var steps: [StepPlan] = []
         if let repo {
-            steps.append(StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: branch).description, phase: .build))
+            steps.append(StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: commit?.sha ?? branch).description, phase: .build))
         }
         steps += self.steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) }
         return (snapshot, steps)

@@ -75,7 +75,7 @@ public struct ShellExecutor: StepExecutor {
     static func arguments(for step: StepInvocation) -> [String] {
         guard step.type == .git else { return ["-eo", "pipefail", "-c", step.content] }
         // Values reach git as positional arguments, never spliced into the script.
-        return ["-eo", "pipefail", "-c", GitCheckout.script, "rapidflow-git", step.snapshot.repo ?? "", step.snapshot.branch ?? ""]
+        return ["-eo", "pipefail", "-c", GitCheckout.script, "rapidflow-git", step.snapshot.repo ?? "", step.snapshot.commit?.sha ?? step.snapshot.branch ?? ""]
     }
 }
 

@@ -105,15 +105,24 @@ public func buildApplication(
     let broadcaster = LogBroadcaster(outbox: outbox)
     let metrics = ServiceMetrics(version: configuration.version, commit: configuration.commit)
     let credentials = CredentialStore(secretsDirectory: configuration.secretsDirectory)
-    let scheduler = JobScheduler(
-        store: store, executor: executor, broadcaster: broadcaster,
+    // Webhooks: the store's triggers write each announcement with the change it announces;
+    // the dispatcher sends them, woken by the scheduler's changes here.
+    let tap = JobEventTap()
+    let dispatcher = WebhookDispatcher(
+        store: store, vault: vault,
         settings: .init(
-            maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
-            workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
-            credentials: credentials, credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
-            metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories, secrets: vault,
-            maxJobsPerOwner: configuration.maxJobsPerOwner),
-        logger: logger, outbox: outbox)
+            retrySchedule: configuration.webhookRetrySchedule, timeout: configuration.webhookTimeout,
+            allowedHosts: configuration.webhookAllowedHosts),
+        instanceID: instanceID, tap: tap, baseURL: { advertised.withLock { $0 } }, logger: logger)
+    var schedulerSettings = JobScheduler.Settings(
+        maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,
+        workspacesDirectory: workspaces, instanceID: instanceID, stepOutputCap: configuration.stepOutputCap,
+        credentials: credentials, credentialsDirectory: "\(dataDirectory)/credentials", defaultJobTimeout: configuration.jobTimeout,
+        metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories, secrets: vault,
+        maxJobsPerOwner: configuration.maxJobsPerOwner)
+    schedulerSettings.events = tap
+    let scheduler = JobScheduler(
+        store: store, executor: executor, broadcaster: broadcaster, settings: schedulerSettings, logger: logger, outbox: outbox)
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
     // the previous run started (processes, containers) is left behind.
     logger.info("step containment", metadata: ["containment": "\(StepCgroups.containment)"])
@@ -125,6 +134,9 @@ public func buildApplication(
         services.append(
             ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
     }
+    // Before the scheduler, so it stops after it: the jobs the scheduler settles on the way
+    // out are still announced.
+    services.append(dispatcher)
     services.append(scheduler)
     // Scoped tokens, known by their hash, reloaded every few seconds.
     let registry = TokenRegistry(store: store, adminToken: configuration.apiToken, logger: logger)
@@ -147,7 +159,7 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
-        metrics: metrics, vault: vault, registry: registry, hub: hub, nomad: nomad)
+        metrics: metrics, vault: vault, registry: registry, hub: hub, nomad: nomad, dispatcher: dispatcher)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if registry.requiresToken {
@@ -180,7 +192,7 @@ func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
     executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
     metrics: ServiceMetrics, vault: SecretVault, registry: TokenRegistry,
-    hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil
+    hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil, dispatcher: WebhookDispatcher? = nil
 ) -> Router<ServiceRequestContext> {
     let router = Router(context: ServiceRequestContext.self)
     router.add(
@@ -209,6 +221,15 @@ func buildRouter(
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
     RunnerController(hub: hub).addRoutes(to: router)
+    let trigger = PipelineTrigger(
+        store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories, secrets: vault)
+    if let webhookStore = store as? any JobStore & WebhookStore {
+        HookController(
+            store: webhookStore, trigger: trigger, vault: vault, limits: configuration.limits, statuses: dispatcher?.statuses,
+            allowedHosts: configuration.webhookAllowedHosts, logger: Logger.service(configuration)
+        ).addRoutes(to: router)
+        WebhookController(store: webhookStore, vault: vault, limits: configuration.limits, dispatcher: dispatcher).addRoutes(to: router)
+    }
     return router
 }
 

@@ -72,6 +72,14 @@ public struct ServerConfiguration: Sendable {
     /// Runs jobs on this executor instead of the one `executor` names: for programs that embed
     /// the service, and for tests that play a job's steps themselves (no process, no bash).
     public var customExecutor: (any JobExecutor)?
+    /// Hosts webhook deliveries and commit statuses may be sent to; nil: any host.
+    public var webhookAllowedHosts: Set<String>?
+    /// The waits between a webhook delivery's tries (5 s … 1 h, 8 tries in all by default).
+    public var webhookRetrySchedule: [Duration] = [
+        .seconds(5), .seconds(30), .seconds(120), .seconds(600), .seconds(1800), .seconds(3600), .seconds(3600),
+    ]
+    /// How long one try of a webhook delivery may take.
+    public var webhookTimeout: Duration = .seconds(10)
 
     public init() {}
 

@@ -124,5 +124,92 @@ enum Migrations {
                 "CREATE INDEX audit_by_owner ON audit_log (owner, id)",
             ]
         ),
+        (
+            // Webhooks. Incoming: hooks a forge (or a git server) signs its deliveries for, and
+            // the delivery ids seen, so a replay runs nothing. Outgoing: registered URLs and their
+            // deliveries. A delivery row is written by a trigger in the same transaction as the
+            // state change it announces (an outbox), so a crash between the change and the
+            // sending loses nothing; with no webhook registered the triggers write nothing.
+            8,
+            [
+                """
+                CREATE TABLE hooks (
+                    id {ID}, name TEXT NOT NULL UNIQUE, forge TEXT NOT NULL, owner TEXT, secret {BLOB} NOT NULL,
+                    status_token {BLOB}, status_url TEXT, created_at BIGINT NOT NULL, last_delivery_at BIGINT)
+                """,
+                """
+                CREATE TABLE hook_deliveries (
+                    forge TEXT NOT NULL, delivery_id TEXT NOT NULL, hook_id BIGINT NOT NULL, received_at BIGINT NOT NULL,
+                    answer TEXT, PRIMARY KEY (forge, delivery_id))
+                """,
+                "CREATE INDEX hook_deliveries_by_time ON hook_deliveries (received_at)",
+                """
+                CREATE TABLE webhooks (
+                    id {ID}, url TEXT NOT NULL, events TEXT NOT NULL, owner TEXT, pipeline_id BIGINT, secret {BLOB} NOT NULL,
+                    created_at BIGINT NOT NULL, disabled_at BIGINT, disabled_reason TEXT)
+                """,
+                """
+                CREATE TABLE webhook_deliveries (
+                    id {ID}, webhook_id BIGINT NOT NULL, job_id BIGINT NOT NULL, step_id BIGINT, event TEXT NOT NULL,
+                    state TEXT NOT NULL, tries INTEGER NOT NULL, next_try_at BIGINT NOT NULL, claimed_by TEXT, claimed_until BIGINT,
+                    last_status INTEGER, last_error TEXT, last_duration_ms INTEGER, body TEXT,
+                    created_at BIGINT NOT NULL, delivered_at BIGINT)
+                """,
+                "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_try_at)",
+                "CREATE INDEX webhook_deliveries_by_job ON webhook_deliveries (webhook_id, job_id, id)",
+                """
+                {SQLITE}CREATE TRIGGER jobs_announce_created AFTER INSERT ON jobs BEGIN
+                    INSERT INTO webhook_deliveries (webhook_id, job_id, step_id, event, state, tries, next_try_at, created_at)
+                    SELECT w.id, NEW.id, NULL, 'job.created', 'pending', 0, NEW.created_at, NEW.created_at FROM webhooks w
+                    WHERE w.disabled_at IS NULL AND w.events LIKE '%,' || 'job.created' || ',%' AND (w.owner IS NULL OR w.owner = NEW.account) AND (w.pipeline_id IS NULL OR w.pipeline_id = NEW.pipeline_id);
+                END
+                """,
+                """
+                {SQLITE}CREATE TRIGGER jobs_announce_status AFTER UPDATE OF status ON jobs
+                WHEN OLD.status <> NEW.status AND NEW.status <> 'pending' BEGIN
+                    INSERT INTO webhook_deliveries (webhook_id, job_id, step_id, event, state, tries, next_try_at, created_at)
+                    SELECT w.id, NEW.id, NULL, (CASE NEW.status WHEN 'running' THEN 'job.started' ELSE 'job.finished' END), 'pending', 0, COALESCE(NEW.finished_at, NEW.started_at, NEW.created_at), COALESCE(NEW.finished_at, NEW.started_at, NEW.created_at) FROM webhooks w
+                    WHERE w.disabled_at IS NULL AND w.events LIKE '%,' || (CASE NEW.status WHEN 'running' THEN 'job.started' ELSE 'job.finished' END) || ',%' AND (w.owner IS NULL OR w.owner = NEW.account) AND (w.pipeline_id IS NULL OR w.pipeline_id = NEW.pipeline_id);
+                END
+                """,
+                """
+                {SQLITE}CREATE TRIGGER steps_announce_finished AFTER UPDATE OF status ON steps
+                WHEN OLD.status <> NEW.status AND NEW.status IN ('success', 'failed', 'cancelled') BEGIN
+                    INSERT INTO webhook_deliveries (webhook_id, job_id, step_id, event, state, tries, next_try_at, created_at)
+                    SELECT w.id, NEW.job_id, NEW.id, 'step.finished', 'pending', 0, COALESCE(NEW.finished_at, NEW.created_at), COALESCE(NEW.finished_at, NEW.created_at) FROM webhooks w
+                    WHERE w.disabled_at IS NULL AND w.events LIKE '%,' || 'step.finished' || ',%' AND (w.owner IS NULL OR w.owner = (SELECT account FROM jobs WHERE id = NEW.job_id)) AND (w.pipeline_id IS NULL OR w.pipeline_id = (SELECT pipeline_id FROM jobs WHERE id = NEW.job_id));
+                END
+                """,
+                """
+                {POSTGRES}CREATE FUNCTION rapidflow_announce_job() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE ev TEXT;
+                BEGIN
+                    IF TG_OP = 'INSERT' THEN ev := 'job.created';
+                    ELSIF NEW.status = OLD.status OR NEW.status = 'pending' THEN RETURN NULL;
+                    ELSIF NEW.status = 'running' THEN ev := 'job.started';
+                    ELSE ev := 'job.finished';
+                    END IF;
+                    INSERT INTO webhook_deliveries (webhook_id, job_id, step_id, event, state, tries, next_try_at, created_at)
+                    SELECT w.id, NEW.id, NULL, ev, 'pending', 0, COALESCE(NEW.finished_at, NEW.started_at, NEW.created_at), COALESCE(NEW.finished_at, NEW.started_at, NEW.created_at) FROM webhooks w
+                    WHERE w.disabled_at IS NULL AND w.events LIKE '%,' || ev || ',%' AND (w.owner IS NULL OR w.owner = NEW.account) AND (w.pipeline_id IS NULL OR w.pipeline_id = NEW.pipeline_id);
+                    RETURN NULL;
+                END
+                $$
+                """,
+                "{POSTGRES}CREATE TRIGGER jobs_announce AFTER INSERT OR UPDATE OF status ON jobs FOR EACH ROW EXECUTE FUNCTION rapidflow_announce_job()",
+                """
+                {POSTGRES}CREATE FUNCTION rapidflow_announce_step() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.status = OLD.status OR NEW.status NOT IN ('success', 'failed', 'cancelled') THEN RETURN NULL; END IF;
+                    INSERT INTO webhook_deliveries (webhook_id, job_id, step_id, event, state, tries, next_try_at, created_at)
+                    SELECT w.id, NEW.job_id, NEW.id, 'step.finished', 'pending', 0, COALESCE(NEW.finished_at, NEW.created_at), COALESCE(NEW.finished_at, NEW.created_at) FROM webhooks w
+                    WHERE w.disabled_at IS NULL AND w.events LIKE '%,' || 'step.finished' || ',%' AND (w.owner IS NULL OR w.owner = (SELECT account FROM jobs WHERE id = NEW.job_id)) AND (w.pipeline_id IS NULL OR w.pipeline_id = (SELECT pipeline_id FROM jobs WHERE id = NEW.job_id));
+                    RETURN NULL;
+                END
+                $$
+                """,
+                "{POSTGRES}CREATE TRIGGER steps_announce AFTER UPDATE OF status ON steps FOR EACH ROW EXECUTE FUNCTION rapidflow_announce_step()",
+            ]
+        ),
     ]
 }

@@ -59,7 +59,7 @@ public final class SQLJobStore: JobStore {
     }
 
     private let connections: Connections
-    private let dialect: Dialect
+    let dialect: Dialect
     private let onClose: @Sendable () async -> Void
     private let reserve: DiskReserve?
     /// Messages between replicas: PostgreSQL's `LISTEN`/`NOTIFY`; nil on SQLite.
@@ -224,7 +224,12 @@ public final class SQLJobStore: JobStore {
                 .map { try $0.decode(column: "version", as: Int.self) })
         for migration in Migrations.all where !applied.contains(migration.version) {
             try await transaction(on: database) {
-                for statement in migration.statements {
+                for var statement in migration.statements {
+                    // `{SQLITE}` and `{POSTGRES}` mark a statement of one dialect only (triggers).
+                    for (marker, only) in [("{SQLITE}", Dialect.sqlite), ("{POSTGRES}", .postgres)] where statement.hasPrefix(marker) {
+                        statement = only == dialect ? String(statement.dropFirst(marker.count)) : ""
+                    }
+                    if statement.isEmpty { continue }
                     let sql = statement.replacingOccurrences(of: "{ID}", with: dialect.idColumn)
                         .replacingOccurrences(of: "{BLOB}", with: dialect.blobType)
                         .replacingOccurrences(of: "{SNAPSHOT_BRANCH}", with: dialect.snapshotBranch)

@@ -87,6 +87,14 @@ struct ServeCommand: AsyncParsableCommand {
     var headerTimeoutSeconds: Double?
     @Option(name: .customLong("idle-timeout-seconds"), help: "Seconds a connection may sit with no request in flight before it is closed (RAPIDFLOW_IDLE_TIMEOUT_SECONDS, default 75).")
     var idleTimeoutSeconds: Double?
+    @Option(
+        name: .customLong("webhook-allow-hosts"),
+        help: "Comma-separated hosts webhook deliveries and commit statuses may be sent to; others are refused when a webhook or hook is registered (RAPIDFLOW_WEBHOOK_ALLOW_HOSTS; default: any host).")
+    var webhookAllowHosts: String?
+    @Option(
+        name: .customLong("webhook-retry-seconds"),
+        help: "Comma-separated waits between a webhook delivery's tries; it fails after one try more than listed (RAPIDFLOW_WEBHOOK_RETRY_SECONDS, default 5,30,120,600,1800,3600,3600).")
+    var webhookRetrySeconds: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -204,6 +212,8 @@ struct ServeCommand: AsyncParsableCommand {
                 ("idle-timeout-seconds", seconds(configuration.idleTimeout)),
                 ("log-level", configuration.logLevel.rawValue), ("log-format", configuration.logFormat.rawValue),
                 ("access-log", "\(configuration.accessLog)"),
+                ("webhook-allow-hosts", configuration.webhookAllowedHosts.map { $0.sorted().joined(separator: ",") } ?? ""),
+                ("webhook-retry-seconds", configuration.webhookRetrySchedule.map { String(format: "%g", $0.inSeconds) }.joined(separator: ",")),
             ]
             var text = "# rapidflow \(RapidFlowVersion.number) (commit \(BuildInfo.commit)): the settings `serve` would run with"
             if let file { text += ", reading \(file.path)" }
@@ -307,6 +317,17 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxJobsPerOwner = try number(maxJobsPerOwner, "MAX_JOBS_PER_OWNER") ?? configuration.maxJobsPerOwner
         if let limit = configuration.maxJobsPerOwner, !(1...10_000).contains(limit) {
             throw ValidationError("--max-jobs-per-owner must be from 1 to 10000")
+        }
+        if let list = value(webhookAllowHosts, "WEBHOOK_ALLOW_HOSTS") {
+            configuration.webhookAllowedHosts = Set(
+                list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
+        }
+        if let list = value(webhookRetrySeconds, "WEBHOOK_RETRY_SECONDS") {
+            let waits = list.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !waits.isEmpty, waits.count <= 20, waits.allSatisfy({ ($0 ?? -1) >= 0 && ($0 ?? 0) <= 86_400 }) else {
+                throw ValidationError("--webhook-retry-seconds must list 1 to 20 waits in seconds, each from 0 to 86400, e.g. 5,30,120")
+            }
+            configuration.webhookRetrySchedule = waits.map { .milliseconds(Int(($0 ?? 0) * 1000)) }
         }
         guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be from 0 to 65535") }
         configuration.secretsDirectory = value(secretsDir, "SECRETS_DIR")

@@ -34,6 +34,13 @@ extension API {
         @Nullable public var waitingFor: String?
         /// The concurrency group the job belongs to: at most one of its jobs runs at a time.
         @Nullable public var concurrencyGroup: String?
+        /// What started it: `push`, `tag`, `pull_request` (a forge's webhook), `api` or `retry`.
+        public var event: String
+        /// The commit a forge event named, which the job cloned; null for API triggers.
+        @Nullable public var commitSHA: String?
+        @Nullable public var commitRef: String?
+        @Nullable public var commitMessage: String?
+        @Nullable public var commitAuthor: String?
 
         enum CodingKeys: String, CodingKey {
             case id, kind, pipelineID = "pipeline_id", pipelineName = "pipeline_name", status, branch, repoName = "repo_name"
@@ -41,6 +48,7 @@ extension API {
             case retryOf = "retry_of", ports, createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
             case owner, priority, queuePosition = "queue_position", waitingFor = "waiting_for"
             case concurrencyGroup = "concurrency_group"
+            case event, commitSHA = "commit_sha", commitRef = "commit_ref", commitMessage = "commit_message", commitAuthor = "commit_author"
         }
 
         public init(_ job: RapidFlowCore.Job, place: QueuePlace? = nil) {
@@ -69,6 +77,11 @@ extension API {
             queuePosition = job.status == .pending ? place?.position : nil
             waitingFor = job.status == .pending ? place?.waitingFor.name : nil
             concurrencyGroup = snapshot.concurrencyGroup
+            event = (snapshot.event ?? (job.retryOf == nil ? .api : .retry)).rawValue
+            commitSHA = snapshot.commit?.sha
+            commitRef = snapshot.commit?.ref
+            commitMessage = snapshot.commit?.message
+            commitAuthor = snapshot.commit?.author
         }
 
         /// How long the job ran: finished minus started, or up to `now` while it runs.

@@ -45,6 +45,14 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let tokenNameTaken = Code(rawValue: "token_name_taken")
         /// No token with that id (404).
         public static let tokenNotFound = Code(rawValue: "token_not_found")
+        /// A webhook delivery's signature (or GitLab token) is missing or wrong (401).
+        public static let invalidSignature = Code(rawValue: "invalid_signature")
+        /// Another incoming hook has that name (409).
+        public static let hookNameTaken = Code(rawValue: "hook_name_taken")
+        /// No incoming hook with that id (404).
+        public static let hookNotFound = Code(rawValue: "hook_not_found")
+        /// No webhook (or webhook delivery) with that id (404).
+        public static let webhookNotFound = Code(rawValue: "webhook_not_found")
     }
 
     public let code: Code

@@ -20,7 +20,10 @@ struct AccessMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        if BearerTokenMiddleware<Context>.openPaths.contains(path) || path.hasPrefix("/runner/") {
+        // Forges sign their deliveries instead of sending a token (HookController checks them).
+        if BearerTokenMiddleware<Context>.openPaths.contains(path) || path.hasPrefix("/runner/")
+            || (request.method == .post && HookController.receivingPaths.contains(path))
+        {
             return try await next(request, context)
         }
         let candidates = BearerTokenMiddleware<Context>.candidates(authorization: request.headers[.authorization], subprotocols: [])
@@ -94,7 +97,7 @@ struct AccessPolicy {
     /// every owner may use them.
     static func needsEveryOwner(_ method: HTTPRequest.Method, _ segments: [Substring]) -> Bool {
         let first = segments.first ?? ""
-        if ["tokens", "audit", "secrets", "metrics"].contains(first) { return !(segments.count == 2 && segments[1] == "current") }
+        if ["tokens", "audit", "secrets", "metrics", "hooks", "webhooks"].contains(first) { return !(segments.count == 2 && segments[1] == "current") }
         return first == "owners" && segments.count == 1
     }
 

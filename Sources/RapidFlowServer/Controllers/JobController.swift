@@ -150,10 +150,13 @@ struct JobController<Context: RequestContext> {
         }
         let steps = try await store.steps(jobID: original.id)
         let environment = try await store.environment(jobID: original.id)
+        // The same commit as the original, when a forge event named one.
+        var snapshot = original.snapshot
+        snapshot.event = .retry
         let job = try await store.createJob(
             NewJob(
                 kind: original.kind, pipelineID: original.pipelineID, pipelineName: original.pipelineName,
-                snapshot: original.snapshot,
+                snapshot: snapshot,
                 steps: steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) },
                 environment: environment.filter { $0.secret == nil }.map { (key: $0.key, value: $0.value) },
                 secretEnvironment: environment.compactMap { entry in entry.secret.map { SecretReference(key: entry.key, secret: $0) } },

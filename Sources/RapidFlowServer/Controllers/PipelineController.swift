@@ -77,43 +77,12 @@ struct PipelineController<Context: RequestContext> {
         let pipeline = try await store.requirePipeline(id: id)
         // The branch is a valid ref and the env names are variable names (`API.TriggerRequest`).
         let body = try await request.decodeJSON(as: API.TriggerRequest.self, limits: limits) ?? API.TriggerRequest()
-        let extraEnvironment = body.environment
-
-        let config = try PipelineConfig(yaml: pipeline.config, limits: limits, repositories: repositories)
-        var plan = config.plan(configText: pipeline.config, branchOverride: body.branch)
-        plan.snapshot.owner = pipeline.owner
-        if let priority = body.priority { plan.snapshot.priority = priority }
-        // The trigger's group and mode win over the config's.
-        var concurrency = config.concurrency
-        if let template = body.concurrencyGroup { concurrency = ConcurrencyGroup(template: template, onConflict: concurrency?.onConflict ?? .queue) }
-        if let mode = body.onConflict {
-            guard concurrency != nil else {
-                throw RapidFlowError(
-                    .invalidRequest, "'on_conflict' needs a concurrency group: give 'concurrency_group' here or in the pipeline's config")
-            }
-            concurrency?.onConflict = mode
-        }
-        plan.snapshot.concurrencyGroup = concurrency?.name(branch: plan.snapshot.branch, owner: plan.snapshot.account)
-        // A trigger's env wins over the config's for the same key.
-        let overridden = Set(extraEnvironment.map(\.key))
-        let environment = config.env.filter { !overridden.contains($0.key) } + extraEnvironment
-        let references = config.secretReferences.filter { !overridden.contains($0.key) }
-        guard environment.count + references.count <= limits.maxEnvironmentEntries else {
-            throw RapidFlowError(
-                .invalidRequest, "env has \(environment.count + references.count) entries; at most \(limits.maxEnvironmentEntries) are allowed")
-        }
-        // The values are not read here: the job stores the secrets' names, resolved when it runs.
-        try await secrets.requireExisting(
-            references.map(\.secret), in: SecretScope.visible(pipelineID: pipeline.id, owner: pipeline.owner),
-            for: "pipeline \(pipeline.id)'s config")
-        let job = try await store.createJob(
-            NewJob(
-                kind: .pipeline, pipelineID: pipeline.id, pipelineName: pipeline.name, snapshot: plan.snapshot,
-                steps: plan.steps, environment: environment, secretEnvironment: references))
-        if let concurrency, let group = job.snapshot.concurrencyGroup {
-            await scheduler.replaceOlderJobs(of: group, than: job.id, as: concurrency.onConflict)
-        }
-        scheduler.jobsCreated()
+        let job = try await PipelineTrigger(store: store, scheduler: scheduler, limits: limits, repositories: repositories, secrets: secrets)
+            .trigger(
+                pipeline,
+                .init(
+                    branch: body.branch, environment: body.environment, priority: body.priority, concurrencyGroup: body.concurrencyGroup,
+                    onConflict: body.onConflict))
         return try APIResponse(API.Job(job), headers: [.location: "/jobs/\(job.id)"])
     }
 }

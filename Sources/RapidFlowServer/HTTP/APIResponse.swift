@@ -70,11 +70,12 @@ public struct APIResponse: ResponseGenerator {
 
     static func status(for code: RapidFlowError.Code) -> HTTPResponse.Status {
         switch code {
-        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound, .tokenNotFound: .notFound
+        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound, .tokenNotFound, .hookNotFound, .webhookNotFound:
+            .notFound
         case .bodyTooLarge: .contentTooLarge
-        case .pipelineNameTaken, .tokenNameTaken: .conflict
+        case .pipelineNameTaken, .tokenNameTaken, .hookNameTaken: .conflict
         case .forbidden: .forbidden
-        case .unauthorized: .unauthorized
+        case .unauthorized, .invalidSignature: .unauthorized
         case .methodNotAllowed: .methodNotAllowed
         case .notReady: .serviceUnavailable
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")

@@ -36,6 +36,7 @@ struct JobExecution {
             return try await failAtFirstStep(steps, reason: error.message)
         }
         let environment = entries.map { entry in (key: entry.key, value: entry.secret.flatMap { stored.values[$0]?.value } ?? entry.value) }
+            + (job.kind == .pipeline ? Self.eventEnvironment(job) : [])
         let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         var credentials = JobCredentials()
@@ -70,6 +71,19 @@ struct JobExecution {
         if let reason = control.stopReason, status == .success { status = reason.jobStatus }
         try await settlement.settle(.ran(jobID: jobID, status: status))
         return status
+    }
+
+    /// What started the job, for its steps: `CI_EVENT` always; `CI_COMMIT_SHA` and
+    /// `CI_COMMIT_REF` when a forge event named the commit (or the branch is known).
+    static func eventEnvironment(_ job: Job) -> [(key: String, value: String)] {
+        let event = job.snapshot.event ?? (job.retryOf == nil ? .api : .retry)
+        var result: [(key: String, value: String)] = [("CI_EVENT", event.rawValue)]
+        if let commit = job.snapshot.commit {
+            result += [("CI_COMMIT_SHA", commit.sha), ("CI_COMMIT_REF", commit.ref)]
+        } else if let branch = job.snapshot.branch {
+            result.append(("CI_COMMIT_REF", "refs/heads/\(branch)"))
+        }
+        return result
     }
 
     /// Opens the secrets the job names (the narrowest scope's) and every other one it can see,

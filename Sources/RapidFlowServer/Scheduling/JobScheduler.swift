@@ -39,6 +39,8 @@ public actor JobScheduler: Service {
         public var repositories = RepositoryPolicy.remoteOnly
         /// Opens the stored secrets a job uses and sees; nil: jobs cannot use stored secrets.
         public var secrets: SecretVault?
+        /// Who hears of job changes in this process (the webhook dispatcher, commit statuses).
+        var events = JobEventTap()
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,
@@ -83,7 +85,9 @@ public actor JobScheduler: Service {
         store: any JobStore, executor: any JobExecutor, broadcaster: LogBroadcaster, settings: Settings, logger: Logger,
         outbox: ClusterOutbox? = nil
     ) {
-        settlement = JobSettlement(store: store, broadcaster: broadcaster, metrics: settings.metrics, instanceID: settings.instanceID, logger: logger)
+        settlement = JobSettlement(
+            store: store, broadcaster: broadcaster, metrics: settings.metrics, instanceID: settings.instanceID, logger: logger,
+            events: settings.events)
         self.outbox = outbox
         self.store = store
         self.executor = executor
@@ -104,6 +108,7 @@ public actor JobScheduler: Service {
     /// New pending jobs: this replica and the others look for work.
     nonisolated func jobsCreated() {
         wake()
+        settings.events.emit(.created(jobIDs: []))
         outbox?.send(.wake, job: 0)
     }
 
@@ -144,6 +149,7 @@ public actor JobScheduler: Service {
                 leaseUntil: now.addingTimeInterval(settings.leaseDuration.inSeconds), maxJobsPerOwner: settings.maxJobsPerOwner)
             // More may be waiting: look again once these have started.
             if jobs.count == Self.claimBatch { wake() }
+            if !jobs.isEmpty { settings.events.emit(.started(jobIDs: jobs.map(\.id))) }
             return jobs.map { job in
                 settings.metrics.recordQueueWait(job)
                 // Clamped: a job stored before the bound was validated must not overflow.

@@ -19,6 +19,7 @@ struct JobSettlement: Sendable {
     let metrics: ServiceMetrics
     let instanceID: String
     let logger: Logger
+    var events = JobEventTap()
 
     /// How a job ended.
     enum Ending: Sendable {
@@ -67,6 +68,7 @@ struct JobSettlement: Sendable {
             if let job { metrics.recordJobDuration(job) }
             if case .ran = ending { metrics.recordPhases(of: try await store.steps(jobID: jobID)) }
             await broadcaster.publish(jobID: jobID, event: .jobFinished(status))
+            events.emit(.finished(jobID: jobID, postsStatus: job?.snapshot.statusTarget != nil))
             logEnd(of: jobID, job, status: status, ending)
         }
         return settled
@@ -133,5 +135,6 @@ struct JobSettlement: Sendable {
         try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: finished)
         metrics.recordStep(type: step.type, status: status, duration: .milliseconds(Int(finished.timeIntervalSince(startedAt) * 1000)))
         await broadcaster.publish(jobID: step.jobID, event: .stepFinished(stepID: step.id, status: status, exitCode: exitCode))
+        events.emit(.stepFinished(jobID: step.jobID))
     }
 }

@@ -147,3 +147,20 @@ enum SecretsKeyFile {
         return Array(bytes)
     }
 }
+
+extension SecretVault {
+    /// Seals a value that is not a stored secret (a hook's or webhook's signing secret, a forge
+    /// token) with `purpose` as authenticated data: a sealed value moved to another row or
+    /// purpose does not open.
+    func seal(_ value: String, purpose: String) throws -> Data {
+        guard let combined = try AES.GCM.seal(Data(value.utf8), using: key, authenticating: Data("rapidflow\0\(purpose)".utf8)).combined else {
+            throw RapidFlowError(.internalError, "a value could not be sealed")
+        }
+        return combined
+    }
+
+    func open(_ sealed: Data, purpose: String) throws -> String {
+        let box = try AES.GCM.SealedBox(combined: sealed)
+        return String(decoding: try AES.GCM.open(box, using: key, authenticating: Data("rapidflow\0\(purpose)".utf8)), as: UTF8.self)
+    }
+}
