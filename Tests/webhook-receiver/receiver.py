@@ -142,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
             "verified": verified,
             "error": error,
             "body": body,
+            "raw": raw.decode("utf-8", "replace"),
             "received_at": time.time(),
             "answered": status,
         })
@@ -220,6 +221,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A parent may start it with these blocked (the mask is inherited): unblock them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
     write_port_file(args.port_file, state.port)
     try:

@@ -176,20 +176,20 @@ extension API {
         }
     }
 
-    /// A phase's start, end and duration in milliseconds.
+    /// A phase's start, end and duration in seconds (to the millisecond), as `GET /jobs/:id/status` gives them.
     public struct PhaseTiming: Codable, Sendable, Equatable {
         @Nullable public var startedAt: String?
         @Nullable public var finishedAt: String?
-        @Nullable public var durationMs: Double?
+        @Nullable public var durationSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
-            case startedAt = "started_at", finishedAt = "finished_at", durationMs = "duration_ms"
+            case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
         }
 
         public init(startedAt: Date?, finishedAt: Date?) {
             self.startedAt = startedAt.map(Timestamp.format)
             self.finishedAt = finishedAt.map(Timestamp.format)
-            if let startedAt, let finishedAt { durationMs = API.wholeMilliseconds(finishedAt.timeIntervalSince(startedAt)) }
+            if let startedAt, let finishedAt { durationSeconds = API.wholeMilliseconds(finishedAt.timeIntervalSince(startedAt)) }
         }
     }
 

@@ -198,7 +198,8 @@ final class WebhookDispatcher: Service {
             event.data.job.status = .pending
             event.data.job.startedAt = nil
             event.data.job.finishedAt = nil
-        case "job.started":
+        case "job.started", "step.finished":
+            // A step ends while its job runs (an interrupted job's steps end before the job).
             event.data.job.status = .running
             event.data.job.finishedAt = nil
         default: break
