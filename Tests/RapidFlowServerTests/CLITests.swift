@@ -371,4 +371,33 @@ struct CLITests {
             }
         }
     }
+
+    @Test func hookAndWebhookSubcommandsSetUpListAndRemove() async throws {
+        try await TestServer.with { server in
+            let created = try await Self.cli(["hook", "create", "--name", "git-server", "--forge", "git"], server: server)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout.hasPrefix("whsec_") && created.stderr.contains("\(server.baseURL)/hooks/git"), "\(created.stdout) \(created.stderr)")
+            let hooks = try await Self.cli(["hook", "list"], server: server)
+            #expect(hooks.stdout.contains("git-server") && hooks.stdout.contains("/hooks/git") && !hooks.stdout.contains("whsec_"), "\(hooks.stdout)")
+            let bad = try await Self.cli(["hook", "create", "--name", "x", "--forge", "svn"], server: server)
+            #expect(bad.status != 0 && bad.stderr.contains("--forge"), "\(bad.stderr)")
+
+            let webhook = try await Self.cli(
+                ["webhook", "create", "http://127.0.0.1:9/never", "--event", "job.created", "--event", "job.finished"], server: server)
+            #expect(webhook.status == 0 && webhook.stdout.hasPrefix("whsec_"), "\(webhook.stderr)")
+            let listed = try await Self.cli(["webhook", "list", "--json"], server: server)
+            let webhooks = try Self.decoded([API.Webhook].self, listed)
+            #expect(webhooks.map(\.events) == [["job.created", "job.finished"]])
+            let refused = try await Self.cli(["webhook", "create", "http://127.0.0.1:9/x", "--event", "job.exploded"], server: server)
+            #expect(refused.status == 1 && refused.stderr.contains("job.exploded"), "\(refused.stderr)")
+
+            _ = try await server.trigger(try await server.createPipeline(config: "steps:\n  - \"true\"\n"))
+            try await eventually("a delivery is listed") {
+                try await Self.cli(["webhook", "deliveries", "\(webhooks[0].id)"], server: server).stdout.contains("job.created")
+            }
+            #expect(try await Self.cli(["webhook", "delete", "\(webhooks[0].id)"], server: server).status == 0)
+            #expect(try await Self.cli(["hook", "delete", "git-server"], server: server).stdout == "hook 1 deleted\n")
+            #expect(try await server.get("/hooks").decoded([API.Hook].self).isEmpty)
+        }
+    }
 }
