@@ -21,6 +21,8 @@
 #   a valid pipeline (a YAML mapping with a non-empty `steps` list), so what runs is the
 #   examples' echo; clones go to the examples' example.com URLs or generated ones, never to a
 #   repository on this host (no --allow-local-repos: generated paths and file:// URLs are 400s);
+# - webhooks it registers may only send to 127.0.0.1 (--webhook-allow-hosts): a generated URL
+#   elsewhere is a 400, so no delivery leaves this machine;
 # - everything listens on 127.0.0.1 and the data directory is removed at the end.
 # Triggering is not excluded: it is part of the API the document describes.
 set -euo pipefail
@@ -59,7 +61,7 @@ trap stop_server EXIT
 
 : >"$work/server.log"
 "${run_as[@]}" "$PWD/$binary" serve --host 127.0.0.1 --port 0 --data-dir "$data" --executor shell \
-  --max-concurrent-jobs 1 --job-timeout-seconds 10 --kill-grace-seconds 1 --log-level warning \
+  --max-concurrent-jobs 1 --job-timeout-seconds 10 --kill-grace-seconds 1 --log-level warning --webhook-allow-hosts 127.0.0.1 \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 

@@ -81,6 +81,8 @@ public protocol WebhookStore: Sendable {
     /// The answer the first delivery of that id got (nil while it is still being handled).
     func hookDeliveryAnswer(forge: Forge, deliveryID: String) async throws -> String?
     func setHookDeliveryAnswer(forge: Forge, deliveryID: String, answer: String) async throws
+    /// Forgets a delivery id (one that was refused may be sent again).
+    func forgetHookDelivery(forge: Forge, deliveryID: String) async throws
     /// Forgets delivery ids older than `before` (a replay after that runs again).
     func pruneHookDeliveries(before: Date) async throws -> Int
 
@@ -102,7 +104,8 @@ public protocol WebhookStore: Sendable {
     /// Newest first.
     func deliveries(webhookID: Int, limit: Int) async throws -> [WebhookDelivery]
     func delivery(id: Int) async throws -> WebhookDelivery?
-    /// Sends a delivery again as soon as it is its job's turn; nil when there is none.
+    /// Sends a delivery that was delivered or failed again, with a fresh set of tries, as soon
+    /// as it is its job's turn; nil when there is none that is not pending already.
     func redeliver(id: Int, at: Date) async throws -> WebhookDelivery?
 }
 
@@ -114,8 +117,9 @@ extension SQLJobStore: WebhookStore {
             if try await database.raw("SELECT id FROM hooks WHERE name = \(bind: name)").first() != nil {
                 throw RapidFlowError(.hookNameTaken, "a hook named '\(name)' exists already: pick another name")
             }
-            guard
-                let row = try await database.raw(
+            let inserted: (any SQLRow)?
+            do {
+                inserted = try await database.raw(
                     """
                     INSERT INTO hooks (name, forge, owner, secret, status_token, status_url, created_at)
                     VALUES (\(bind: name), \(bind: forge.rawValue), \(bind: owner), \(bind: sealedSecret), \(bind: sealedStatusToken),
@@ -123,7 +127,14 @@ extension SQLJobStore: WebhookStore {
                     RETURNING *
                     """
                 ).first()
-            else { throw RapidFlowError(.internalError, "the store did not return the new hook") }
+            } catch {
+                // Another create of the same name got in between: the unique index refused this one.
+                if try await database.raw("SELECT id FROM hooks WHERE name = \(bind: name)").first() != nil {
+                    throw RapidFlowError(.hookNameTaken, "a hook named '\(name)' exists already: pick another name")
+                }
+                throw error
+            }
+            guard let row = inserted else { throw RapidFlowError(.internalError, "the store did not return the new hook") }
             return try Self.hook(from: row)
         }
     }
@@ -180,6 +191,14 @@ extension SQLJobStore: WebhookStore {
                 UPDATE hook_deliveries SET answer = \(bind: answer)
                 WHERE forge = \(bind: forge.rawValue) AND delivery_id = \(bind: deliveryID)
                 """
+            ).run()
+        }
+    }
+
+    public func forgetHookDelivery(forge: Forge, deliveryID: String) async throws {
+        try await withDatabase { database in
+            try await database.raw(
+                "DELETE FROM hook_deliveries WHERE forge = \(bind: forge.rawValue) AND delivery_id = \(bind: deliveryID)"
             ).run()
         }
     }
@@ -332,8 +351,8 @@ extension SQLJobStore: WebhookStore {
             try await database.raw(
                 """
                 UPDATE webhook_deliveries SET state = \(bind: WebhookDelivery.State.pending.rawValue), next_try_at = \(bind: Millis(date)),
-                    claimed_by = NULL, claimed_until = NULL
-                WHERE id = \(bind: id) RETURNING *
+                    tries = 0, claimed_by = NULL, claimed_until = NULL
+                WHERE id = \(bind: id) AND state <> \(bind: WebhookDelivery.State.pending.rawValue) RETURNING *
                 """
             ).first().map(Self.delivery(from:))
         }

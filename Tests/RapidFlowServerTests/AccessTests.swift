@@ -30,7 +30,7 @@ import Testing
     static func requiredRole(_ method: String, _ path: String) -> TokenRole {
         if method == "get" || method == "head" {
             if path == "/tokens/current" { return .read }
-            return path.hasPrefix("/tokens") || path.hasPrefix("/audit") || path.hasPrefix("/secrets") ? .admin : .read
+            return ["/tokens", "/audit", "/secrets", "/hooks", "/webhooks"].contains { path.hasPrefix($0) } ? .admin : .read
         }
         let run = ["post /jobs", "post /jobs/{id}/cancel", "post /jobs/{id}/kill", "post /jobs/{id}/retry", "post /pipelines/{id}/jobs"]
         return run.contains("\(method) \(path)") ? .run : .admin

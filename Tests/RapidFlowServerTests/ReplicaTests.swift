@@ -36,6 +36,42 @@ struct ReplicaTests {
         }
     }
 
+    /// Both replicas read the one outbox: each delivery is sent by exactly one of them.
+    @Test func eachWebhookDeliveryIsSentByExactlyOneReplica() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { receiver.stop() }
+        try await ScratchDatabase.with { url in
+            // Replicas share the key that seals secrets, webhooks' signing secrets among them.
+            let key = ["--secrets-key-file", TestFiles.temporaryDirectory() + "/secrets.key"]
+            let a = try await Self.replica(url, maxConcurrentJobs: 3, arguments: key)
+            defer { a.kill(signal: SIGTERM) }
+            let b = try await Self.replica(url, maxConcurrentJobs: 3, arguments: key)
+            defer { b.kill(signal: SIGTERM) }
+            let webhook = try await WebhookTests.register(a.client, receiver, events: ["job.created", "job.started", "job.finished"])
+            let pipeline = try await a.client.createPipeline(config: "steps:\n  - \"true\"\n")
+            var jobIDs: [Int] = []
+            for index in 0..<10 { jobIDs.append(try await (index.isMultiple(of: 2) ? a : b).client.trigger(pipeline)) }
+            for id in jobIDs { _ = try await a.client.waitForJob(id) }
+            do {
+                try await eventually("every delivery is through") {
+                    let listed = try await WebhookTests.deliveries(b.client, webhook)
+                    return listed.count == 30 && listed.allSatisfy { $0.state == "delivered" }
+                }
+            } catch {
+                let listed = try await WebhookTests.deliveries(b.client, webhook)
+                let logs = [a, b].map { (try? String(contentsOfFile: $0.logPath, encoding: .utf8)) ?? "" }.joined(separator: "\n---\n")
+                Issue.record("deliveries: \(listed.map { "\($0.id) \($0.event) \($0.state) \($0.tries) \($0.error ?? "")" })\nlogs: \(logs.suffix(3000))")
+                throw error
+            }
+            let accepted = try await receiver.received().filter { (200..<300).contains($0.answered) }
+            #expect(accepted.count == 30, "each of the 30 deliveries once, none twice: \(accepted.count)")
+            #expect(Set(accepted.compactMap(\.webhookID)).count == 30)
+            for id in jobIDs {
+                #expect(accepted.filter { $0.jobID == id }.map(\.type) == ["job.created", "job.started", "job.finished"], "job \(id) in order")
+            }
+        }
+    }
+
     @Test func eachJobIsClaimedAndRunByExactlyOneReplica() async throws {
         try await ScratchDatabase.with { url in
             let a = try await Self.replica(url, maxConcurrentJobs: 3)

@@ -36,6 +36,8 @@ public struct TestServer: Sendable {
         configuration.logLevel = .warning
         // Tests clone repositories they create on this machine; RepositoryTests turns it off.
         configuration.allowLocalRepositories = true
+        // Webhook deliveries and commit statuses never leave this machine.
+        configuration.webhookAllowedHosts = ["127.0.0.1"]
         configure(&configuration)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (app, service) = try await buildApplication(configuration: configuration) { port in

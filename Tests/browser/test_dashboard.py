@@ -807,6 +807,93 @@ def test_an_unknown_page_shows_not_found(browser, api):
     browser.wait_text("#not-found", "Pipeline 99999999 does not exist")
 
 
+# Nothing listens on port 9: every try is refused, so a delivery stays pending between its retries, with the error.
+UNREACHABLE_WEBHOOK = "http://127.0.0.1:9/never"
+
+# The cells of the job page's header, by their label.
+JOB_META = "return Object.fromEntries([...document.querySelectorAll('.meta > div')].map(d => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]));"
+
+
+def test_webhooks_page_lists_a_webhook_and_its_deliveries(browser, api):
+    pipeline = api.pipeline(f"told-{os.urandom(3).hex()}", "steps:\n  - echo tell someone\n")
+    # For this pipeline only, so the other tests' jobs send nothing.
+    webhook = api.call("POST", "/webhooks", {"url": UNREACHABLE_WEBHOOK, "events": ["job.finished"], "pipeline_id": pipeline})["id"]
+    try:
+        job = api.trigger(pipeline)
+        assert api.wait_for_end(job) == "success"
+
+        browser.open(OPEN_URL, "/webhooks")
+        row = f'#webhooks tr[data-webhook-id="{webhook}"]'
+        browser.wait_text(f"{row} .url", UNREACHABLE_WEBHOOK)
+        assert browser.text(f"{row} .events") == "job.finished"
+        assert browser.text(f"{row} .state") == "active"
+        assert browser.js("return document.querySelector('a[data-nav=webhooks]').classList.contains('active')")
+        assert browser.js("return document.getElementById('deliveries-panel').hidden"), "no deliveries before a webhook is chosen"
+
+        # Choosing the webhook puts it in the address and shows its deliveries.
+        browser.click(f"{row} td.url")
+        wait_until(lambda: browser.driver.current_url.endswith(f"#/webhooks/{webhook}"), 5, "the webhook's address")
+        delivery = f'#webhook-deliveries tr[data-job-id="{job}"]'
+        browser.wait_text(f"{delivery} .event", "job.finished")
+        assert browser.js("return document.querySelector(arguments[0]).classList.contains('selected')", row)
+        wait_until(lambda: browser.text(f"{delivery} .error"), 15, "the refused try's error")
+        assert browser.text(f"{delivery} .state") == "pending", browser.text(delivery)
+        assert int(browser.text(f"{delivery} .tries")) >= 1
+
+        # Redeliver (every action is an admin's on a service without a token): the list follows.
+        tries = int(browser.text(f"{delivery} .tries"))
+        browser.click(f"{delivery} button[data-redeliver]")
+        browser.wait_text("#notice", "will be sent again")
+        wait_until(lambda: int(browser.text(f"{delivery} .tries") or 0) > tries, 15, "another try")
+
+        # The delivery links to its job, whose page says what started it: the API, no commit.
+        browser.click(f"{delivery} td.job a")
+        wait_until(lambda: browser.driver.current_url.endswith(f"#/jobs/{job}"), 5, "the job's page")
+        browser.wait_text("#job-status", "success")
+        wait_until(lambda: browser.js(JOB_META).get("Event") == "api", 10, "the job's event")
+        assert "Commit" not in browser.js(JOB_META), "a job started through the API names no commit"
+    finally:
+        api.call("DELETE", f"/webhooks/{webhook}")
+
+
+def test_webhooks_page_is_for_admins_of_every_owner(browser, api):
+    admin = Api(TOKEN_URL, TOKEN)
+    pipeline = admin.pipeline(f"watched-{os.urandom(3).hex()}", "steps:\n  - echo watched\n")
+    webhook = admin.call("POST", "/webhooks", {"url": UNREACHABLE_WEBHOOK, "events": ["job.finished"], "pipeline_id": pipeline})["id"]
+    try:
+        job = admin.trigger(pipeline)
+        assert admin.wait_for_end(job) == "success"
+        suffix = os.urandom(3).hex()
+        reader = admin.call("POST", "/tokens", {"name": f"webhook-reader-{suffix}", "role": "read"})["token"]
+        limited = admin.call("POST", "/tokens", {"name": f"team-admin-{suffix}", "role": "admin", "owners": ["team-a"]})["token"]
+        hidden = "return getComputedStyle(document.querySelector(arguments[0])).display === 'none'"
+
+        # Webhook URLs may carry credentials: a read-only token is not offered the page, and
+        # opening it shows the service's refusal and no list.
+        browser.open(TOKEN_URL, "/jobs")
+        browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", reader)
+        browser.open(TOKEN_URL, f"/webhooks/{webhook}")
+        browser.wait_text("#notice", "needs admin")
+        wait_until(lambda: browser.js("return document.body.dataset.role") == "read", 10, "the page to learn the token's role")
+        assert browser.js(hidden, 'a[data-nav="webhooks"]'), "the Webhooks page is offered to a read-only token"
+        assert browser.js("return document.getElementById('webhooks').hidden && document.getElementById('webhooks-empty').hidden")
+
+        # An admin token limited to some owners may not read them either: they are about every owner.
+        browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", limited)
+        browser.open(TOKEN_URL, "/webhooks")
+        browser.wait_text("#notice", "reaches only the owners")
+        assert browser.js("return document.getElementById('webhooks').hidden && document.getElementById('webhooks-empty').hidden")
+        assert browser.js("return document.getElementById('hooks').hidden && document.getElementById('hooks-empty').hidden")
+
+        # The admin token sees the webhook and its delivery.
+        browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", TOKEN)
+        browser.open(TOKEN_URL, f"/webhooks/{webhook}")
+        browser.wait_text(f'#webhook-deliveries tr[data-job-id="{job}"] .event', "job.finished")
+        browser.js("sessionStorage.setItem('rapidflow.token', arguments[0])", TOKEN)
+    finally:
+        admin.call("DELETE", f"/webhooks/{webhook}")
+
+
 TESTS = [
     test_job_list_updates_when_another_user_triggers_a_job,
     test_running_job_log_streams_line_by_line_and_survives_drops,
@@ -822,6 +909,8 @@ TESTS = [
     test_pipeline_created_edited_and_run_with_branch_and_env,
     test_an_unknown_page_shows_not_found,
     test_secrets_page_sets_lists_and_deletes_without_showing_values,
+    test_webhooks_page_lists_a_webhook_and_its_deliveries,
+    test_webhooks_page_is_for_admins_of_every_owner,
 ]
 
 

@@ -82,7 +82,8 @@ struct AccessPolicy {
         let first = segments.first ?? ""
         if method == .get || method == .head {
             if first == "tokens" { return segments.count == 2 && segments[1] == "current" ? .read : .admin }
-            return ["audit", "secrets"].contains(first) ? .admin : .read
+            // Webhook URLs and hooks' setups may carry credentials: admins only.
+            return ["audit", "secrets", "hooks", "webhooks"].contains(first) ? .admin : .read
         }
         guard method == .post else { return .admin }
         switch segments.count {

@@ -25,8 +25,6 @@ struct HookController {
 
     /// The receiving paths: open to the network (no bearer token), guarded by signatures.
     static let receivingPaths: Set<String> = Set(Forge.allCases.map { "/hooks/\($0.rawValue)" })
-    /// How long a delivery id is remembered.
-    static let replayWindow: TimeInterval = 24 * 3600
 
     func addRoutes(to router: Router<ServiceRequestContext>) {
         router.post("hooks", use: create)
@@ -44,12 +42,16 @@ struct HookController {
         guard let body = try await request.decodeJSON(as: API.HookRequest.self, limits: limits) else {
             throw RapidFlowError(.invalidRequest, "request body is empty: send {\"name\": ..., \"forge\": \"github|gitlab|gitea|git\"}")
         }
-        if let statusURL = body.statusURL, let allowedHosts, !allowedHosts.contains(URLComponents(string: statusURL)?.host?.lowercased() ?? "") {
-            throw RapidFlowError(.invalidRequest, "'status_url' names a host this service may not send to (--webhook-allow-hosts)")
+        let statusURL = body.statusURL ?? (body.statusToken != nil && body.forge == .github ? "https://api.github.com" : nil)
+        if let statusURL, let allowedHosts, !allowedHosts.contains(URLComponents(string: statusURL)?.host?.lowercased() ?? "") {
+            throw RapidFlowError(.invalidRequest, "'status_url' (\(statusURL)) names a host this service may not send to (--webhook-allow-hosts)")
+        }
+        if let secret = body.secret, body.forge == .git, WebhookSignature.standardKey(secret) == nil {
+            throw RapidFlowError(
+                .invalidRequest, "'secret' of a git hook must be 'whsec_' and at least 16 bytes in base64; leave it out and the service makes one")
         }
         let made = body.secret == nil
         let secret = body.secret ?? (body.forge == .git ? WebhookSignature.newSecret() : Self.newForgeSecret())
-        let statusURL = body.statusURL ?? (body.statusToken != nil && body.forge == .github ? "https://api.github.com" : nil)
         let stored = try await store.createHook(
             name: body.name, forge: body.forge, owner: body.owner, sealedSecret: try vault.seal(secret, purpose: "hook-secret:\(body.name)"),
             sealedStatusToken: try body.statusToken.map { try vault.seal($0, purpose: "hook-status-token:\(body.name)") },
@@ -114,12 +116,8 @@ struct HookController {
         do {
             answer = try await handle(forge, hook: hook, headers: headers, body: body)
         } catch {
-            // A refused delivery may be sent again once fixed: forget its id.
-            if let deliveryID {
-                try? await store.setHookDeliveryAnswer(
-                    forge: forge, deliveryID: deliveryID,
-                    answer: String(decoding: try JSONEncoder().encode(API.HookAnswer(hook: hook.name, event: nil, jobs: [], ignored: "\(error)")), as: UTF8.self))
-            }
+            // A refused delivery may be sent again once fixed: its id is forgotten.
+            if let deliveryID { try? await store.forgetHookDelivery(forge: forge, deliveryID: deliveryID) }
             throw error
         }
         if let deliveryID {

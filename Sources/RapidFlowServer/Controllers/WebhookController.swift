@@ -67,7 +67,7 @@ struct WebhookController {
             throw RapidFlowError(.invalidRequest, "webhook \(webhook.id) is disabled (\(webhook.disabledReason ?? "")): register it again to send to it")
         }
         guard let delivery = try await store.redeliver(id: id, at: Date()) else {
-            throw RapidFlowError(.webhookNotFound, "webhook \(webhook.id) has no delivery \(id)")
+            throw RapidFlowError(.invalidRequest, "delivery \(id) is still pending: it is sent (again) on its own")
         }
         dispatcher?.wake()
         return try APIResponse(Self.payload(delivery))

@@ -1,4 +1,4 @@
-// RapidFlow dashboard: the job list, a job's live log, pipelines, the image job form and secrets.
+// RapidFlow dashboard: the job list, a job's live log, pipelines, the image job form, secrets and webhooks.
 // Plain modern JavaScript served by the service itself; it talks only to the API it is served by.
 // No libraries: the log viewer, the ANSI colours and the routing are all here.
 
@@ -73,6 +73,19 @@ function formatRelative(timestamp, now = Date.now()) {
   const days = Math.floor(hours / 24);
   if (days < 31) return `${days} d ago`;
   return new Date(timestamp).toLocaleDateString();
+}
+
+/** A time still to come: "in 12 s", "in 3 min", "in 5 h"; "now" once it is due; further off, the date. */
+function formatUntil(timestamp, now = Date.now()) {
+  if (!timestamp) return "—";
+  const seconds = Math.round((Date.parse(timestamp) - now) / 1000);
+  if (seconds <= 0) return "now";
+  if (seconds < 60) return `in ${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `in ${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `in ${hours} h`;
+  return new Date(timestamp).toLocaleString();
 }
 
 /** The full local date and time, for a tooltip. */
@@ -717,9 +730,15 @@ class JobPage {
     this.retryButton.disabled = !final;
     const entries = [
       ["Kind", job.kind],
+      job.event ? ["Event", job.event] : null,
       job.pipeline_id ? ["Pipeline", h("a", { href: `#/jobs?pipeline_id=${job.pipeline_id}` }, `${job.pipeline_name ?? ""} (#${job.pipeline_id})`)] : null,
       job.repo_name ? ["Repository", job.repo_name] : null,
       job.branch ? ["Branch", job.branch] : null,
+      // The commit a forge's push, tag or pull request named (none for API triggers).
+      job.commit_sha ? ["Commit", h("code", { class: "commit-sha", title: job.commit_sha }, job.commit_sha.slice(0, 12))] : null,
+      job.commit_ref ? ["Ref", job.commit_ref] : null,
+      job.commit_message ? ["Message", h("span", { title: job.commit_message }, job.commit_message.trim().split("\n")[0].trim())] : null,
+      job.commit_author ? ["Author", job.commit_author] : null,
       job.owner ? ["Owner", job.owner] : null,
       job.priority && job.priority !== "normal" ? ["Priority", job.priority] : null,
       job.queue_position ? ["Queue", `#${job.queue_position}, waiting for ${waitReason(job.waiting_for, false)}`] : null,
@@ -2059,6 +2078,319 @@ function secretsView(root, scope) {
 }
 
 // ---------------------------------------------------------------------------
+// Webhooks: the outgoing webhooks (`GET /webhooks`) and, for the one in the address
+// (`#/webhooks/3`), its recent deliveries, kept up to date while shown (a pending delivery is
+// tried again on the service's schedule); then the incoming hooks forges deliver pushes to
+// (`GET /hooks`). Reading them needs a token that reaches every owner; sending a delivery
+// again needs an admin. Secrets never come back from these routes, so none is shown.
+
+const DELIVERY_LIMIT = 50;
+
+function webhooksView(root, scope, match) {
+  const page = new WebhooksPage(root, scope);
+  page.select(match.webhookID);
+  return { key: "webhooks", update: (next) => page.select(next.webhookID) };
+}
+
+class WebhooksPage {
+  constructor(root, scope) {
+    this.scope = scope;
+    this.webhooks = new Map();
+    this.selectedID = null;
+    // A webhook whose deliveries the service refused (403, 404): not asked again until another is chosen.
+    this.refusedID = null;
+    this.request = 0;
+    this.deliveryRows = new Map();
+
+    this.webhookBody = h("tbody", { id: "webhooks-body" });
+    this.webhookTable = h(
+      "table",
+      { class: "jobs webhooks", id: "webhooks", hidden: true },
+      h("thead", {}, h("tr", {}, ["Webhook", "URL", "Events", "Owner", "Pipeline", "Created", "State"].map((title) => h("th", {}, title)))),
+      this.webhookBody,
+    );
+    this.webhookEmpty = h("p", { class: "empty", id: "webhooks-empty", hidden: true }, "No webhooks yet: register one with POST /webhooks or `rapidflow webhook create`.");
+    this.hint = h("p", { class: "muted small", id: "webhooks-hint", hidden: true }, "Choose a webhook to see its recent deliveries.");
+
+    this.deliveriesTitle = h("h2", { id: "deliveries-title" });
+    this.deliveriesUpdated = h("span", { class: "muted", id: "deliveries-updated" });
+    this.deliveryBody = h("tbody", { id: "deliveries-body" });
+    this.deliveryTable = h(
+      "table",
+      { class: "jobs deliveries", id: "webhook-deliveries", hidden: true },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Delivery", "Event", "Job", "State", "Tries", "Status", "Error", "Duration", "Next try", "Created", "Delivered", ""].map((title) => h("th", {}, title)),
+        ),
+      ),
+      this.deliveryBody,
+    );
+    this.deliveryEmpty = h("p", { class: "empty", id: "deliveries-empty", hidden: true }, "No deliveries yet: one is written when a job does what the webhook listens for.");
+    this.deliveriesPanel = h(
+      "section",
+      { class: "panel deliveries-panel", id: "deliveries-panel", hidden: true },
+      h("div", { class: "toolbar" }, this.deliveriesTitle, this.deliveriesUpdated),
+      h("div", { class: "table-scroll" }, this.deliveryTable),
+      this.deliveryEmpty,
+    );
+
+    this.hookBody = h("tbody", { id: "hooks-body" });
+    this.hookTable = h(
+      "table",
+      { class: "jobs hooks", id: "hooks", hidden: true },
+      h("thead", {}, h("tr", {}, ["Name", "Forge", "Path", "Owner", "Commit statuses", "Last delivery"].map((title) => h("th", {}, title)))),
+      this.hookBody,
+    );
+    this.hookEmpty = h("p", { class: "empty", id: "hooks-empty", hidden: true }, "No incoming hooks: set one up with POST /hooks or `rapidflow hook create`, then point the forge at its path.");
+
+    root.append(
+      h(
+        "section",
+        { class: "panel" },
+        h("div", { class: "toolbar" }, h("h1", {}, "Webhooks")),
+        h("p", { class: "muted intro" }, "URLs the service tells when jobs are created, start and finish, and when steps finish."),
+        this.webhookTable,
+        this.webhookEmpty,
+        this.hint,
+      ),
+      this.deliveriesPanel,
+      h(
+        "section",
+        { class: "panel hooks-panel" },
+        h("h2", {}, "Incoming hooks"),
+        h("p", { class: "muted intro" }, "Where forges and git servers deliver pushes, tags and pull requests that start pipelines."),
+        this.hookTable,
+        this.hookEmpty,
+      ),
+    );
+    this.load();
+    scope.every(POLL_MS, () => this.refreshDeliveries());
+  }
+
+  /** Both lists; each shows if the service gave it, and a refusal (a token limited to some owners) is shown once. */
+  async load() {
+    const [webhooks, hooks] = await Promise.allSettled([api("GET", "/webhooks"), api("GET", "/hooks")]);
+    if (!this.scope.active) return;
+    if (webhooks.status === "fulfilled") this.showWebhooks(webhooks.value);
+    if (hooks.status === "fulfilled") this.showHooks(hooks.value);
+    const failure = [webhooks, hooks].find((result) => result.status === "rejected");
+    if (failure) showNotice(failure.reason.message);
+  }
+
+  showWebhooks(webhooks) {
+    this.webhooks = new Map(webhooks.map((webhook) => [webhook.id, webhook]));
+    this.webhookBody.replaceChildren(...webhooks.map(webhookRow));
+    this.webhookTable.hidden = webhooks.length === 0;
+    this.webhookEmpty.hidden = webhooks.length > 0;
+    this.markSelected();
+  }
+
+  showHooks(hooks) {
+    this.hookBody.replaceChildren(...hooks.map(hookRow));
+    this.hookTable.hidden = hooks.length === 0;
+    this.hookEmpty.hidden = hooks.length > 0;
+  }
+
+  /** The webhook the address names (`#/webhooks/3`), or none (`#/webhooks`). */
+  select(webhookID) {
+    if (webhookID === this.selectedID) return;
+    this.selectedID = webhookID;
+    this.refusedID = null;
+    this.request += 1; // an answer about the webhook shown before is dropped
+    this.deliveryRows.clear();
+    this.deliveryBody.replaceChildren();
+    this.deliveryTable.hidden = true;
+    this.deliveryEmpty.hidden = true;
+    this.deliveriesUpdated.textContent = "";
+    this.deliveriesPanel.hidden = webhookID === null;
+    this.markSelected();
+    if (webhookID !== null) this.refreshDeliveries().catch((error) => showNotice(error.message));
+  }
+
+  markSelected() {
+    for (const row of this.webhookBody.children) {
+      const selected = Number(row.dataset.webhookId) === this.selectedID;
+      row.classList.toggle("selected", selected);
+      if (selected) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    }
+    this.hint.hidden = this.selectedID !== null || this.webhooks.size === 0;
+    if (this.selectedID === null) return;
+    const webhook = this.webhooks.get(this.selectedID);
+    this.deliveriesTitle.textContent = `Recent deliveries · webhook #${this.selectedID}${webhook ? ` · ${webhook.url}` : ""}`;
+  }
+
+  /**
+   * The chosen webhook's newest deliveries. Rows stay in place and only their changed cells
+   * are rewritten, so a Redeliver button does not move under the pointer. A refusal (the
+   * webhook does not exist, the token may not read it) is shown once and not asked again;
+   * anything else is left to the scope's retrying.
+   */
+  async refreshDeliveries() {
+    const webhookID = this.selectedID;
+    if (webhookID === null || webhookID === this.refusedID) return;
+    const ticket = ++this.request;
+    let deliveries;
+    try {
+      deliveries = await api("GET", `/webhooks/${webhookID}/deliveries?limit=${DELIVERY_LIMIT}`);
+    } catch (error) {
+      if (!this.scope.active || ticket !== this.request) return;
+      if (!(error instanceof ApiError) || error.status >= 500) throw error;
+      this.refusedID = webhookID;
+      showNotice(error.message);
+      return;
+    }
+    // A later request (another webhook chosen meanwhile) wins over an earlier one answered late.
+    if (!this.scope.active || ticket !== this.request) return;
+    const newest = [...deliveries].sort((a, b) => b.id - a.id);
+    const now = Date.now();
+    const seen = new Set();
+    newest.forEach((delivery, index) => {
+      seen.add(delivery.id);
+      let row = this.deliveryRows.get(delivery.id);
+      if (!row) {
+        row = this.deliveryRow(delivery);
+        this.deliveryRows.set(delivery.id, row);
+      }
+      updateDeliveryRow(row, delivery, now);
+      if (this.deliveryBody.children[index] !== row) this.deliveryBody.insertBefore(row, this.deliveryBody.children[index] ?? null);
+    });
+    for (const [id, row] of this.deliveryRows) {
+      if (!seen.has(id)) {
+        row.remove();
+        this.deliveryRows.delete(id);
+      }
+    }
+    this.deliveryTable.hidden = newest.length === 0;
+    this.deliveryEmpty.hidden = newest.length > 0;
+    this.deliveriesUpdated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  deliveryRow(delivery) {
+    const redeliver = h(
+      "button",
+      { type: "button", class: "small", "data-redeliver": delivery.id, "data-needs": "admin", title: "Send it again: the same message and body" },
+      "Redeliver",
+    );
+    redeliver.addEventListener("click", () => this.redeliver(delivery, redeliver));
+    return h(
+      "tr",
+      { "data-delivery-id": delivery.id, "data-job-id": delivery.job_id },
+      h("td", { class: "delivery muted" }, `#${delivery.id}`),
+      h("td", { class: "event" }, delivery.event),
+      h("td", { class: "job" }, h("a", { href: `#/jobs/${delivery.job_id}` }, `#${delivery.job_id}`)),
+      h("td", { class: "state" }),
+      h("td", { class: "tries" }),
+      h("td", { class: "http-status" }),
+      h("td", { class: "error" }),
+      h("td", { class: "duration" }),
+      h("td", { class: "next-try" }),
+      h("td", { class: "created muted" }),
+      h("td", { class: "delivered" }),
+      h("td", { class: "actions" }, redeliver),
+    );
+  }
+
+  async redeliver(delivery, button) {
+    button.disabled = true;
+    try {
+      await api("POST", `/webhooks/${delivery.webhook_id}/deliveries/${delivery.id}/redeliver`);
+      if (!this.scope.active) return;
+      showNotice(`Delivery ${delivery.id} (${delivery.event}, job ${delivery.job_id}) will be sent again.`, "info");
+      await this.refreshDeliveries();
+    } catch (error) {
+      showNotice(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
+
+function webhookRow(webhook) {
+  const address = `#/webhooks/${webhook.id}`;
+  const row = h("tr", { "data-webhook-id": webhook.id, class: webhook.disabled_at ? "clickable disabled" : "clickable" });
+  row.addEventListener("click", (event) => {
+    if (event.target.closest("a")) return;
+    location.hash = address;
+  });
+  // A target that answered 410 Gone is sent nothing more: said in the row, with when and why.
+  const state = webhook.disabled_at
+    ? [
+        badge("disabled"),
+        h("small", { class: "disabled-note" }, "since ", timeElement(webhook.disabled_at), webhook.disabled_reason ? `: ${webhook.disabled_reason}` : null),
+      ]
+    : badge("active");
+  row.append(
+    h("td", {}, h("a", { href: address }, `#${webhook.id}`)),
+    h("td", { class: "url" }, webhook.url),
+    h("td", { class: "events" }, webhook.events.join(", ")),
+    h("td", { class: "owner" }, webhook.owner ?? h("span", { class: "muted" }, "any")),
+    h(
+      "td",
+      { class: "pipeline-id" },
+      webhook.pipeline_id ? h("a", { href: `#/jobs?pipeline_id=${webhook.pipeline_id}` }, `#${webhook.pipeline_id}`) : h("span", { class: "muted" }, "any"),
+    ),
+    h("td", { class: "created muted" }, timeElement(webhook.created_at)),
+    h("td", { class: "state" }, state),
+  );
+  return row;
+}
+
+/** A cell holding a time (its tooltip the full date), or "—"; the page changes only when what it shows does. */
+function setTimeCell(cell, timestamp, text) {
+  if (!timestamp) {
+    if (cell.textContent !== "—") cell.textContent = "—";
+    return;
+  }
+  let time = cell.querySelector("time");
+  if (!time) {
+    time = h("time");
+    cell.replaceChildren(time);
+  }
+  if (time.dateTime !== timestamp) {
+    time.dateTime = timestamp;
+    time.title = fullTime(timestamp);
+  }
+  if (time.textContent !== text) time.textContent = text;
+}
+
+function updateDeliveryRow(row, delivery, now = Date.now()) {
+  const set = (selector, text) => {
+    const cell = row.querySelector(selector);
+    if (cell.textContent !== text) cell.textContent = text;
+  };
+  if (row.dataset.state !== delivery.state) {
+    row.querySelector(".state").replaceChildren(badge(delivery.state));
+    row.dataset.state = delivery.state;
+  }
+  set(".tries", String(delivery.tries));
+  // No status when the last try got no answer (refused, timed out): its error says why.
+  set(".http-status", String(delivery.status_code ?? "—"));
+  set(".error", delivery.error ?? "");
+  set(".duration", delivery.duration_ms === null || delivery.duration_ms === undefined ? "—" : `${delivery.duration_ms} ms`);
+  setTimeCell(row.querySelector(".next-try"), delivery.next_try_at, formatUntil(delivery.next_try_at, now));
+  setTimeCell(row.querySelector(".created"), delivery.created_at, formatRelative(delivery.created_at, now));
+  setTimeCell(row.querySelector(".delivered"), delivery.delivered_at, formatRelative(delivery.delivered_at, now));
+}
+
+function hookRow(hook) {
+  return h(
+    "tr",
+    { "data-hook-id": hook.id },
+    h("td", { class: "hook-name" }, hook.name),
+    h("td", { class: "forge" }, hook.forge),
+    h("td", { class: "path" }, h("code", {}, hook.path)),
+    h("td", { class: "owner" }, hook.owner ?? h("span", { class: "muted" }, "any")),
+    h("td", { class: "commit-status" }, hook.posts_commit_status ? "yes" : h("span", { class: "muted" }, "no")),
+    h("td", { class: "last-delivery" }, hook.last_delivery_at ? timeElement(hook.last_delivery_at) : h("span", { class: "muted" }, "never")),
+  );
+}
+
+// ---------------------------------------------------------------------------
 // Image job form (POST /jobs, the image-build API's fields)
 
 function imageJobView(root) {
@@ -2127,7 +2459,7 @@ function imageJobView(root) {
 
 // ---------------------------------------------------------------------------
 // Not found, and the routing: #/jobs, #/jobs/12, #/jobs/12/steps/34, #/jobs/12/L345,
-// #/pipelines, #/pipelines/new, #/pipelines/12/edit, #/image-job, #/secrets
+// #/pipelines, #/pipelines/new, #/pipelines/12/edit, #/image-job, #/secrets, #/webhooks, #/webhooks/3
 
 function notFoundView(root, message) {
   root.replaceChildren(
@@ -2163,6 +2495,10 @@ function parseRoute(hash) {
   if (edit) return { view: "pipeline-form", section: "pipelines", key: `pipeline-form:${edit[1]}`, pipelineID: Number(edit[1]) };
   if (path === "/image-job") return { view: "image-job", section: "image-job", key: "image-job" };
   if (path === "/secrets") return { view: "secrets", section: "secrets", key: "secrets" };
+  // One view for the list and a chosen webhook's deliveries, so choosing another keeps the page.
+  if (path === "/webhooks") return { view: "webhooks", section: "webhooks", key: "webhooks", webhookID: null };
+  const webhook = path.match(/^\/webhooks\/(\d+)$/);
+  if (webhook) return { view: "webhooks", section: "webhooks", key: "webhooks", webhookID: Number(webhook[1]) };
   return { view: "not-found", section: null, key: `not-found:${path}`, path };
 }
 
@@ -2199,6 +2535,9 @@ function route() {
       break;
     case "secrets":
       secretsView(root, scope);
+      break;
+    case "webhooks":
+      update = webhooksView(root, scope, match).update;
       break;
     default:
       notFoundView(root, `There is no page at #${match.path}.`);

@@ -63,13 +63,29 @@ final class WebhookDispatcher: Service {
     func run() async throws {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.statuses.run() }
+            var pruned = ContinuousClock.now - .seconds(3600)
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                if ContinuousClock.now - pruned > .seconds(600) {
+                    pruned = .now
+                    await forgetOldHookDeliveries()
+                }
                 let sent = await sendDue()
                 if !sent { await signal.wait(timeout: settings.pollInterval) }
             }
             statuses.finish()
         }
         try? await client.shutdown()
+    }
+
+    /// How long a forge's delivery id is remembered: a replay within it runs nothing again.
+    static let replayWindow: TimeInterval = 24 * 3600
+
+    private func forgetOldHookDeliveries() async {
+        do {
+            _ = try await store.pruneHookDeliveries(before: Date().addingTimeInterval(-Self.replayWindow))
+        } catch {
+            logger.warning("could not forget old hook delivery ids", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Sends what is due; false when nothing was.
@@ -113,7 +129,12 @@ final class WebhookDispatcher: Service {
             guard allowed(webhook.url) else {
                 return await record(.failed, status: nil, error: "the service may not send to this host (--webhook-allow-hosts)")
             }
-            let secret = try vault.open(webhook.sealedSecret, purpose: "webhook-secret:\(webhook.url)")
+            guard let secret = try? vault.open(webhook.sealedSecret, purpose: "webhook-secret:\(webhook.url)") else {
+                return await retryOrFail(
+                    delivery, status: nil,
+                    error: "the webhook's secret does not open with this replica's secrets key: replicas must share --secrets-key-file",
+                    record: record)
+            }
             guard let key = WebhookSignature.standardKey(secret) else {
                 return await record(.failed, status: nil, error: "the webhook's secret is not a whsec_ key")
             }
