@@ -104,8 +104,9 @@ public protocol WebhookStore: Sendable {
     /// Newest first.
     func deliveries(webhookID: Int, limit: Int) async throws -> [WebhookDelivery]
     func delivery(id: Int) async throws -> WebhookDelivery?
-    /// Sends a delivery that was delivered or failed again, with a fresh set of tries, as soon
-    /// as it is its job's turn; nil when there is none that is not pending already.
+    /// Sends a delivery again (or a waiting one now) as soon as it is its job's turn: one more
+    /// try for one that failed for good, the next of its tries for one still waiting; nil when
+    /// there is none, or it is being sent right now.
     func redeliver(id: Int, at: Date) async throws -> WebhookDelivery?
 }
 
@@ -351,8 +352,8 @@ extension SQLJobStore: WebhookStore {
             try await database.raw(
                 """
                 UPDATE webhook_deliveries SET state = \(bind: WebhookDelivery.State.pending.rawValue), next_try_at = \(bind: Millis(date)),
-                    tries = 0, claimed_by = NULL, claimed_until = NULL
-                WHERE id = \(bind: id) AND state <> \(bind: WebhookDelivery.State.pending.rawValue) RETURNING *
+                    claimed_by = NULL, claimed_until = NULL
+                WHERE id = \(bind: id) AND (claimed_until IS NULL OR claimed_until < \(bind: Millis(date))) RETURNING *
                 """
             ).first().map(Self.delivery(from:))
         }

@@ -249,7 +249,7 @@ struct FaultTests {
                   QUOTED_SECRET: 'it''s-a-quoted-secret'
                   ESCAPED_PASSWORD: "caf\\u00e9-escaped-password"
                 steps:
-                  - echo "$B_TOKEN $A_TOKEN"; printf '%s\\n' "$SSH_KEY" | head -2 | tail -1; echo "$QUOTED_SECRET $ESCAPED_PASSWORD"
+                  - echo "$B_TOKEN $A_TOKEN"; printf '%s\\n' "$SSH_KEY" | sed -n 2p; echo "$QUOTED_SECRET $ESCAPED_PASSWORD"
                 """
             let pipelineID = try await server.createPipeline(config: config)
             let jobID = try await server.trigger(pipelineID)

@@ -17,7 +17,7 @@ struct PayloadEncodingTests {
             snapshot: JobSnapshot(repo: "https://git.example.com/team/app.git", branch: "v1.0"), cancelled: false, containerID: nil,
             retryOf: 3, ports: ["8080/tcp"], createdAt: Self.created, startedAt: nil, finishedAt: nil)
         let text = try JSONValueEncoder().encode(API.Job(job)).serialized
-        #expect(text == #"{"id":7,"kind":"image","pipeline_id":null,"pipeline_name":null,"status":"pending","branch":"v1.0","repo_name":"https://git.example.com/team/app.git","language":null,"version":null,"image":null,"folder":null,"expose_ports":false,"cancelled":false,"container_id":null,"retry_of":3,"ports":["8080/tcp"],"created_at":"2025-09-26T10:00:05.123Z","started_at":null,"finished_at":null,"owner":"default","priority":"normal","queue_position":null,"waiting_for":null,"concurrency_group":null}"#)
+        #expect(text == #"{"id":7,"kind":"image","pipeline_id":null,"pipeline_name":null,"status":"pending","branch":"v1.0","repo_name":"https://git.example.com/team/app.git","language":null,"version":null,"image":null,"folder":null,"expose_ports":false,"cancelled":false,"container_id":null,"retry_of":3,"ports":["8080/tcp"],"created_at":"2025-09-26T10:00:05.123Z","started_at":null,"finished_at":null,"owner":"default","priority":"normal","queue_position":null,"waiting_for":null,"concurrency_group":null,"event":"retry","commit_sha":null,"commit_ref":null,"commit_message":null,"commit_author":null}"#)
         #expect(try JSONDecoder().decode(API.Job.self, from: Data(text.utf8)) == API.Job(job))
     }
 

@@ -67,7 +67,7 @@ struct WebhookController {
             throw RapidFlowError(.invalidRequest, "webhook \(webhook.id) is disabled (\(webhook.disabledReason ?? "")): register it again to send to it")
         }
         guard let delivery = try await store.redeliver(id: id, at: Date()) else {
-            throw RapidFlowError(.invalidRequest, "delivery \(id) is still pending: it is sent (again) on its own")
+            throw RapidFlowError(.invalidRequest, "delivery \(id) is being sent right now: ask again once this try has ended")
         }
         dispatcher?.wake()
         return try APIResponse(Self.payload(delivery))
