@@ -247,6 +247,44 @@ import Testing
         }
     }
 
+    /// Signed, but not something to build: a ping, an event no pipeline takes, a body that is
+    /// not JSON, a commit that is not a commit id.
+    @Test func signedDeliveriesThatBuildNothingAreAnsweredAndRunNothing() async throws {
+        let repository = try await Self.repository()
+        try await TestServer.with { server in
+            let secret = "another-fixture-secret-0123456789"
+            _ = try await Self.hook(server, name: "gh", forge: .github, secret: secret)
+            _ = try await server.createPipeline(config: Self.config(repo: repository.url, on: "{push: {}}"))
+            func send(_ body: Data, event: String) async throws -> TestServer.Reply {
+                try await server.request(
+                    .POST, "/hooks/github", body: String(decoding: body, as: UTF8.self),
+                    headers: [("X-GitHub-Event", event), ("X-GitHub-Delivery", UUID().uuidString), Self.signature(.github, body: body, secret: secret)])
+            }
+            let ping = try Data(contentsOf: URL(fileURLWithPath: "\(Self.fixtureDirectory)/github-ping.json"))
+            let pingBody = try JSONSerialization.data(
+                withJSONObject: try #require((try JSONSerialization.jsonObject(with: ping) as? [String: Any])?["body"]))
+            let pinged = try await send(pingBody, event: "ping")
+            let pingAnswer = try pinged.decoded(API.HookAnswer.self)
+            #expect(pinged.status == 200 && (pingAnswer.ignored ?? "").contains("ping"), "\(pinged.text)")
+            let issues = try await send(Data(#"{"action": "opened"}"#.utf8), event: "issues")
+            let issuesAnswer = try issues.decoded(API.HookAnswer.self)
+            #expect(issues.status == 200 && issuesAnswer.jobs.isEmpty, "\(issues.text)")
+            let notJSON = try await send(Data("not json".utf8), event: "push")
+            #expect(notJSON.status == 400 && notJSON.errorCode == "invalid_json", "\(notJSON.text)")
+            // A pull request: the pipeline's on: takes pushes only.
+            let (headers, body) = try Self.delivery(Self.fixtures[2], repository: repository.url, sha: repository.sha)
+            let pull = try await server.request(
+                .POST, "/hooks/github", body: String(decoding: body, as: UTF8.self),
+                headers: headers.filter { $0.0 != "X-GitHub-Delivery" } + [("X-GitHub-Delivery", "pr-1"), Self.signature(.github, body: body, secret: secret)])
+            let pullAnswer = try pull.decoded(API.HookAnswer.self)
+            #expect(pull.status == 200 && (pullAnswer.ignored ?? "").contains("no pipeline"), "\(pull.text)")
+            let (_, push) = try Self.delivery(Self.fixtures[0], repository: repository.url, sha: "not-a-commit;rm -rf /")
+            let badCommit = try await send(push, event: "push")
+            #expect(badCommit.status == 400 && badCommit.errorMessage.contains("not a commit id"), "\(badCommit.text)")
+            #expect(try await Self.jobCount(server) == 0)
+        }
+    }
+
     @Test func badHookSetupsAreRefusedAndNothingIsStored() async throws {
         try await TestServer.with { server in
             let bodies: [(String, String)] = [

@@ -199,6 +199,23 @@ final class WebhookReceiver: Sendable {
         }
     }
 
+    @Test func aTryWithoutAnAnswerInTimeFailsAndIsTriedAgain() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { receiver.stop() }
+        try await receiver.setMode("slow")
+        try await TestServer.with(configure: {
+            $0.webhookTimeout = .seconds(1)
+            $0.webhookRetrySchedule = Array(repeating: .seconds(30), count: 7)
+        }) { server in
+            let webhook = try await Self.register(server, receiver, events: ["job.created"])
+            _ = try await server.trigger(try await server.createPipeline(config: "steps:\n  - \"true\"\n"))
+            try await eventually("the first try timed out") { try await Self.deliveries(server, webhook).first?.tries == 1 }
+            let delivery = try #require(try await Self.deliveries(server, webhook).first)
+            #expect(delivery.state == "pending" && delivery.statusCode == nil && delivery.error == "no answer within the timeout", "\(delivery)")
+            #expect((delivery.durationMs ?? 0) >= 900 && (delivery.durationMs ?? 0) < 10_000, "the try gave up after its timeout: \(delivery)")
+        }
+    }
+
     @Test func redeliverSendsADeliveryAgain() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
