@@ -112,7 +112,7 @@ public func buildApplication(
         store: store, vault: vault,
         settings: .init(
             retrySchedule: configuration.webhookRetrySchedule, timeout: configuration.webhookTimeout,
-            allowedHosts: configuration.webhookAllowedHosts),
+            allowedHosts: configuration.webhookAllowedHosts, retention: configuration.retention),
         instanceID: instanceID, tap: tap, baseURL: { advertised.withLock { $0 } }, logger: logger)
     var schedulerSettings = JobScheduler.Settings(
         maxConcurrentJobs: configuration.maxConcurrentJobs, killGracePeriod: configuration.killGracePeriod,

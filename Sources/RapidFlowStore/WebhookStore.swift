@@ -103,6 +103,8 @@ public protocol WebhookStore: Sendable {
     ) async throws
     /// Newest first.
     func deliveries(webhookID: Int, limit: Int) async throws -> [WebhookDelivery]
+    /// Removes delivered and failed deliveries made before `before`; how many.
+    func pruneWebhookDeliveries(before: Date) async throws -> Int
     func delivery(id: Int) async throws -> WebhookDelivery?
     /// Sends a delivery again (or a waiting one now) as soon as it is its job's turn: one more
     /// try for one that failed for good, the next of its tries for one still waiting; nil when
@@ -338,6 +340,17 @@ extension SQLJobStore: WebhookStore {
             try await database.raw(
                 "SELECT * FROM webhook_deliveries WHERE webhook_id = \(bind: webhookID) ORDER BY id DESC LIMIT \(bind: limit)"
             ).all().map(Self.delivery(from:))
+        }
+    }
+
+    public func pruneWebhookDeliveries(before date: Date) async throws -> Int {
+        try await withDatabase { database in
+            try await database.raw(
+                """
+                DELETE FROM webhook_deliveries
+                WHERE created_at < \(bind: Millis(date)) AND state <> \(bind: WebhookDelivery.State.pending.rawValue) RETURNING id
+                """
+            ).all().count
         }
     }
 

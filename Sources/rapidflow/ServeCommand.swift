@@ -77,7 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         name: .customLong("shutdown-timeout-seconds"),
         help: "On SIGTERM, seconds the running jobs get to finish while no new one starts and /ready answers 503; then they are stopped. A second SIGTERM or SIGINT stops them at once (RAPIDFLOW_SHUTDOWN_TIMEOUT_SECONDS, default 0: stop at once).")
     var shutdownTimeoutSeconds: Double?
-    @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images, and audit log entries, after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
+    @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images, audit log entries and finished webhook deliveries, after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
     var retentionHours: Double?
     @Option(name: .customLong("lease-seconds"), help: "Seconds a running job stays this replica's without a renewal; another replica settles a dead one's jobs after this (RAPIDFLOW_LEASE_SECONDS, default 30).")
     var leaseSeconds: Double?

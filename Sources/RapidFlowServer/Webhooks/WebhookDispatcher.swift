@@ -23,6 +23,8 @@ final class WebhookDispatcher: Service {
         var allowedHosts: Set<String>?
         /// How often the outbox is read when nothing wakes the dispatcher (other replicas' changes, retries).
         var pollInterval: Duration = .seconds(1)
+        /// Delivered and failed deliveries older than this are removed (`--retention-hours`); nil keeps them.
+        var retention: Duration?
     }
 
     private let store: any JobStore & WebhookStore
@@ -67,7 +69,7 @@ final class WebhookDispatcher: Service {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if ContinuousClock.now - pruned > .seconds(600) {
                     pruned = .now
-                    await forgetOldHookDeliveries()
+                    await forgetOldDeliveries()
                 }
                 let sent = await sendDue()
                 if !sent { await signal.wait(timeout: settings.pollInterval) }
@@ -80,11 +82,16 @@ final class WebhookDispatcher: Service {
     /// How long a forge's delivery id is remembered: a replay within it runs nothing again.
     static let replayWindow: TimeInterval = 24 * 3600
 
-    private func forgetOldHookDeliveries() async {
+    /// Forgets forges' delivery ids past the replay window, and removes finished deliveries
+    /// past the retention.
+    private func forgetOldDeliveries() async {
         do {
             _ = try await store.pruneHookDeliveries(before: Date().addingTimeInterval(-Self.replayWindow))
+            if let retention = settings.retention {
+                _ = try await store.pruneWebhookDeliveries(before: Date().addingTimeInterval(-retention.inSeconds))
+            }
         } catch {
-            logger.warning("could not forget old hook delivery ids", metadata: ["error": "\(error)"])
+            logger.warning("could not remove old webhook deliveries", metadata: ["error": "\(error)"])
         }
     }
 
