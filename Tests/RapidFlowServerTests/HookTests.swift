@@ -9,8 +9,7 @@ import Testing
 /// Builds started by a git push: a real `git push` to a local bare repository whose
 /// `post-receive` hook is `contrib/post-receive`, and every forge's recorded deliveries
 /// (`Fixtures/forges`, from the forges' documentation) signed right, wrong, not at all, and
-/// replayed. The services run the shell executor: nothing here needs Docker, and the tests
-/// that do get the engine to themselves.
+/// replayed.
 @Suite("Hooks: builds started by a push") struct HookTests {
     /// A forge delivery recorded from its documentation: which field holds the event's commit
     /// and repository URL, and what the job should say about it.
@@ -141,7 +140,7 @@ import Testing
     @Test(arguments: fixtures)
     func eachForgesDeliveryRunsSignedAndIsRefusedOtherwise(_ fixture: Fixture) async throws {
         let repository = try await Self.repository()
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let secret = "fixture-secret-\(fixture.forge.rawValue)-0123456789"
             _ = try await Self.hook(server, name: "forge", forge: fixture.forge, secret: secret)
             let selected = try await server.createPipeline(
@@ -196,7 +195,7 @@ import Testing
     /// `contrib/`, which signs the event (curl, openssl) and posts it to `/hooks/git`.
     @Test func aRealGitPushStartsTheMatchingPipelineAtThePushedCommit() async throws {
         let repository = try await Self.repository()
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let secret = try await Self.hook(server, name: "git-server", forge: .git)
             #expect(secret.hasPrefix("whsec_"))
             let main = try await server.createPipeline(config: Self.config(repo: repository.url, on: "{push: {branches: [main, \"release/*\"]}}"))
@@ -252,7 +251,7 @@ import Testing
     /// not JSON, a commit that is not a commit id.
     @Test func signedDeliveriesThatBuildNothingAreAnsweredAndRunNothing() async throws {
         let repository = try await Self.repository()
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let secret = "another-fixture-secret-0123456789"
             _ = try await Self.hook(server, name: "gh", forge: .github, secret: secret)
             _ = try await server.createPipeline(config: Self.config(repo: repository.url, on: "{push: {}}"))
@@ -287,7 +286,7 @@ import Testing
     }
 
     @Test func badHookSetupsAreRefusedAndNothingIsStored() async throws {
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let bodies: [(String, String)] = [
                 (#"{"forge": "github"}"#, "name"),
                 (#"{"name": "x", "forge": "svn"}"#, "forge"),

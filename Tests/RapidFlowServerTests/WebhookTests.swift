@@ -95,8 +95,7 @@ final class WebhookReceiver: Sendable {
 
 /// Outgoing webhooks: deliveries written with the change they announce (an outbox), sent
 /// signed, at least once, in order per job, retried, never redirected, disabled on 410, sent
-/// once across replicas and after a crash; commit statuses posted to the forges' APIs. The
-/// services run the shell executor: nothing here needs Docker.
+/// once across replicas and after a crash; commit statuses posted to the forges' APIs.
 @Suite("Webhooks: the world hears when builds end") struct WebhookTests {
     static let allEvents = ["job.created", "job.started", "job.finished", "step.finished"]
 
@@ -119,7 +118,7 @@ final class WebhookReceiver: Sendable {
     @Test func deliveriesAreSignedInOrderAndCarryNoOutput() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let webhook = try await Self.register(server, receiver)
             // Another owner's only: it hears nothing of this job.
             let elsewhere = try await Self.register(server, receiver, owner: "another-team")
@@ -149,7 +148,7 @@ final class WebhookReceiver: Sendable {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
         try await receiver.setMode("down")
-        try await TestServer.with(configure: { $0.executor = .shell; $0.webhookRetrySchedule = Array(repeating: .seconds(1), count: 7) }) { server in
+        try await TestServer.with(configure: { $0.webhookRetrySchedule = Array(repeating: .seconds(1), count: 7) }) { server in
             let webhook = try await Self.register(server, receiver, events: ["job.created", "job.started", "job.finished"])
             let pipeline = try await server.createPipeline(config: "steps:\n  - \"true\"\n")
             let jobID = try await server.trigger(pipeline)
@@ -174,7 +173,7 @@ final class WebhookReceiver: Sendable {
     @Test func aGoneTargetIsDisabledAndRedirectsAreNotFollowed() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        try await TestServer.with(configure: { $0.executor = .shell; $0.webhookRetrySchedule = Array(repeating: .seconds(30), count: 7) }) { server in
+        try await TestServer.with(configure: { $0.webhookRetrySchedule = Array(repeating: .seconds(30), count: 7) }) { server in
             let pipeline = try await server.createPipeline(config: "steps:\n  - \"true\"\n")
             try await receiver.setMode("redirect")
             let redirected = try await Self.register(server, receiver, events: ["job.created"])
@@ -205,7 +204,6 @@ final class WebhookReceiver: Sendable {
         defer { receiver.stop() }
         try await receiver.setMode("slow")
         try await TestServer.with(configure: {
-            $0.executor = .shell
             $0.webhookTimeout = .seconds(1)
             $0.webhookRetrySchedule = Array(repeating: .seconds(30), count: 7)
         }) { server in
@@ -221,7 +219,7 @@ final class WebhookReceiver: Sendable {
     @Test func redeliverSendsADeliveryAgain() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let webhook = try await Self.register(server, receiver, events: ["job.finished"])
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - \"true\"\n"))
             try await eventually("delivered") { try await receiver.accepted(jobID: jobID).count == 1 }
@@ -236,7 +234,7 @@ final class WebhookReceiver: Sendable {
     }
 
     @Test func badRegistrationsAreRefusedAndNothingIsStored() async throws {
-        try await TestServer.with(configure: { $0.executor = .shell; $0.webhookAllowedHosts = ["127.0.0.1"] }) { server in
+        try await TestServer.with(configure: { $0.webhookAllowedHosts = ["127.0.0.1"] }) { server in
             let bodies: [(String, String)] = [
                 (#"{"events": ["job.finished"]}"#, "url"),
                 (#"{"url": "ftp://127.0.0.1/x"}"#, "url"),
@@ -295,7 +293,7 @@ final class WebhookReceiver: Sendable {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
         let repository = try await HookTests.repository()
-        try await TestServer.with(configure: { $0.executor = .shell }) { server in
+        try await TestServer.with { server in
             let secret = "status-secret-0123456789"
             let reply = try await server.request(
                 .POST, "/hooks",
