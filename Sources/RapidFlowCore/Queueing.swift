@@ -121,6 +121,12 @@ public struct FairQueue: Sendable {
 
     public func limit(of owner: String) -> Int? { limits[owner] ?? defaultLimit }
 
+    /// The ids of the first `count` jobs the scheduler takes now from `pending`, in order.
+    public func next(_ count: Int, of pending: [Entry]) -> [Int] {
+        places(of: pending).filter { $0.value.waitingFor == .slot }.sorted { $0.value.position < $1.value.position }
+            .prefix(count).map(\.key)
+    }
+
     /// Every pending job with its place; `pending` in any order.
     public func places(of pending: [Entry]) -> [Int: QueuePlace] {
         // A group lets through only its oldest pending job, and only while none of it runs.

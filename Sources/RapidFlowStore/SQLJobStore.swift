@@ -530,57 +530,61 @@ public final class SQLJobStore: JobStore {
                 ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
             }
         }
-        // One statement, the rule `FairQueue` states: a job whose concurrency group runs a job
-        // or has an older one pending is held back; the rest by priority, then round-robin across
-        // owners (an owner's n-th pending job counts the jobs it already runs), FIFO within an
-        // owner, passing over owners at their limit. Only each owner's first `limit` pending
-        // jobs can be among the `limit` taken (an owner's keys only grow along its queue), so
-        // only those are numbered: one index range per owner on `jobs_queue`, not every
-        // pending job. The owners with pending jobs are found by a loose index scan (the
-        // recursive `owners`: one seek per owner on `jobs_queue`), not by reading every
-        // pending job's entry as `SELECT DISTINCT` did. The rows are picked once, in a
-        // materialized CTE: as a plain `IN (subquery)`, PostgreSQL may run the subquery again
-        // per row and claim past the limit.
-        let unlimited = Int(Int32.max)
+        // The rule is `FairQueue`'s, applied to one row per owner with pending jobs that the
+        // store reads in one statement: the jobs the owner runs, its own limit, and its first
+        // `limit` pending jobs that no concurrency group holds back (a job whose group runs one,
+        // or has an older one pending) as `priority:id` pairs. Only those can be among the
+        // `limit` taken: an owner's keys only grow along its queue. The owners come from a loose
+        // index scan (the recursive `owners`: one seek per owner on `jobs_queue`), not from
+        // every pending job's entry. Then one update claims the chosen ids. Measured against
+        // one statement that numbered, joined and sorted in SQL, and against a row per job:
+        // preparing the big statement (SQLite prepares every statement anew) and decoding a
+        // row per job each cost more than this second round trip (BENCHMARKS.md, fair queue).
+        let aggregate = dialect == .postgres ? "string_agg" : "group_concat"
         return try await withDatabase { database in
-            try await self.transaction(on: database) {
-                if self.dialect == .postgres {
-                    // Replicas claim one at a time, so owner limits hold across them; a claim is
-                    // one short statement.
-                    try await database.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLockKey))").run()
-                }
-                return try await database.raw(
+            // On SQLite the one writer connection is held for the whole closure, so nothing
+            // claims between the read and the update. On PostgreSQL replicas claim one at a time
+            // under an advisory lock, so owner limits hold across them.
+            try await self.claimingAlone(on: database) {
+                var heads: [FairQueue.Entry] = []
+                var running: [String: Int] = [:]
+                var limits: [String: Int] = [:]
+                for row in try await database.raw(
                     """
                     WITH RECURSIVE owners(account) AS (
                         SELECT MIN(account) FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)
                         UNION ALL
                         SELECT (SELECT MIN(p.account) FROM jobs p WHERE p.status = \(bind: JobStatus.pending.rawValue) AND p.account > o.account)
-                        FROM owners o WHERE o.account IS NOT NULL),
-                    running AS (
-                        SELECT account, COUNT(*) AS n FROM jobs WHERE status = \(bind: JobStatus.running.rawValue) GROUP BY account),
-                    heads AS (
-                        SELECT j.id, j.account, j.priority FROM owners o
-                        JOIN jobs j ON o.account IS NOT NULL AND j.id IN (
-                            SELECT h.id FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
+                        FROM owners o WHERE o.account IS NOT NULL)
+                    SELECT o.account,
+                        (SELECT COUNT(*) FROM jobs r WHERE r.status = \(bind: JobStatus.running.rawValue) AND r.account = o.account) AS running,
+                        (SELECT l.max_concurrent_jobs FROM owner_limits l WHERE l.owner = o.account) AS owner_limit,
+                        (SELECT \(unsafeRaw: aggregate)(h.priority || ':' || h.id, ',') FROM (
+                            SELECT h.id, h.priority FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
                             AND (h.concurrency_group IS NULL OR NOT EXISTS (
                                 SELECT 1 FROM jobs g WHERE g.concurrency_group = h.concurrency_group
                                 AND (g.status = \(bind: JobStatus.running.rawValue)
                                      OR (g.status = \(bind: JobStatus.pending.rawValue) AND g.id < h.id))))
-                            ORDER BY h.priority, h.id LIMIT \(bind: limit))),
-                    queued AS (
-                        SELECT id, account, priority,
-                            ROW_NUMBER() OVER (PARTITION BY account ORDER BY priority, id) AS turn
-                        FROM heads),
-                    picked AS MATERIALIZED (
-                        SELECT q.id FROM queued q
-                        LEFT JOIN running r ON r.account = q.account
-                        LEFT JOIN owner_limits l ON l.owner = q.account
-                        WHERE COALESCE(r.n, 0) + q.turn <= COALESCE(l.max_concurrent_jobs, \(bind: maxJobsPerOwner ?? unlimited))
-                        ORDER BY q.priority, COALESCE(r.n, 0) + q.turn, q.id
-                        LIMIT \(bind: limit))
+                            ORDER BY h.priority, h.id LIMIT \(bind: limit)) h) AS heads
+                    FROM owners o WHERE o.account IS NOT NULL
+                    """
+                ).all() {
+                    let account = try row.decode(column: "account", as: String.self)
+                    running[account] = try row.decode(column: "running", as: Int.self)
+                    limits[account] = try row.decode(column: "owner_limit", as: Int?.self)
+                    for pair in try row.decode(column: "heads", as: String?.self)?.split(separator: ",") ?? [] {
+                        let parts = pair.split(separator: ":")
+                        guard parts.count == 2, let rank = Int(parts[0]), let id = Int(parts[1]) else { continue }
+                        heads.append(FairQueue.Entry(id: id, owner: account, priority: JobPriority(rank: rank) ?? .normal))
+                    }
+                }
+                let picked = FairQueue(running: running, limits: limits, defaultLimit: maxJobsPerOwner).next(limit, of: heads)
+                guard !picked.isEmpty else { return [] }
+                return try await database.raw(
+                    """
                     UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
                         owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
-                    WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
+                    WHERE id IN (\(binds: picked)) AND status = \(bind: JobStatus.pending.rawValue)
                     RETURNING *
                     """
                 ).all().map(Self.job(from:)).sorted { $0.id < $1.id }
@@ -590,6 +594,16 @@ public final class SQLJobStore: JobStore {
 
     /// The advisory lock replicas take around a claim on PostgreSQL.
     static let claimLockKey: Int64 = 0x5241_5049_4446_4c57  // "RAPIDFLW"
+
+    /// `body` as the only claim running: in a transaction holding the claim lock on
+    /// PostgreSQL; as it is on SQLite, where `body` is one statement on the one writer.
+    private func claimingAlone<T: Sendable>(on database: any SQLDatabase, _ body: () async throws -> T) async throws -> T {
+        guard dialect == .postgres else { return try await body() }
+        return try await transaction(on: database) {
+            try await database.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLockKey))").run()
+            return try await body()
+        }
+    }
 
     public func queueState() async throws -> QueueState {
         try await withDatabase { database in

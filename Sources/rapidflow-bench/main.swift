@@ -4,7 +4,7 @@
 //   swift run -c release rapidflow-bench [--quick]          live logs, the service in this process
 //   swift run -c release rapidflow-bench secret-masking [--quick] [--reps N]
 //                                                           capture with 20 secrets against none
-//   swift run -c release rapidflow-bench fair-queue [--jobs 1000] [--slots 8] [--others 100]
+//   swift run -c release rapidflow-bench fair-queue [--jobs 1000] [--slots 8] [--others 100] [--rounds 5]
 //                                                           a second owner's waits behind a flood,
 //                                                           fair order against FIFO
 //   scripts/bench.sh [--quick]                              per-job overhead against a shell and
@@ -33,7 +33,7 @@ do {
     case "fair-queue":
         try await FairQueueBenchmark.run(
             flood: try options.int("--jobs", default: 1000), slots: try options.int("--slots", default: 8),
-            others: try options.int("--others", default: 100))
+            others: try options.int("--others", default: 100), rounds: try options.int("--rounds", default: 5))
     case "jobs":
         let samples = try await JobLatencyBenchmark.rapidFlow(
             JSONAPI(base: try options.string("--url")), jobs: try options.int("--jobs", default: 200),
