@@ -34,10 +34,14 @@ public struct PipelineConfig: Sendable, Equatable {
     public var concurrency: ConcurrencyGroup?
     /// Which forge events start its jobs (`on:`); nil: only API triggers do.
     public var on: TriggerFilter?
+    /// What its jobs keep for the next ones (`cache:`).
+    public var caches: [CacheSpec] = []
+    /// What its jobs keep for download (`artifacts:`).
+    public var artifacts: ArtifactSpec?
 
     public static let knownKeys: Set<String> = [
         "name", "language", "version", "image", "repo", "branch", "folder", "expose_ports", "env", "secrets", "steps",
-        "kill_timeout_seconds", "timeout_seconds", "priority", "concurrency_group", "on_conflict", "on",
+        "kill_timeout_seconds", "timeout_seconds", "priority", "concurrency_group", "on_conflict", "on", "cache", "artifacts",
     ]
     public static let knownStepKeys: Set<String> = ["type", "content", "phase", "name"]
 
@@ -49,6 +53,7 @@ public struct PipelineConfig: Sendable, Equatable {
             && lhs.secretReferences == rhs.secretReferences
             && lhs.killTimeoutSeconds == rhs.killTimeoutSeconds && lhs.timeoutSeconds == rhs.timeoutSeconds
             && lhs.priority == rhs.priority && lhs.concurrency == rhs.concurrency && lhs.on == rhs.on
+            && lhs.caches == rhs.caches && lhs.artifacts == rhs.artifacts
     }
 
     /// Parses and validates a config; every failure is an `invalid_config` error naming the key.
@@ -82,6 +87,8 @@ public struct PipelineConfig: Sendable, Equatable {
         var priority: JobPriority?
         var groupTemplate: String?, onConflict: ConcurrencyGroup.OnConflict?
         var on: TriggerFilter?
+        var caches: [CacheSpec] = []
+        var artifacts: ArtifactSpec?
         var seen = Set<String>()
 
         for (keyNode, value) in mapping {
@@ -130,6 +137,8 @@ public struct PipelineConfig: Sendable, Equatable {
                     throw .invalidConfig(error.message)
                 }
             case "on": on = try Self.triggerFilter(value)
+            case "cache": caches = try Self.caches(value)
+            case "artifacts": artifacts = try Self.artifacts(value)
             default: break
             }
         }
@@ -162,10 +171,102 @@ public struct PipelineConfig: Sendable, Equatable {
         self.timeoutSeconds = timeout
         self.priority = priority
         self.on = on
+        self.caches = caches
+        self.artifacts = artifacts
         self.concurrency = groupTemplate.map { ConcurrencyGroup(template: $0, onConflict: onConflict ?? .queue) }
     }
 
     // MARK: - Pieces
+
+    /// `cache: [{key: "pip-${checksum:requirements.txt}", paths: [.venv], restore_keys: ["pip-"]}]`.
+    private static func caches(_ node: Node) throws(RapidFlowError) -> [CacheSpec] {
+        let usage = "'cache' must be a list of {key: ..., paths: [...], restore_keys: [...]}"
+        let entries: [Node]
+        switch node {
+        case .sequence(let sequence): entries = Array(sequence)
+        case .mapping: entries = [node]
+        default: throw .invalidConfig(usage)
+        }
+        guard entries.count <= CacheSpec.maxPerConfig else {
+            throw .invalidConfig("'cache' has \(entries.count) entries; at most \(CacheSpec.maxPerConfig) are allowed")
+        }
+        var result: [CacheSpec] = []
+        for (index, entry) in entries.enumerated() {
+            let label = "cache[\(index)]"
+            guard case .mapping(let mapping) = entry else { throw .invalidConfig("\(label): \(usage)") }
+            var key: String?, paths: [String]?, restoreKeys: [String] = []
+            for (keyNode, value) in mapping {
+                switch scalarString(keyNode) {
+                case "key": key = try text(value, key: "\(label).key")
+                case "paths": paths = try pathList(value, key: "\(label).paths", max: CacheSpec.maxPaths, globs: false)
+                case "restore_keys": restoreKeys = try stringList(value, key: "\(label).restore_keys")
+                default:
+                    throw .invalidConfig("unknown key '\(scalarString(keyNode) ?? "?")' in \(label); known keys: key, paths, restore_keys")
+                }
+            }
+            guard let key else { throw .invalidConfig("\(label) has no 'key': give one, e.g. \"deps-${checksum:requirements.txt}\"") }
+            guard let paths else { throw .invalidConfig("\(label) has no 'paths': list what to keep, e.g. [.venv]") }
+            for (name, template) in [("key", key)] + restoreKeys.enumerated().map { ("restore_keys[\($0.offset)]", $0.element) } {
+                if let problem = CacheKeyTemplate.problem(template) { throw .invalidConfig("\(label).\(name) '\(template)' \(problem)") }
+            }
+            result.append(CacheSpec(key: key, paths: paths, restoreKeys: restoreKeys))
+        }
+        return result
+    }
+
+    /// `artifacts: {paths: ["dist/*.tar.gz"], expire_in_days: 7, when: always}`.
+    private static func artifacts(_ node: Node) throws(RapidFlowError) -> ArtifactSpec {
+        let usage = "'artifacts' must be a mapping: {paths: [\"dist/*.tar.gz\"], expire_in_days: 7, when: on_success}"
+        guard case .mapping(let mapping) = node else { throw .invalidConfig(usage) }
+        var spec = ArtifactSpec(paths: [])
+        var hasPaths = false
+        for (keyNode, value) in mapping {
+            switch scalarString(keyNode) {
+            case "paths":
+                spec.paths = try pathList(value, key: "artifacts.paths", max: ArtifactSpec.maxPaths, globs: true)
+                hasPaths = true
+            case "expire_in_days":
+                guard case .scalar = value, let days = value.float, days > 0, days <= ArtifactSpec.maxExpireInDays else {
+                    throw .invalidConfig("'artifacts.expire_in_days' must be a positive number of days, at most \(Int(ArtifactSpec.maxExpireInDays))")
+                }
+                spec.expireInDays = days
+            case "when":
+                let raw = try text(value, key: "artifacts.when")
+                guard let when = ArtifactSpec.When(rawValue: raw) else {
+                    throw .invalidConfig("'artifacts.when' must be one of on_success, always, not '\(raw)'")
+                }
+                spec.when = when
+            default:
+                throw .invalidConfig("unknown key '\(scalarString(keyNode) ?? "?")' in 'artifacts'; known keys: paths, expire_in_days, when")
+            }
+        }
+        guard hasPaths else { throw .invalidConfig("'artifacts' has no 'paths': list the files to keep, e.g. [\"dist/*.tar.gz\"]") }
+        return spec
+    }
+
+    /// A non-empty list of paths inside the workspace (or `~/`).
+    private static func pathList(_ node: Node, key: String, max: Int, globs: Bool) throws(RapidFlowError) -> [String] {
+        let paths = try stringList(node, key: key)
+        guard !paths.isEmpty else { throw .invalidConfig("'\(key)' is empty: list at least one path") }
+        guard paths.count <= max else { throw .invalidConfig("'\(key)' has \(paths.count) paths; at most \(max) are allowed") }
+        for (index, path) in paths.enumerated() {
+            if let problem = WorkspacePath.problem(path) { throw .invalidConfig("\(key)[\(index)] '\(path)' \(problem)") }
+            if !globs, path.contains(where: { "*?[".contains($0) }) {
+                throw .invalidConfig("\(key)[\(index)] '\(path)' is a pattern: cache paths are files or directories, without '*', '?' or '['")
+            }
+        }
+        return paths
+    }
+
+    private static func stringList(_ node: Node, key: String) throws(RapidFlowError) -> [String] {
+        guard case .sequence(let sequence) = node else { throw .invalidConfig("'\(key)' must be a list of strings") }
+        var result: [String] = []
+        for (index, item) in sequence.enumerated() {
+            guard case .scalar = item, let value = scalarString(item) else { throw .invalidConfig("\(key)[\(index)] must be a string") }
+            result.append(value)
+        }
+        return result
+    }
 
     /// `on: {push: {branches: [main, "release/*"]}, tag: ["v*"], pull_request: {}}`.
     private static func triggerFilter(_ node: Node) throws(RapidFlowError) -> TriggerFilter {
@@ -382,7 +483,16 @@ extension PipelineConfig {
         if let repo {
             steps.append(StepPlan(type: .git, name: "clone", content: GitClonePlan(url: repo, ref: commit?.sha ?? branch).description, phase: .build))
         }
+        if !caches.isEmpty {
+            steps.append(StepPlan(type: .cacheRestore, name: "cache-restore", content: WorkspaceStepContent.encode(caches), phase: .build))
+        }
         steps += self.steps.map { StepPlan(type: $0.type, name: $0.name, content: $0.content, phase: $0.phase) }
+        if !caches.isEmpty {
+            steps.append(StepPlan(type: .cacheSave, name: "cache-save", content: WorkspaceStepContent.encode(caches), phase: .publish))
+        }
+        if let artifacts {
+            steps.append(StepPlan(type: .artifacts, name: "artifacts", content: WorkspaceStepContent.encode(artifacts), phase: .publish))
+        }
         return (snapshot, steps)
     }
 }

@@ -1,11 +1,18 @@
 /// What a step runs. Pipeline configs write `bash` steps; the service plans the others (a
-/// `git` clone first when a pipeline has a `repo`, and an image job's build, test and push).
+/// `git` clone first when a pipeline has a `repo`, the restore and save of its caches and the
+/// collection of its artifacts, and an image job's build, test and push).
 public enum StepType: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case bash
     case git
     case dockerBuild = "docker-build"
     case dockerRun = "docker-run"
     case dockerPush = "docker-push"
+    /// Restores a pipeline's caches into the workspace (content: the caches, as JSON).
+    case cacheRestore = "cache-restore"
+    /// Saves a pipeline's caches whose exact key was not restored (content: as above).
+    case cacheSave = "cache-save"
+    /// Collects a pipeline's artifacts (content: the `artifacts` entry, as JSON).
+    case artifacts
 
     /// As the API writes it (`docker-build`), also in messages.
     public var description: String { rawValue }
@@ -17,7 +24,15 @@ public enum StepType: String, Sendable, Codable, CaseIterable, CustomStringConve
     public var isDocker: Bool {
         switch self {
         case .dockerBuild, .dockerRun, .dockerPush: true
-        case .bash, .git: false
+        case .bash, .git, .cacheRestore, .cacheSave, .artifacts: false
+        }
+    }
+
+    /// Steps the service itself runs on the job's workspace, whichever executor runs the rest.
+    public var isWorkspaceStep: Bool {
+        switch self {
+        case .cacheRestore, .cacheSave, .artifacts: true
+        case .bash, .git, .dockerBuild, .dockerRun, .dockerPush: false
         }
     }
 }

@@ -35,6 +35,9 @@ public struct ContainerStepExecutor: StepExecutor {
     /// Runs the script with bash when the image has it, else with the image's POSIX sh.
     /// stderr joins stdout first: Docker carries the two as separate streams, which would
     /// lose the order they were printed in.
+    /// Where a job's home is mounted in its step containers.
+    public static let containerHome = "/rapidflow-home"
+
     static let wrapper = #"exec 2>&1; if command -v bash >/dev/null 2>&1; then exec bash -eo pipefail -c "$1"; fi; exec sh -e -c "set -o pipefail 2>/dev/null; $1""#
 
     public func run(_ step: StepInvocation, events: any StepEvents) async throws -> Int {
@@ -45,6 +48,10 @@ public struct ContainerStepExecutor: StepExecutor {
         let relative = step.workingDirectory.hasPrefix(step.workspace)
             ? String(step.workingDirectory.dropFirst(step.workspace.count)) : ""
         var create = ["create", "--init", "-v", "\(step.workspace):/workspace", "-w", "/workspace\(relative)"]
+        if let home = step.home {
+            // The job's home, kept across its steps' containers (and what `~/` caches hold).
+            create += ["-v", "\(home):\(Self.containerHome)", "-e", "HOME=\(Self.containerHome)"]
+        }
         for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { create += ["--label", "\(key)=\(value)"] }
         create += ["-e", "CI=true", "-e", "RAPIDFLOW=true", "-e", "RAPIDFLOW_JOB_ID=\(step.jobID)", "-e", "RAPIDFLOW_STEP_ID=\(step.stepID)",
                    "-e", "RAPIDFLOW_WORKSPACE=/workspace"]

@@ -41,7 +41,7 @@ public struct DockerImageExecutor: StepExecutor {
             return try await test(step, events: events)
         case .dockerPush:
             return try await push(step, events: events)
-        case .bash, .git:
+        case .bash, .git, .cacheRestore, .cacheSave, .artifacts:
             throw RapidFlowError(.internalError, "unknown docker step type \(step.type)")
         }
     }

@@ -48,9 +48,10 @@ public struct ShellExecutor: StepExecutor {
         guard let identity, step.snapshot.imageJob == nil else { return spec }
         var spec = spec
         spec.identity = identity
-        spec.environment["HOME"] = identity.home
+        if step.type == .git || step.home == nil { spec.environment["HOME"] = identity.home }
         spec.environment["USER"] = identity.name
         identity.own(step.workspace)
+        if let home = step.home { identity.own(home) }
         return spec
     }
 
@@ -66,6 +67,7 @@ public struct ShellExecutor: StepExecutor {
             GitEnvironment.restrict(&environment, to: step.repositories)
             environment["GIT_TERMINAL_PROMPT"] = "0"
         } else {
+            if let home = step.home { environment["HOME"] = home }
             for (key, value) in step.environment { environment[key] = value }
         }
         environment[ProcessSweeper.markerVariable] = step.control.marker

@@ -22,6 +22,9 @@ public struct StepInvocation: Sendable {
     public var credentialEnvironment: [String: String] = [:]
     /// Ties containers and images to their job and service.
     public var labels: [String: String] = [:]
+    /// A pipeline job's own home folder: `HOME` of its steps (mounted in containers). Nil: the
+    /// service's (or the step user's) home.
+    public var home: String? = nil
     /// Whether a `git` step may clone from this machine: it decides git's allowed transports
     /// when the step runs, whatever was accepted when the job was created.
     public var repositories = RepositoryPolicy.remoteOnly
@@ -75,8 +78,25 @@ public protocol StepExecutor: Sendable {
 /// its steps observe; it is the only place stop state lives.
 public protocol JobExecutor: Sendable {
     var name: String { get }
+    /// Where its pipeline jobs' workspaces are: the service keeps caches and artifacts from
+    /// there.
+    var workspaceLocation: WorkspaceLocation { get }
     /// Prepares to run `job`. A stop on `control` may come while this runs.
     func begin(_ job: Job, control: JobControl) async throws -> any JobSession
+}
+
+/// Where an executor's pipeline jobs have their workspaces (`job-<id>`, with `job-<id>-home`).
+public enum WorkspaceLocation: Sendable, Equatable {
+    /// The service's own workspaces folder.
+    case service
+    /// Another folder on the service's machine (local runners).
+    case directory(String)
+    /// Another machine (a Nomad node).
+    case elsewhere
+}
+
+extension JobExecutor {
+    public var workspaceLocation: WorkspaceLocation { .service }
 }
 
 /// One job on one executor, from `begin` to `close`.

@@ -121,6 +121,13 @@ public func buildApplication(
         metrics: metrics, leaseDuration: configuration.leaseDuration, repositories: configuration.repositories, secrets: vault,
         maxJobsPerOwner: configuration.maxJobsPerOwner)
     schedulerSettings.events = tap
+    var filesSettings = WorkspaceFiles.Settings(directory: dataDirectory, instanceID: instanceID)
+    filesSettings.cacheMaxBytes = configuration.cacheMaxBytes
+    filesSettings.cacheEntryMaxBytes = configuration.cacheEntryMaxBytes
+    filesSettings.artifactMaxBytes = configuration.artifactMaxBytes
+    filesSettings.identity = stepIdentity
+    let workspaceFiles = WorkspaceFiles(store: store, settings: filesSettings, logger: logger)
+    schedulerSettings.workspaceFiles = workspaceFiles
     let scheduler = JobScheduler(
         store: store, executor: executor, broadcaster: broadcaster, settings: schedulerSettings, logger: logger, outbox: outbox)
     // Before anything serves: no job stays `running` across a crash or restart, and nothing
@@ -147,6 +154,7 @@ public func buildApplication(
         throw error
     }
     services.append(registry)
+    services.append(WorkspaceFilesJanitor(files: workspaceFiles, interval: configuration.artifactSweepInterval))
     if let retention = configuration.retention {
         services.append(
             WorkspaceReaper(
@@ -159,7 +167,7 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, store: store, scheduler: scheduler, broadcaster: broadcaster,
         executorName: executor.name, workspaces: workspaces, docker: docker, credentials: credentials, instanceID: instanceID,
-        metrics: metrics, vault: vault, registry: registry, hub: hub, nomad: nomad, dispatcher: dispatcher)
+        metrics: metrics, vault: vault, registry: registry, hub: hub, nomad: nomad, dispatcher: dispatcher, files: workspaceFiles)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     webSocketRouter.add(middleware: WebSocketSubprotocolMiddleware())
     if registry.requiresToken {
@@ -192,7 +200,7 @@ func buildRouter(
     configuration: ServerConfiguration, store: any JobStore, scheduler: JobScheduler, broadcaster: LogBroadcaster,
     executorName: String, workspaces: String, docker: DockerEngine, credentials: CredentialStore, instanceID: String,
     metrics: ServiceMetrics, vault: SecretVault, registry: TokenRegistry,
-    hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil, dispatcher: WebhookDispatcher? = nil
+    hub: RunnerHub = RunnerHub(), nomad: NomadExecutor? = nil, dispatcher: WebhookDispatcher? = nil, files: WorkspaceFiles? = nil
 ) -> Router<ServiceRequestContext> {
     let router = Router(context: ServiceRequestContext.self)
     router.add(
@@ -211,13 +219,14 @@ func buildRouter(
     JobController(
         store: store, scheduler: scheduler, workspacesDirectory: workspaces, limits: configuration.limits,
         repositories: configuration.repositories, credentials: credentials, secrets: vault, instanceID: instanceID, docker: docker,
-        nomad: nomad, maxJobsPerOwner: configuration.maxJobsPerOwner
+        nomad: nomad, maxJobsPerOwner: configuration.maxJobsPerOwner, files: files
     ).addRoutes(to: router)
     OwnerController(store: store, scheduler: scheduler, limits: configuration.limits, maxJobsPerOwner: configuration.maxJobsPerOwner)
         .addRoutes(to: router)
     LogStreamController(store: store, broadcaster: broadcaster, metrics: metrics, registry: registry).addRoutes(to: router)
     TokenController(registry: registry, limits: configuration.limits).addRoutes(to: router)
     AuditController(store: registry.store).addRoutes(to: router)
+    if let files { WorkspaceFilesController(store: store, files: files).addRoutes(to: router) }
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
     RunnerController(hub: hub).addRoutes(to: router)

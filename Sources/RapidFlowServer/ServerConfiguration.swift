@@ -80,6 +80,14 @@ public struct ServerConfiguration: Sendable {
     ]
     /// How long one try of a webhook delivery may take.
     public var webhookTimeout: Duration = .seconds(10)
+    /// Disk all caches of this replica may take; the least recently used go first (`--cache-max-gb`).
+    public var cacheMaxBytes = 10 << 30
+    /// What one cache may unpack to; a restore also stops there (`--cache-entry-max-mb`).
+    public var cacheEntryMaxBytes = 4 << 30
+    /// What one job's artifacts may take together (`--artifact-max-mb`).
+    public var artifactMaxBytes = 1 << 30
+    /// How often expired artifacts are looked for.
+    public var artifactSweepInterval: Duration = .seconds(60)
 
     public init() {}
 

@@ -211,5 +211,27 @@ enum Migrations {
                 "{POSTGRES}CREATE TRIGGER steps_announce AFTER UPDATE OF status ON steps FOR EACH ROW EXECUTE FUNCTION rapidflow_announce_step()",
             ]
         ),
+        (
+            // Caches and artifacts: their files live under the data directory of the replica
+            // that wrote them (`instance`); a row is written only once its files are complete.
+            9,
+            [
+                """
+                CREATE TABLE caches (
+                    id {ID}, owner TEXT NOT NULL, pipeline_id BIGINT NOT NULL, cache_key TEXT NOT NULL, directory TEXT NOT NULL,
+                    instance TEXT NOT NULL, size_bytes BIGINT NOT NULL, format TEXT NOT NULL, job_id BIGINT,
+                    created_at BIGINT NOT NULL, last_used_at BIGINT NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX caches_by_key ON caches (owner, pipeline_id, cache_key)",
+                "CREATE INDEX caches_by_use ON caches (last_used_at)",
+                """
+                CREATE TABLE artifacts (
+                    id {ID}, job_id BIGINT NOT NULL, path TEXT NOT NULL, size_bytes BIGINT NOT NULL, sha256 TEXT NOT NULL,
+                    instance TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX artifacts_by_job ON artifacts (job_id, path)",
+                "CREATE INDEX artifacts_by_expiry ON artifacts (expires_at)",
+            ]
+        ),
     ]
 }

@@ -71,6 +71,12 @@ struct RunnerCommand: AsyncParsableCommand {
                 environment: next.environment.map { (key: $0.key, value: $0.value) }, snapshot: next.snapshot, control: stepControl)
             var named = invocation
             named.name = next.name
+            if next.snapshot.imageJob == nil {
+                // The job's home, named as the service names it: beside the workspace.
+                let home = workspacePath + "-home"
+                try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+                named.home = home
+            }
             // The service's --allow-local-repos decides what this machine's git may clone.
             named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
             let outcome = await runStep(named, control: control, executor: local, api: api)

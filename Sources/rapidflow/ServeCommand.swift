@@ -95,6 +95,12 @@ struct ServeCommand: AsyncParsableCommand {
         name: .customLong("webhook-retry-seconds"),
         help: "Comma-separated waits between a webhook delivery's tries; it fails after one try more than listed (RAPIDFLOW_WEBHOOK_RETRY_SECONDS, default 5,30,120,600,1800,3600,3600).")
     var webhookRetrySeconds: String?
+    @Option(name: .customLong("cache-max-gb"), help: "GiB of disk all pipeline caches may take; the least recently used are evicted past it (RAPIDFLOW_CACHE_MAX_GB, default 10).")
+    var cacheMaxGB: Double?
+    @Option(name: .customLong("cache-entry-max-mb"), help: "MiB one cache may unpack to; a bigger one is not saved, and a restore stops there (RAPIDFLOW_CACHE_ENTRY_MAX_MB, default 4096).")
+    var cacheEntryMaxMB: Double?
+    @Option(name: .customLong("artifact-max-mb"), help: "MiB one job's artifacts may take together; past it the artifacts step fails and keeps none (RAPIDFLOW_ARTIFACT_MAX_MB, default 1024).")
+    var artifactMaxMB: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (RAPIDFLOW_LOG_LEVEL).")
     var logLevel: String?
 
@@ -214,6 +220,9 @@ struct ServeCommand: AsyncParsableCommand {
                 ("access-log", "\(configuration.accessLog)"),
                 ("webhook-allow-hosts", configuration.webhookAllowedHosts.map { $0.sorted().joined(separator: ",") } ?? ""),
                 ("webhook-retry-seconds", configuration.webhookRetrySchedule.map { String(format: "%g", $0.inSeconds) }.joined(separator: ",")),
+                ("cache-max-gb", String(format: "%g", Double(configuration.cacheMaxBytes) / 1_073_741_824)),
+                ("cache-entry-max-mb", String(format: "%g", Double(configuration.cacheEntryMaxBytes) / 1_048_576)),
+                ("artifact-max-mb", String(format: "%g", Double(configuration.artifactMaxBytes) / 1_048_576)),
             ]
             var text = "# rapidflow \(RapidFlowVersion.number) (commit \(BuildInfo.commit)): the settings `serve` would run with"
             if let file { text += ", reading \(file.path)" }
@@ -344,6 +353,18 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--kill-grace-seconds must be from 0 to \(Int(Limits.default.maxTimeoutSeconds))")
             }
             configuration.killGracePeriod = .milliseconds(Int(grace * 1000))
+        }
+        if let size = try number(cacheMaxGB, "CACHE_MAX_GB") {
+            guard size > 0, size <= 1_048_576 else { throw ValidationError("--cache-max-gb must be from above 0 to 1048576") }
+            configuration.cacheMaxBytes = Int(size * 1_073_741_824)
+        }
+        if let size = try number(cacheEntryMaxMB, "CACHE_ENTRY_MAX_MB") {
+            guard size > 0, size <= 1_048_576 else { throw ValidationError("--cache-entry-max-mb must be from above 0 to 1048576") }
+            configuration.cacheEntryMaxBytes = Int(size * 1_048_576)
+        }
+        if let size = try number(artifactMaxMB, "ARTIFACT_MAX_MB") {
+            guard size > 0, size <= 1_048_576 else { throw ValidationError("--artifact-max-mb must be from above 0 to 1048576") }
+            configuration.artifactMaxBytes = Int(size * 1_048_576)
         }
         if let cap = try number(stepOutputCapMB, "STEP_OUTPUT_CAP_MB") {
             guard cap > 0, cap <= 1_048_576 else { throw ValidationError("--step-output-cap-mb must be from above 0 to 1048576 (1 TiB)") }

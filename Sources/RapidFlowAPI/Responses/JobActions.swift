@@ -60,16 +60,19 @@ extension API {
             public var images: Int?
             /// Present with `--executor nomad`: whether Nomad accepted the garbage collection.
             public var nomadGC: Bool?
+            /// Present with `?artifacts=true`: how many artifacts were removed.
+            public var artifacts: Int?
 
-            public init(workspace: Bool, containers: Int? = nil, images: Int? = nil, nomadGC: Bool? = nil) {
+            public init(workspace: Bool, containers: Int? = nil, images: Int? = nil, nomadGC: Bool? = nil, artifacts: Int? = nil) {
                 self.workspace = workspace
                 self.containers = containers
                 self.images = images
                 self.nomadGC = nomadGC
+                self.artifacts = artifacts
             }
 
             enum CodingKeys: String, CodingKey {
-                case workspace, containers, images, nomadGC = "nomad_gc"
+                case workspace, containers, images, nomadGC = "nomad_gc", artifacts
             }
         }
     }

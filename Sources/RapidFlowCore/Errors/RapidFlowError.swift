@@ -53,6 +53,12 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let hookNotFound = Code(rawValue: "hook_not_found")
         /// No webhook (or webhook delivery) with that id (404).
         public static let webhookNotFound = Code(rawValue: "webhook_not_found")
+        /// No cache with that id (404).
+        public static let cacheNotFound = Code(rawValue: "cache_not_found")
+        /// The job kept no artifact at that path, or it expired (404).
+        public static let artifactNotFound = Code(rawValue: "artifact_not_found")
+        /// A `Range` header the artifact cannot satisfy (416).
+        public static let rangeNotSatisfiable = Code(rawValue: "range_not_satisfiable")
     }
 
     public let code: Code

@@ -85,6 +85,8 @@ struct AccessPolicy {
             // Webhook URLs and hooks' setups may carry credentials: admins only.
             return ["audit", "secrets", "hooks", "webhooks"].contains(first) ? .admin : .read
         }
+        // A cache of one's own owner may be dropped by whoever may run its jobs.
+        if method == .delete, first == "caches", segments.count == 2 { return .run }
         guard method == .post else { return .admin }
         switch segments.count {
         case 1: return first == "jobs" ? .run : .admin
@@ -122,7 +124,7 @@ struct AccessPolicy {
         }
         var named: [String] = decision.owner.map { [$0] } ?? []
         // Lists name their owner in the query; new jobs and pipelines in their body.
-        if segments.count == 1, ["jobs", "pipelines"].contains(segments[0]), request.method == .get {
+        if segments.count == 1, ["jobs", "pipelines", "caches"].contains(segments[0]), request.method == .get {
             guard let owner = request.uri.queryParameters.get("owner") else {
                 decision.refusal = RapidFlowError(
                     .forbidden, "the token '\(principal.name)' reaches only the owners \(reach): add ?owner= with one of them")
@@ -163,6 +165,10 @@ struct AccessPolicy {
             guard let id = Int(name) else { return }
             decision.target = "pipeline \(id)"
             decision.owner = try await store.pipeline(id: id).map { $0.owner ?? JobOwner.fallback }
+        case "caches":
+            guard let id = Int(name) else { return }
+            decision.target = "cache \(id)"
+            decision.owner = try await (store as? any WorkspaceFileStore)?.cache(id: id)?.owner
         case "owners":
             decision.target = "owner \(name)"
             decision.owner = name

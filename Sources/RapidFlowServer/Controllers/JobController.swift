@@ -23,6 +23,8 @@ struct JobController<Context: RequestContext> {
     var nomad: NomadExecutor? = nil
     /// Jobs an owner without a limit of its own may run at once (`--max-jobs-per-owner`).
     var maxJobsPerOwner: Int? = nil
+    /// Artifacts, which cleanup removes with `?artifacts=true`.
+    var files: WorkspaceFiles? = nil
 
     func addRoutes(to router: Router<Context>) {
         router.post("jobs", use: submit)
@@ -178,9 +180,17 @@ struct JobController<Context: RequestContext> {
         }
         let workspace = "\(workspacesDirectory)/job-\(job.id)"
         var removed = API.CleanupResult.Removed(workspace: false)
-        if FileManager.default.fileExists(atPath: workspace) {
-            try FileManager.default.removeItem(atPath: workspace)
+        for folder in [workspace, JobExecution.home(ofWorkspace: workspace)] where FileManager.default.fileExists(atPath: folder) {
+            try FileManager.default.removeItem(atPath: folder)
             removed.workspace = true
+        }
+        // Artifacts outlive cleanup: they are what the job was for. `?artifacts=true` removes them.
+        switch request.uri.queryParameters.get("artifacts") {
+        case nil, "false": break
+        case "true":
+            if let files { removed.artifacts = try await files.removeArtifacts(jobID: job.id) }
+        case let other?:
+            throw RapidFlowError(.invalidRequest, "'artifacts' must be true or false, not '\(other)'")
         }
         if await docker.isReachable() {
             do {

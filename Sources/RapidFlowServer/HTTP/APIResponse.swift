@@ -70,8 +70,10 @@ public struct APIResponse: ResponseGenerator {
 
     static func status(for code: RapidFlowError.Code) -> HTTPResponse.Status {
         switch code {
-        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound, .tokenNotFound, .hookNotFound, .webhookNotFound:
+        case .jobNotFound, .stepNotFound, .pipelineNotFound, .routeNotFound, .secretNotFound, .tokenNotFound, .hookNotFound, .webhookNotFound,
+            .cacheNotFound, .artifactNotFound:
             .notFound
+        case .rangeNotSatisfiable: .rangeNotSatisfiable
         case .bodyTooLarge: .contentTooLarge
         case .pipelineNameTaken, .tokenNameTaken, .hookNameTaken: .conflict
         case .forbidden: .forbidden

@@ -35,6 +35,11 @@ final class RunnerExecutor: JobExecutor {
 
     var name: String { launcher.name }
 
+    var workspaceLocation: WorkspaceLocation {
+        if let local = launcher as? LocalRunnerLauncher { return .directory(local.workspaces) }
+        return .elsewhere
+    }
+
     init(
         hub: RunnerHub, launcher: any RunnerLauncher, local: LocalExecutor, serverURL: @escaping @Sendable () -> String,
         gracePeriod: Duration, logger: Logger

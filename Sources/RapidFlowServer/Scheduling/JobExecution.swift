@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Logging
 import RapidFlowCore
 import RapidFlowRunner
@@ -39,6 +40,9 @@ struct JobExecution {
             + (job.kind == .pipeline ? Self.eventEnvironment(job) : [])
         let workspace = "\(settings.workspacesDirectory)/job-\(jobID)"
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        // A pipeline job's own home: `~` in its steps, and in its cache and artifact paths.
+        let home = job.kind == .pipeline ? Self.home(ofWorkspace: workspace) : nil
+        if let home { try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true) }
         var credentials = JobCredentials()
         if let request = job.snapshot.imageJob {
             do {
@@ -54,7 +58,7 @@ struct JobExecution {
         defer { credentials.remove() }
         // Secret values never reach stored or streamed output.
         let prepared = PreparedJob(
-            workspace: workspace, workingDirectory: job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace,
+            workspace: workspace, workingDirectory: job.snapshot.folder.map { "\(workspace)/\($0)" } ?? workspace, home: home,
             environment: environment, credentials: credentials,
             secrets: credentials.secrets + stored.visibleValues
                 + environment.filter { EnvironmentValidation.looksSecret($0.key) }.map(\.value))
@@ -105,11 +109,16 @@ struct JobExecution {
         return resolved
     }
 
+    /// A pipeline job's home folder, beside its workspace (`job-7` and `job-7-home`).
+    static func home(ofWorkspace workspace: String) -> String { workspace + "-home" }
+
     /// What every step of the job shares.
     private struct PreparedJob: Sendable {
         let workspace: String
         /// Where a step's script runs: the workspace, or the config's `folder` inside it.
         let workingDirectory: String
+        /// A pipeline job's own home (`HOME` of its steps); nil for an image job.
+        let home: String?
         let environment: [(key: String, value: String)]
         let credentials: JobCredentials
         let secrets: [String]
@@ -130,13 +139,21 @@ struct JobExecution {
                     return nil
                 }
             }
+            let keys = WorkspaceFiles.CacheKeys()
             group.addTask {
+                var failed = false
                 for step in steps where step.status == .pending {
                     if let reason = control.stopReason { return reason.jobStatus }
-                    let status = try await runStep(step, in: session, prepared)
-                    if status != .success { return status == .cancelled ? .cancelled : .failed }
+                    // After a failure only `artifacts` with `when: always` still runs.
+                    if failed, !runsAfterFailure(step) { continue }
+                    let status = try await runStep(step, in: session, prepared, keys: keys)
+                    if status == .cancelled { return .cancelled }
+                    if status != .success {
+                        if !steps.contains(where: { $0.status == .pending && $0.orderNum > step.orderNum && runsAfterFailure($0) }) { return .failed }
+                        failed = true
+                    }
                 }
-                return .success
+                return failed ? .failed : .success
             }
             while let result = try await group.next() {
                 if let result {
@@ -146,6 +163,12 @@ struct JobExecution {
             }
             return .failed
         }
+    }
+
+    /// An `artifacts` step with `when: always` runs also after a failed step.
+    private func runsAfterFailure(_ step: Step) -> Bool {
+        guard step.type == .artifacts else { return false }
+        return (try? WorkspaceStepContent.decode(ArtifactSpec.self, from: step.content))?.when == .always
     }
 
     /// Fails the job at its first step with `reason` in that step's output.
@@ -161,7 +184,9 @@ struct JobExecution {
         return .failed
     }
 
-    private func runStep(_ step: Step, in session: any JobSession, _ prepared: PreparedJob) async throws -> StepStatus {
+    private func runStep(
+        _ step: Step, in session: any JobSession, _ prepared: PreparedJob, keys: WorkspaceFiles.CacheKeys
+    ) async throws -> StepStatus {
         let started = Date()
         try await store.startStep(id: step.id, at: started, processGroup: nil)
         var running = step
@@ -177,13 +202,16 @@ struct JobExecution {
             workingDirectory: step.type == .git ? prepared.workspace : prepared.workingDirectory, environment: prepared.environment,
             snapshot: job.snapshot, control: control.beginStep(marker: "\(settings.instanceID):\(step.id):"))
         invocation.name = step.name
+        invocation.home = prepared.home
         invocation.credentialEnvironment = prepared.credentials.environment
         invocation.repositories = settings.repositories
         invocation.labels = ["rapidflow.job": String(jobID), "rapidflow.instance": settings.instanceID]
 
         var exitCode: Int?
         do {
-            if step.type != .git, !FileManager.default.fileExists(atPath: prepared.workingDirectory) {
+            if step.type.isWorkspaceStep {
+                exitCode = try await runWorkspaceStep(step, prepared, keys: keys, out: recorder)
+            } else if step.type != .git, !FileManager.default.fileExists(atPath: prepared.workingDirectory) {
                 await recorder.note("working directory '\(job.snapshot.folder ?? ".")' does not exist in the workspace")
             } else {
                 exitCode = try await session.run(invocation, events: recorder)
@@ -206,6 +234,44 @@ struct JobExecution {
         }
         try await settlement.settleStep(step, status: status, exitCode: exitCode, startedAt: started)
         return status
+    }
+
+    /// A cache restore or save, or the collection of artifacts: the service does these on the
+    /// workspace itself, whichever executor runs the job's other steps.
+    private func runWorkspaceStep(_ step: Step, _ prepared: PreparedJob, keys: WorkspaceFiles.CacheKeys, out: any StepEvents) async throws -> Int {
+        guard let files = settings.workspaceFiles else {
+            try await out.output(ByteBuffer(string: "caches and artifacts are not available on this service\n"))
+            return 1
+        }
+        let workspace: String
+        switch executor.workspaceLocation {
+        case .service: workspace = prepared.workspace
+        case .directory(let root): workspace = "\(root)/job-\(jobID)"
+        case .elsewhere:
+            try await out.output(
+                ByteBuffer(string: "skipped: caches and artifacts are kept only where the workspace is on the service's machine, and this job's runner is on a \(executor.name) node\n"))
+            return 0
+        }
+        let context = WorkspaceFiles.JobContext(
+            jobID: jobID, owner: job.account, pipelineID: job.pipelineID,
+            pipelineName: job.pipelineName ?? "job-\(jobID)", branch: job.snapshot.branch, workspace: workspace,
+            home: Self.home(ofWorkspace: workspace))
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        do {
+            switch step.type {
+            case .cacheRestore:
+                return try await files.restore(WorkspaceStepContent.decode([CacheSpec].self, from: step.content), job: context, keys: keys, out: out)
+            case .cacheSave:
+                return try await files.save(WorkspaceStepContent.decode([CacheSpec].self, from: step.content), job: context, keys: keys, out: out)
+            case .artifacts:
+                return try await files.collect(WorkspaceStepContent.decode(ArtifactSpec.self, from: step.content), job: context, out: out)
+            default:
+                return 1
+            }
+        } catch let error as DecodingError {
+            try await out.output(ByteBuffer(string: "the step's stored description could not be read: \(error)\n"))
+            return 1
+        }
     }
 
     /// The step's own flood is the likeliest reason the disk is full: its head is kept, the

@@ -41,6 +41,8 @@ public actor JobScheduler: Service {
         public var secrets: SecretVault?
         /// Who hears of job changes in this process (the webhook dispatcher, commit statuses).
         var events = JobEventTap()
+        /// Restores and saves caches and keeps artifacts; nil: a store without their tables.
+        var workspaceFiles: WorkspaceFiles?
 
         public init(
             maxConcurrentJobs: Int, killGracePeriod: Duration, workspacesDirectory: String, instanceID: String,

@@ -41,6 +41,7 @@ struct WorkspaceReaper: Service {
             guard FileManager.default.fileExists(atPath: workspace) else { continue }
             do {
                 try FileManager.default.removeItem(atPath: workspace)
+                try? FileManager.default.removeItem(atPath: JobExecution.home(ofWorkspace: workspace))
                 if let docker { _ = try await docker.removeArtifacts(jobID: id, instanceID: instanceID) }
                 logger.debug("reaped a finished job's workspace", metadata: ["job": "\(id)"])
             } catch {
