@@ -19,16 +19,26 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
     public var testEntryPoint: Bool
     public var killTimeoutSeconds: Double?
     public var timeoutSeconds: Double?
+    /// Images (`host[:port]/path/name:tag`) pulled before the build, whose layers the engine
+    /// may reuse (`docker build --cache-from`).
+    public var cacheFrom: [String] {
+        get { cacheFromImages ?? [] }
+        set { cacheFromImages = newValue.isEmpty ? nil : newValue }
+    }
+    /// Stored optional: snapshots written before `cache_from` existed have none.
+    private var cacheFromImages: [String]?
 
     public static let maxTags = 20
+    public static let maxCacheFrom = 10
     public static let maxTestCommands = 50
 
     public init(
         owner: String, repoURL: String, gitRef: String? = nil, gitCredentialsPath: String? = nil,
         dockerfilePath: String = "Dockerfile", imageTags: [String] = [], registryURL: String? = nil,
         registryCredentialsPath: String? = nil, registryCredentialsSecret: String? = nil, testCommands: [String] = [], testEntryPoint: Bool = false,
-        killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil
+        killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil, cacheFrom: [String] = []
     ) {
+        self.cacheFromImages = cacheFrom.isEmpty ? nil : cacheFrom
         self.owner = owner
         self.repoURL = repoURL
         self.gitRef = gitRef
@@ -63,6 +73,12 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
         } else if !imageTags.isEmpty {
             throw bad("'registry_url' is required when 'image_tags' is not empty")
         }
+        guard cacheFrom.count <= Self.maxCacheFrom else {
+            throw bad("'cache_from' has \(cacheFrom.count) images; at most \(Self.maxCacheFrom) are allowed")
+        }
+        for (index, image) in cacheFrom.enumerated() where !Self.isImageReference(image) {
+            throw bad("cache_from[\(index)] '\(image)' is not an image reference such as registry.example.com/team/app:latest")
+        }
         if let registryCredentialsSecret {
             guard registryCredentialsPath == nil else {
                 throw bad("give 'registry_credentials_path' or 'registry_credentials_secret', not both")
@@ -87,6 +103,42 @@ public struct ImageJobRequest: Sendable, Equatable, Codable {
                 throw bad("'\(name)' must be a positive number of seconds, at most \(Int(limits.maxTimeoutSeconds))")
             }
         }
+    }
+
+    /// `name[:tag]` or `host[:port]/path/name[:tag]` (or `@sha256:...`): lowercase path parts,
+    /// no scheme, nothing an option parser could take for a flag.
+    public static func isImageReference(_ text: String) -> Bool {
+        guard (1...255).contains(text.utf8.count), !text.hasPrefix("-"), !text.contains("://") else { return false }
+        var rest = Substring(text)
+        if let at = rest.firstIndex(of: "@") {
+            let digest = rest[rest.index(after: at)...]
+            guard digest.hasPrefix("sha256:"), digest.dropFirst(7).count == 64,
+                digest.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+            else { return false }
+            rest = rest[..<at]
+        }
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        guard let last = parts.last, !parts.contains(where: \.isEmpty) else { return false }
+        let nameAndTag = last.split(separator: ":", omittingEmptySubsequences: false)
+        guard nameAndTag.count <= 2 else { return false }
+        if nameAndTag.count == 2 {
+            let tag = nameAndTag[1]
+            guard (1...128).contains(tag.count), tag.first != ".", tag.first != "-",
+                tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+            else { return false }
+        }
+        let pathParts = parts.dropLast().dropFirst().map(String.init) + [String(nameAndTag[0])]
+        let component = { (part: String) -> Bool in
+            guard let first = part.first, first.isLetter || first.isNumber else { return false }
+            return part.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) }
+        }
+        guard pathParts.allSatisfy(component) else { return false }
+        if parts.count > 1 {
+            // The first part: a host (with a dot, a port or `localhost`) or a path component.
+            let host = String(parts[0])
+            guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) }) else { return false }
+        }
+        return true
     }
 
     /// The image repository every tag is pushed to: `host[:port]/path/name`.

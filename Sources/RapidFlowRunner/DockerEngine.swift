@@ -30,9 +30,49 @@ extension DockerEngine {
         let filter = #"{"label":["rapidflow.job=\#(jobID)","rapidflow.instance=\#(instanceID)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let containers = try await list("/containers/json?all=1&filters=\(filter)")
         for id in containers { try await send(.DELETE, "/containers/\(id)?force=1&v=1") }
-        let images = try await list("/images/json?filters=\(filter)")
-        for id in images { try await send(.DELETE, "/images/\(id)?force=1") }
+        let images = try await listImages("/images/json?filters=\(filter)")
+        for image in images {
+            // The newest build of an owner's repository keeps its layers for the next build
+            // (`layerCacheRepository`): only the job's own tag goes.
+            if image.tags.contains(where: { $0.hasPrefix(Self.layerCacheRepository + "/") }) {
+                for tag in image.tags where !tag.hasPrefix(Self.layerCacheRepository + "/") {
+                    try await send(.DELETE, "/images/\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)")
+                }
+            } else {
+                try await send(.DELETE, "/images/\(image.id)?force=1")
+            }
+        }
         return (containers.count, images.count)
+    }
+
+    /// Where the newest image built for each owner and repository is tagged, one per pair:
+    /// its layers are the next build's cache (the legacy builder reuses the layers of local
+    /// images), and cleanup and the reaper leave it.
+    public static let layerCacheRepository = "rapidflow-layers"
+
+    /// The id of a local image, nil when there is none.
+    public func imageID(_ reference: String) async throws -> String? {
+        let path = "/images/\(reference.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? reference)/json"
+        let response = try await HTTPClient.shared.execute(request(.GET, path), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        guard response.status == .ok else { return nil }
+        return (try? JSONDecoder().decode(EngineAnswer.self, from: Data(body.readableBytesView)))?.id
+    }
+
+    /// Removes an image unless something still uses it: a tag (a job's own build, which may
+    /// still be testing), a child image or a container.
+    public func removeImageIfUnused(_ id: String) async {
+        guard let response = try? await HTTPClient.shared.execute(request(.GET, "/images/\(id)/json"), timeout: .seconds(30)),
+            let body = try? await response.body.collect(upTo: 4 << 20), response.status == .ok,
+            let image = try? JSONDecoder().decode(ImageSummary.self, from: Data(body.readableBytesView)),
+            (image.repoTags ?? []).allSatisfy({ $0 == "<none>:<none>" })
+        else { return }
+        try? await send(.DELETE, "/images/\(id)")
+    }
+
+    /// Every layer-cache tag on this engine.
+    public func layerCacheImages() async throws -> [String] {
+        try await listImages("/images/json").flatMap(\.tags).filter { $0.hasPrefix(Self.layerCacheRepository + "/") }
     }
 
     /// Creates a container and returns its id (`POST /containers/create`).
@@ -98,6 +138,14 @@ extension DockerEngine {
         return items.compactMap(\.id)
     }
 
+    private func listImages(_ path: String) async throws -> [(id: String, tags: [String])] {
+        let response = try await HTTPClient.shared.execute(request(.GET, path), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        guard response.status == .ok, let items = try? JSONDecoder().decode([ImageSummary].self, from: Data(body.readableBytesView))
+        else { throw DockerEngineError(message: "the Docker engine answered \(response.status.code) to \(path.split(separator: "?")[0])") }
+        return items.map { ($0.id, ($0.repoTags ?? []).filter { $0 != "<none>:<none>" }) }
+    }
+
     private func send(_ method: HTTPMethod, _ path: String) async throws {
         let response = try await HTTPClient.shared.execute(request(method, path), timeout: .seconds(60))
         _ = try await response.body.collect(upTo: 1 << 20)
@@ -128,6 +176,15 @@ private struct ContainerConfig: Encodable {
 }
 
 /// What the engine answers about an object (its id), or why it refused.
+private struct ImageSummary: Decodable {
+    var id: String
+    var repoTags: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case id = "Id", repoTags = "RepoTags"
+    }
+}
+
 private struct EngineAnswer: Decodable {
     var id: String?
     var message: String?

@@ -60,12 +60,46 @@ public struct DockerImageExecutor: StepExecutor {
         }
         var arguments = ["build", "--force-rm", "-f", dockerfile, "-t", Self.buildTag(step)]
         for (key, value) in step.labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
+        let layers = Self.layerCacheTag(step, request: request)
+        if !request.cacheFrom.isEmpty {
+            for image in request.cacheFrom {
+                try await events.output(ByteBuffer(string: "Pulling \(image) for its layers (cache_from)\n"))
+                if try await docker(["pull", "-q", "--", image], step, events: events) != 0 {
+                    try await events.output(ByteBuffer(string: "[rapidflow] could not pull \(image); building without its layers\n"))
+                }
+            }
+            // With --cache-from the engine uses only the images named: the newest local build
+            // of this repository is named too, so its layers still count.
+            let local = try? await engine.layerCacheImages()
+            for image in request.cacheFrom + (local?.contains(layers) == true ? [layers] : []) { arguments += ["--cache-from", image] }
+        }
         arguments.append(root)
         // The engine goes on with a build whose client went away, so a stop also kills the
         // container the build is running (the builder names it: " ---> Running in <id>").
         let watcher = BuildContainerWatcher(events: events)
         launcher.stopContainerOnStop(step, environment: dockerEnvironment(step)) { watcher.current }
-        return try await docker(arguments, step, events: watcher)
+        let status = try await docker(arguments, step, events: watcher)
+        if status == 0 {
+            // The next build of this owner's repository starts from these layers.
+            let colon = layers.lastIndex(of: ":")!
+            let previous = try? await engine.imageID(layers)
+            try? await engine.tagImage(Self.buildTag(step), repository: String(layers[..<colon]), tag: String(layers[layers.index(after: colon)...]))
+            // The build it replaces keeps nothing the new one needs that the new one does not hold.
+            if let previous, previous != (try? await engine.imageID(layers)) { await engine.removeImageIfUnused(previous) }
+        }
+        return status
+    }
+
+    /// `rapidflow-layers/<instance>-<hash of owner and repository>:latest`: one per owner and
+    /// repository on this engine, moved to each newer build.
+    public static func layerCacheTag(_ step: StepInvocation, request: ImageJobRequest) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in (request.owner + "\n" + request.repoURL).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let instance = step.labels["rapidflow.instance"]?.prefix(8) ?? "local"
+        return "\(DockerEngine.layerCacheRepository)/\(instance)-\(String(hash, radix: 16)):latest"
     }
 
     /// Each test runs in a fresh container: created through the API first so its id is known

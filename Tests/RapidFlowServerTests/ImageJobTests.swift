@@ -260,9 +260,68 @@ struct ImageJobTests {
             let reply = try await server.post("/jobs/\(jobID)/cleanup")
             #expect(reply.status == 200)
             #expect(try reply.decoded(API.CleanupResult.self).success == true)
-            #expect(try await TestFiles.shell("docker images -q \(labels)").isEmpty)
+            // What stays is the layer cache of the owner's repository, under its own tag only.
+            let left = try await TestFiles.shell("docker images --format '{{.Repository}}:{{.Tag}}' \(labels)")
+            #expect(left.split(separator: "\n").allSatisfy { $0.hasPrefix("rapidflow-layers/") }, "\(left)")
             #expect(try await TestFiles.shell("docker ps -aq \(labels)").isEmpty)
             #expect(!FileManager.default.fileExists(atPath: "\(server.dataDirectory)/workspaces/job-\(jobID)"))
+        }
+    }
+
+    /// The newest build of an owner's repository keeps its layers through cleanup, so the next
+    /// build of that repository reuses them; another owner's build does not get them.
+    @Test func theNextBuildOfTheSameRepositoryReusesTheLayersCleanupKept() async throws {
+        try await Self.withServer { server, _ in
+            // Its own first instruction, so no other test's image lends it layers.
+            let repository = try await Self.repository(
+                dockerfile: "FROM rapidflow-test/busybox\nRUN echo layers-\(UUID().uuidString.prefix(8)) > /id.txt\nCOPY message.txt /message.txt\nRUN echo built > /built.txt")
+            let owner = "layers-\(UUID().uuidString.prefix(6).lowercased())"
+            let first = try await Self.submit(server, API.ImageJobRequest(owner: owner, repoURL: repository.url, testCommands: ["true"]))
+            #expect(try await server.waitForJob(first, timeout: .seconds(120)).status == .success)
+            let firstBuild = try await Self.steps(server, first).first { $0.type == .dockerBuild }?.output ?? ""
+            #expect(!firstBuild.contains("Using cache"), "a new repository builds from scratch: \(firstBuild)")
+            #expect(try await server.post("/jobs/\(first)/cleanup").status == 200)
+
+            let second = try await Self.submit(server, API.ImageJobRequest(owner: owner, repoURL: repository.url, testCommands: ["cat /built.txt"]))
+            #expect(try await server.waitForJob(second, timeout: .seconds(120)).status == .success)
+            let secondBuild = try await Self.steps(server, second).first { $0.type == .dockerBuild }?.output ?? ""
+            #expect(secondBuild.components(separatedBy: "Using cache").count - 1 >= 2, "COPY and RUN come from the kept layers: \(secondBuild)")
+
+            let stranger = try await Self.submit(server, API.ImageJobRequest(owner: owner + "-b", repoURL: repository.url, testCommands: ["true"]))
+            #expect(try await server.waitForJob(stranger, timeout: .seconds(120)).status == .success)
+            let tags = try await TestFiles.shell("docker images --format '{{.Repository}}' | grep '^rapidflow-layers/' | sort -u")
+            #expect(tags.split(separator: "\n").count >= 2, "one layer cache per owner and repository: \(tags)")
+        }
+    }
+
+    /// `cache_from`: images pulled from the registry before the build lend it their layers.
+    @Test func cacheFromPullsAnImageWhoseLayersTheBuildReuses() async throws {
+        try await Self.withServer { server, _ in
+            let dockerfile = """
+                FROM rapidflow-test/busybox
+                RUN echo cache-from-\(UUID().uuidString.prefix(8)) > /marker.txt
+                COPY message.txt /message.txt
+                """
+            let repository = try await Self.repository(dockerfile: dockerfile)
+            let path = "it/cachefrom-\(UUID().uuidString.prefix(6).lowercased())"
+            let pushing = try await Self.submit(server, API.ImageJobRequest(
+                owner: "pusher", repoURL: repository.url, imageTags: ["1"], registryURL: "http://\(Self.registry)/\(path)",
+                registryCredentialsPath: "registry.json"))
+            #expect(try await server.waitForJob(pushing, timeout: .seconds(120)).status == .success)
+            #expect(try await server.post("/jobs/\(pushing)/cleanup").status == 200)
+            // No local layers of that build remain: the pushed image is the only source.
+            let layerTags = try await TestFiles.shell("docker images --format '{{.Repository}}:{{.Tag}}' | grep '^rapidflow-layers/' || true")
+            for tag in layerTags.split(separator: "\n") {
+                _ = try? await TestFiles.shell("docker rmi -f \(tag) >/dev/null 2>&1 || true")
+            }
+            let image = "\(Self.registry)/\(path):1"
+            let pulling = try await Self.submit(server, API.ImageJobRequest(
+                owner: "puller", repoURL: repository.url, registryURL: "http://\(Self.registry)/\(path)",
+                registryCredentialsPath: "registry.json", cacheFrom: [image]))
+            #expect(try await server.waitForJob(pulling, timeout: .seconds(120)).status == .success)
+            let build = try await Self.steps(server, pulling).first { $0.type == .dockerBuild }?.output ?? ""
+            #expect(build.contains("Pulling \(image) for its layers (cache_from)"), "\(build)")
+            #expect(build.contains("Using cache"), "the RUN step's layer came from the pulled image: \(build)")
         }
     }
 
@@ -357,6 +416,11 @@ struct ImageJobTests {
                 (with(["test_commands": ["ok", 5]]), "test_commands[1]"),
                 (with(["test_entry_point": "yes"]), "test_entry_point"),
                 (with(["image_tags": "latest"]), "image_tags"),
+                (with(["cache_from": "registry.example/app:1"]), "cache_from"),
+                (with(["cache_from": ["-oops"]]), "cache_from[0]"),
+                (with(["cache_from": ["https://registry.example/app:1"]]), "cache_from[0]"),
+                (with(["cache_from": ["Registry.example/UPPER:1"]]), "cache_from[0]"),
+                (with(["cache_from": (0..<11).map { "r.example/app:\($0)" }]), "at most 10"),
                 (with(["owner": 5]), "owner"),
                 (with(["colour": "red"]), "colour"),
             ]

@@ -20,15 +20,18 @@ extension API {
         public var timeoutSeconds: Double?
         /// How soon the job is taken: `high`, `normal` (the default) or `low`.
         public var priority: JobPriority?
+        /// Images pulled before the build for the engine to reuse their layers (`--cache-from`).
+        public var cacheFrom: [String]?
 
         public init(
             owner: String? = nil, repoURL: String? = nil, gitRef: String? = nil, gitCredentialsPath: String? = nil,
             dockerfilePath: String? = nil, imageTags: [String]? = nil, registryURL: String? = nil,
             registryCredentialsPath: String? = nil, registryCredentialsSecret: String? = nil, testCommands: [String]? = nil,
             testEntryPoint: Bool? = nil,
-            killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil, priority: JobPriority? = nil
+            killTimeoutSeconds: Double? = nil, timeoutSeconds: Double? = nil, priority: JobPriority? = nil, cacheFrom: [String]? = nil
         ) {
             self.priority = priority
+            self.cacheFrom = cacheFrom
             self.owner = owner
             self.repoURL = repoURL
             self.gitRef = gitRef
@@ -50,7 +53,7 @@ extension API {
             case registryCredentialsPath = "registry_credentials_path", registryCredentialsSecret = "registry_credentials_secret"
             case testCommands = "test_commands"
             case testEntryPoint = "test_entry_point", killTimeoutSeconds = "kill_timeout_seconds", timeoutSeconds = "timeout_seconds"
-            case priority
+            case priority, cacheFrom = "cache_from"
         }
 
         public static let fields = CodingKeys.allCases.map(\.rawValue)
@@ -74,6 +77,7 @@ extension API {
             killTimeoutSeconds = try fields.number("kill_timeout_seconds")
             timeoutSeconds = try fields.number("timeout_seconds")
             priority = try fields.string("priority").map { text throws(RapidFlowError) in try JobPriority.parse(text, field: "priority") }
+            cacheFrom = fields.has("cache_from") ? try fields.strings("cache_from") : nil
         }
 
         /// The request the service checks and runs: an empty optional string is no value,
@@ -87,7 +91,8 @@ extension API {
                 dockerfilePath: value(dockerfilePath) ?? "Dockerfile", imageTags: imageTags ?? [], registryURL: value(registryURL),
                 registryCredentialsPath: value(registryCredentialsPath), registryCredentialsSecret: value(registryCredentialsSecret),
                 testCommands: testCommands ?? [],
-                testEntryPoint: testEntryPoint ?? false, killTimeoutSeconds: killTimeoutSeconds, timeoutSeconds: timeoutSeconds)
+                testEntryPoint: testEntryPoint ?? false, killTimeoutSeconds: killTimeoutSeconds, timeoutSeconds: timeoutSeconds,
+                cacheFrom: cacheFrom ?? [])
         }
     }
 }
