@@ -79,7 +79,7 @@ struct APITypesTests {
             let base = #""owner": "team", "repo_url": "https://git.example.invalid/team/app.git""#
             try await Self.expectRefusals(server, "/jobs", [
                 (#"{\#(base), "colour": "red"}"#, "invalid_request",
-                 "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
+                 "unknown field 'colour'; known fields: cache_from, dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
                 (#"{"owner": 5, "repo_url": "u"}"#, "invalid_request", "field 'owner' must be a string"),
                 (#"{\#(base), "test_commands": ["ok", 5]}"#, "invalid_request", "test_commands[1] must be a string"),
                 (#"{\#(base), "test_entry_point": 1}"#, "invalid_request", "field 'test_entry_point' must be true or false"),

@@ -32,7 +32,7 @@ import Testing
             if path == "/tokens/current" { return .read }
             return ["/tokens", "/audit", "/secrets", "/hooks", "/webhooks"].contains { path.hasPrefix($0) } ? .admin : .read
         }
-        let run = ["post /jobs", "post /jobs/{id}/cancel", "post /jobs/{id}/kill", "post /jobs/{id}/retry", "post /pipelines/{id}/jobs"]
+        let run = ["post /jobs", "post /jobs/{id}/cancel", "post /jobs/{id}/kill", "post /jobs/{id}/retry", "post /pipelines/{id}/jobs", "delete /caches/{id}"]
         return run.contains("\(method) \(path)") ? .run : .admin
     }
 

@@ -372,6 +372,25 @@ struct CLITests {
         }
     }
 
+    @Test func artifactsListsAndDownloadsAJobsFiles() async throws {
+        try await TestServer.with { server in
+            let pipeline = try await server.createPipeline(
+                config: "artifacts:\n  paths: [\"dist/\", \"~/note.txt\"]\nsteps:\n  - mkdir -p dist/sub && echo one > dist/a.txt && echo two > dist/sub/b.txt && echo three > ~/note.txt\n")
+            let job = try await server.trigger(pipeline)
+            #expect(try await server.waitForJob(job).status == .success)
+            let listed = try await Self.cli(["artifacts", String(job)], server: server)
+            #expect(listed.status == 0, "\(listed.stderr)")
+            #expect(listed.stdout.contains("dist/a.txt") && listed.stdout.contains("dist/sub/b.txt") && listed.stdout.contains("~/note.txt"), "\(listed.stdout)")
+            let folder = TestFiles.temporaryDirectory()
+            let saved = try await Self.cli(["artifacts", String(job), "--download", folder], server: server)
+            #expect(saved.status == 0, "\(saved.stderr)")
+            #expect(try String(contentsOfFile: "\(folder)/dist/sub/b.txt", encoding: .utf8) == "two\n")
+            #expect(try String(contentsOfFile: "\(folder)/~/note.txt", encoding: .utf8) == "three\n")
+            let missing = try await Self.cli(["artifacts", "424242"], server: server)
+            #expect(missing.status != 0 && missing.stderr.contains("424242"), "\(missing.stderr)")
+        }
+    }
+
     @Test func hookAndWebhookSubcommandsSetUpListAndRemove() async throws {
         try await TestServer.with { server in
             let created = try await Self.cli(["hook", "create", "--name", "git-server", "--forge", "git"], server: server)
