@@ -115,7 +115,7 @@ struct RequestDecodingTests {
         let base = #""owner": "o", "repo_url": "u""#
         let cases: [(String, String)] = [
             (#"{\#(base), "colour": "red"}"#,
-             "unknown field 'colour'; known fields: dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
+             "unknown field 'colour'; known fields: cache_from, dockerfile_path, git_credentials_path, git_ref, image_tags, kill_timeout_seconds, owner, priority, registry_credentials_path, registry_credentials_secret, registry_url, repo_url, test_commands, test_entry_point, timeout_seconds"),
             (#"{"repo_url": "u"}"#, "missing field 'owner'"),
             (#"{"owner": "o"}"#, "missing field 'repo_url'"),
             (#"{"owner": 5, "repo_url": "u"}"#, "field 'owner' must be a string"),
