@@ -309,11 +309,11 @@ struct ImageJobTests {
                 registryCredentialsPath: "registry.json"))
             #expect(try await server.waitForJob(pushing, timeout: .seconds(120)).status == .success)
             #expect(try await server.post("/jobs/\(pushing)/cleanup").status == 200)
-            // No local layers of that build remain: the pushed image is the only source.
-            let layerTags = try await TestFiles.shell("docker images --format '{{.Repository}}:{{.Tag}}' | grep '^rapidflow-layers/' || true")
-            for tag in layerTags.split(separator: "\n") {
-                _ = try? await TestFiles.shell("docker rmi -f \(tag) >/dev/null 2>&1 || true")
-            }
+            // No local layers of that build remain (its image goes, with the layer tag cleanup
+            // kept): the pushed image is the only source.
+            let labels = "--filter label=rapidflow.job=\(pushing) --filter label=rapidflow.instance=\(try Self.instance(server))"
+            _ = try await TestFiles.shell("docker images -q \(labels) | sort -u | xargs -r docker rmi -f >/dev/null")
+            #expect(try await TestFiles.shell("docker images -q \(labels)").isEmpty)
             let image = "\(Self.registry)/\(path):1"
             let pulling = try await Self.submit(server, API.ImageJobRequest(
                 owner: "puller", repoURL: repository.url, registryURL: "http://\(Self.registry)/\(path)",

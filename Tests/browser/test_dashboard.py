@@ -894,6 +894,30 @@ def test_webhooks_page_is_for_admins_of_every_owner(browser, api):
         admin.call("DELETE", f"/webhooks/{webhook}")
 
 
+def test_a_finished_jobs_artifacts_are_listed_and_download(browser, api):
+    pipeline = api.pipeline(
+        "with-artifacts",
+        'artifacts:\n  paths: ["dist/"]\nsteps:\n  - mkdir -p dist && printf kept-by-the-job > dist/app.txt\n',
+    )
+    job = api.trigger(pipeline)
+    assert api.wait_for_end(job) == "success"
+    browser.open(OPEN_URL, f"/jobs/{job}")
+    browser.wait_text("#artifact-list", "dist/app.txt")
+    assert "15 B" in browser.js("return document.getElementById('artifact-list').textContent")
+    href = browser.js("return document.querySelector('#artifact-list a.artifact-link').getAttribute('href')")
+    assert href == f"/jobs/{job}/artifacts/dist/app.txt", href
+    body = browser.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then((r) => r.text()).then(done);", href
+    )
+    assert body == "kept-by-the-job", body
+    # A job without artifacts shows no artifact panel.
+    plain = api.trigger(api.pipeline("without-artifacts", "steps:\n  - echo nothing kept\n"))
+    assert api.wait_for_end(plain) == "success"
+    browser.open(OPEN_URL, f"/jobs/{plain}")
+    browser.wait_text("#log-state", "finished: success", timeout=15)
+    assert browser.js("return document.getElementById('artifacts').hidden") is True
+
+
 TESTS = [
     test_job_list_updates_when_another_user_triggers_a_job,
     test_running_job_log_streams_line_by_line_and_survives_drops,
@@ -911,6 +935,7 @@ TESTS = [
     test_secrets_page_sets_lists_and_deletes_without_showing_values,
     test_webhooks_page_lists_a_webhook_and_its_deliveries,
     test_webhooks_page_is_for_admins_of_every_owner,
+    test_a_finished_jobs_artifacts_are_listed_and_download,
 ]
 
 

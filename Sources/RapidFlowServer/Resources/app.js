@@ -641,6 +641,9 @@ class JobPage {
     this.meta = h("dl", { class: "meta" });
     this.phases = h("div", { class: "phases", id: "phases" });
     this.stepList = h("ol", { class: "step-list", id: "step-list" });
+    // What the job kept (its config's `artifacts:`), shown once the job has ended.
+    this.artifactList = h("ul", { class: "artifact-list", id: "artifact-list" });
+    this.artifactPanel = h("div", { class: "artifacts", id: "artifacts", hidden: true }, h("h2", {}, "Artifacts"), this.artifactList);
     this.log = new LogView(jobID);
     root.append(
       h(
@@ -654,7 +657,7 @@ class JobPage {
       h(
         "div",
         { class: "job-body" },
-        h("aside", { class: "panel steps" }, h("h2", {}, "Steps"), this.stepList),
+        h("aside", { class: "panel steps" }, h("h2", {}, "Steps"), this.stepList, this.artifactPanel),
         this.log.element,
       ),
     );
@@ -687,10 +690,35 @@ class JobPage {
       return;
     }
     this.loadCommands();
+    if (FINAL_STATUSES.has(this.job.status)) this.loadArtifacts();
     this.scope.every(POLL_MS, async () => {
       await this.refresh();
-      return !FINAL_STATUSES.has(this.job.status);
+      const running = !FINAL_STATUSES.has(this.job.status);
+      if (!running) this.loadArtifacts();
+      return running;
     });
+  }
+
+  /** The job's artifacts with their sizes; each downloads (with the token when there is one). */
+  async loadArtifacts() {
+    try {
+      const list = await api("GET", `/jobs/${this.jobID}/artifacts`);
+      if (!this.scope.active || list.artifacts.length === 0) return;
+      this.artifactList.replaceChildren(
+        ...list.artifacts.map((artifact) =>
+          h(
+            "li",
+            { "data-path": artifact.path },
+            rawLink(artifact.url, artifact.path.split("/").pop(), artifact.path, { class: "artifact-link", title: `sha256 ${artifact.sha256}` }),
+            h("span", { class: "muted artifact-size" }, ` ${formatBytes(artifact.size_bytes)}`),
+          ),
+        ),
+        h("li", {}, rawLink(list.archive_url, `job-${this.jobID}-artifacts.tar.gz`, "All, as .tar.gz", { class: "artifact-archive" })),
+      );
+      this.artifactPanel.hidden = false;
+    } catch (error) {
+      showNotice(error.message);
+    }
   }
 
   async loadCommands() {
@@ -867,6 +895,18 @@ function base64Bytes(text) {
  * A raw log link: a plain link while the service needs no token; with a token the page fetches
  * the text itself (a link cannot carry the Authorization header) and saves it.
  */
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
 function rawLink(path, fileName, label, attributes = {}) {
   const link = h("a", { href: path, download: fileName, ...attributes }, label);
   link.addEventListener("click", async (event) => {
