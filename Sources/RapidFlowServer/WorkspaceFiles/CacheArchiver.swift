@@ -100,7 +100,7 @@ struct CacheArchiver: Sendable {
             do {
                 while true {
                     guard let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty else { break }
-                    let passed = try guarded.pass([UInt8](chunk))
+                    let passed = try guarded.pass(chunk)
                     if !passed.isEmpty { try writer.write(contentsOf: passed) }
                 }
                 try guarded.finish()

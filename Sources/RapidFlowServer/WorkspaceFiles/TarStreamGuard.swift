@@ -42,22 +42,30 @@ struct TarStreamGuard {
         self.maxBytes = maxBytes
     }
 
-    /// Takes the next bytes of the stream and returns those that may go on to the extractor
-    /// (all of them but an incomplete header). Throws at the first refused entry.
-    mutating func pass(_ chunk: [UInt8]) throws(Refusal) -> [UInt8] {
-        var input = pending
-        input.append(contentsOf: chunk)
-        pending = []
-        var index = 0
-        var safe = 0
-        while index < input.count {
+    /// Takes the next bytes of the stream and returns those that may go on to the extractor:
+    /// all of them but an incomplete header, which is held for the next call. Data is only
+    /// looked at, never copied, except for a header cut by the chunk's end. Throws at the first
+    /// refused entry.
+    mutating func pass(_ chunk: Data) throws(Refusal) -> Data {
+        let input: Data
+        if pending.isEmpty {
+            input = chunk
+        } else {
+            var joined = Data(pending)
+            joined.append(chunk)
+            input = joined
+            pending = []
+        }
+        var index = input.startIndex
+        var safe = index
+        while index < input.endIndex {
             if ended {
-                index = input.count
+                index = input.endIndex
                 safe = index
                 break
             }
             if dataLeft > 0 {
-                let take = min(dataLeft, input.count - index)
+                let take = min(dataLeft, input.endIndex - index)
                 if collecting != nil { collected.append(contentsOf: input[index..<(index + take)]) }
                 dataLeft -= take
                 index += take
@@ -65,16 +73,15 @@ struct TarStreamGuard {
                 if dataLeft == 0, let kind = collecting { try finishExtended(kind) }
                 continue
             }
-            guard input.count - index >= 512 else {
-                pending = Array(input[index...])
+            guard input.endIndex - index >= 512 else {
+                pending = [UInt8](input[index...])
                 break
             }
-            let header = Array(input[index..<(index + 512)])
-            try take(header)
+            try take([UInt8](input[index..<(index + 512)]))
             index += 512
             safe = index
         }
-        return Array(input[0..<safe])
+        return input[input.startIndex..<safe]
     }
 
     /// The stream ended: an archive cut short is refused too.
