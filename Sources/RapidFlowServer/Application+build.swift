@@ -124,6 +124,7 @@ public func buildApplication(
     var filesSettings = WorkspaceFiles.Settings(directory: dataDirectory, instanceID: instanceID)
     filesSettings.cacheMaxBytes = configuration.cacheMaxBytes
     filesSettings.cacheEntryMaxBytes = configuration.cacheEntryMaxBytes
+    filesSettings.cacheMaxFiles = configuration.cacheMaxFiles
     filesSettings.artifactMaxBytes = configuration.artifactMaxBytes
     filesSettings.identity = stepIdentity
     let workspaceFiles = WorkspaceFiles(store: store, settings: filesSettings, logger: logger)

@@ -84,6 +84,8 @@ public struct ServerConfiguration: Sendable {
     public var cacheMaxBytes = 10 << 30
     /// What one cache may unpack to; a restore also stops there (`--cache-entry-max-mb`).
     public var cacheEntryMaxBytes = 4 << 30
+    /// Entries one cache may hold; a restore stops there.
+    public var cacheMaxFiles = 1_000_000
     /// What one job's artifacts may take together (`--artifact-max-mb`).
     public var artifactMaxBytes = 1 << 30
     /// How often expired artifacts are looked for.

@@ -30,6 +30,29 @@ struct CacheSafetyTests {
         try await TestFiles.shell("python3 \(directory)/craft.py && zstd -q -f \(directory)/crafted.tar -o \(path)")
     }
 
+    @Test func aRestoreStopsAtTheSizeAndEntryBounds() async throws {
+        let dataDirectory = TestFiles.temporaryDirectory()
+        let config = "cache:\n  - key: many\n    paths: [d]\nsteps:\n  - \"test -d d && echo restored || (mkdir d && for i in $(seq 1 50); do head -c 4096 /dev/urandom > d/f$i; done)\"\n"
+        let pipeline = try await TestServer.with(dataDirectory: dataDirectory) { server in
+            let pipeline = try await server.createPipeline(config: config)
+            let job = try await server.trigger(pipeline)
+            #expect(try await server.waitForJob(job).status == .success)
+            return pipeline
+        }
+        // The same cache, read by services whose bounds it exceeds: 51 entries, 200 KiB.
+        for (configure, refusal) in [
+            ({ (c: inout ServerConfiguration) in c.cacheMaxFiles = 20 }, "more than 20 entries"),
+            ({ (c: inout ServerConfiguration) in c.cacheEntryMaxBytes = 64 << 10 }, "unpacks to more than"),
+        ] {
+            try await TestServer.with(dataDirectory: dataDirectory, configure: configure) { server in
+                let job = try await server.trigger(pipeline)
+                #expect(try await server.waitForJob(job).status == .failed)
+                let restore = try await server.logs(job).logs.first { $0.type == .cacheRestore }?.output ?? ""
+                #expect(restore.contains("the cache archive was refused") && restore.contains(refusal), "\(restore)")
+            }
+        }
+    }
+
     @Test func craftedArchivesWithEscapingEntriesAreRefusedAndWriteNothingOutside() async throws {
         try await TestServer.with { server in
             let outside = TestFiles.temporaryDirectory()
