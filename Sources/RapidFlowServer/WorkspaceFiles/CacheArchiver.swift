@@ -86,6 +86,9 @@ struct CacheArchiver: Sendable {
             decompressor.standardOutput = compressed
             decompressor.standardError = decompressorErrors
             let toTar = Pipe()
+            // 1 MiB pipes instead of 64 KiB: a sixteenth of the reads, writes and wake-ups on
+            // the way through this process.
+            for pipe in [compressed, toTar] { _ = fcntl(pipe.fileHandleForReading.fileDescriptor, Self.setPipeSize, 1 << 20) }
             let tarErrors = Pipe()
             tar.standardInput = toTar
             tar.standardError = tarErrors
@@ -145,6 +148,9 @@ struct CacheArchiver: Sendable {
         process.environment = environment
         return process
     }
+
+    /// `F_SETPIPE_SZ` (Linux).
+    static let setPipeSize: Int32 = 1031
 
     static func megabytes(_ bytes: Int) -> String {
         bytes >= 10 << 20 ? "\(bytes >> 20) MiB" : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
