@@ -70,11 +70,6 @@ extension DockerEngine {
         try? await send(.DELETE, "/images/\(id)")
     }
 
-    /// Every layer-cache tag on this engine.
-    public func layerCacheImages() async throws -> [String] {
-        try await listImages("/images/json").flatMap(\.tags).filter { $0.hasPrefix(Self.layerCacheRepository + "/") }
-    }
-
     /// Creates a container and returns its id (`POST /containers/create`).
     public func createContainer(image: String, entrypoint: [String]?, command: [String]?, labels: [String: String]) async throws -> String {
         let config = ContainerConfig(image: image, labels: labels, entrypoint: entrypoint, command: command)

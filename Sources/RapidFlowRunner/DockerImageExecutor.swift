@@ -70,8 +70,8 @@ public struct DockerImageExecutor: StepExecutor {
             }
             // With --cache-from the engine uses only the images named: the newest local build
             // of this repository is named too, so its layers still count.
-            let local = try? await engine.layerCacheImages()
-            for image in request.cacheFrom + (local?.contains(layers) == true ? [layers] : []) { arguments += ["--cache-from", image] }
+            let local = (try? await engine.imageID(layers)) ?? nil
+            for image in request.cacheFrom + (local != nil ? [layers] : []) { arguments += ["--cache-from", image] }
         }
         arguments.append(root)
         // The engine goes on with a build whose client went away, so a stop also kills the

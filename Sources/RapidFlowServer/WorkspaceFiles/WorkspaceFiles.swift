@@ -281,7 +281,7 @@ struct WorkspaceFiles: Sendable {
             defer { try? handle.close() }
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return WebhookSignature.hex(Data(hasher.finalize()))
     }
 
     // MARK: - Artifacts
@@ -434,7 +434,7 @@ struct WorkspaceFiles: Sendable {
             size += chunk.count
         }
         try output.synchronize()
-        return (size, hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        return (size, WebhookSignature.hex(Data(hasher.finalize())))
     }
 
     private static func size(of path: String) -> Int {
