@@ -193,7 +193,7 @@ enum ProcessOutput {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ProcessSpawning.run(process)
         let reader = pipe.fileHandleForReading
         let (chunks, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let slots = DispatchSemaphore(value: 4)

@@ -107,7 +107,7 @@ struct LocalRunnerLauncher: RunnerLauncher {
         process.standardInput = tokenPipe
         let (ends, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
-        try process.run()
+        try ProcessSpawning.run(process)
         tokenPipe.fileHandleForWriting.write(Data(token.utf8))
         try? tokenPipe.fileHandleForWriting.close()
         try? tokenPipe.fileHandleForReading.close()

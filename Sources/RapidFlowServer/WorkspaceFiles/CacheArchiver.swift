@@ -52,8 +52,8 @@ struct CacheArchiver: Sendable {
             let compressorErrors = Pipe()
             compressor.standardError = compressorErrors
             // `run` closes the parent's copy of each pipe end it hands a child.
-            try tar.run()
-            try compressor.run()
+            try ProcessSpawning.run(tar)
+            try ProcessSpawning.run(compressor)
             let errors = String(decoding: tarErrors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             tar.waitUntilExit()
             compressor.waitUntilExit()
@@ -94,8 +94,8 @@ struct CacheArchiver: Sendable {
             tar.standardError = tarErrors
             tar.standardOutput = FileHandle.nullDevice
             // `run` closes the parent's copy of each pipe end it hands a child.
-            try decompressor.run()
-            try tar.run()
+            try ProcessSpawning.run(decompressor)
+            try ProcessSpawning.run(tar)
             var guarded = TarStreamGuard(target: target, maxFiles: maxFiles, maxBytes: maxBytes)
             var refusal: TarStreamGuard.Refusal?
             let reader = compressed.fileHandleForReading
