@@ -2,7 +2,8 @@
 # Installs and starts the real components the tests use, on loopback only:
 # the Docker engine, a local base image, a registry with htpasswd auth, sshd and PostgreSQL;
 # and installs Prometheus (the metrics test scrapes the service with it), systemd-analyze and
-# zstd (pipeline caches are compressed with it; the cache tests craft archives with it).
+# zstd (pipeline caches are compressed with it; the cache tests craft archives with it), and
+# sqlite3 and strace (the store tests read a backup and watch the service flush its writes).
 # Prints the environment the tests read. Safe to run again.
 set -euo pipefail
 
@@ -11,7 +12,8 @@ mkdir -p "$state"
 
 missing=()
 for pair in docker.io:dockerd docker-registry:docker-registry busybox-static:busybox apache2-utils:htpasswd \
-            openssh-server:sshd openssh-client:ssh git:git curl:curl prometheus:prometheus systemd:systemd-analyze zstd:zstd; do
+            openssh-server:sshd openssh-client:ssh git:git curl:curl prometheus:prometheus systemd:systemd-analyze zstd:zstd \
+            sqlite3:sqlite3 strace:strace; do
   package=${pair%%:*}; tool=${pair##*:}
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$package")
 done

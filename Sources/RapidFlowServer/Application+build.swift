@@ -156,6 +156,9 @@ public func buildApplication(
     }
     services.append(registry)
     services.append(WorkspaceFilesJanitor(files: workspaceFiles, interval: configuration.artifactSweepInterval))
+    if let keep = configuration.keepJobs, let sqlStore = store as? SQLJobStore {
+        services.append(JobPruner(store: sqlStore, keep: keep, logger: logger))
+    }
     if let retention = configuration.retention {
         services.append(
             WorkspaceReaper(
@@ -209,6 +212,7 @@ func buildRouter(
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
     router.add(middleware: AccessMiddleware(registry: registry, store: store, limits: configuration.limits, logger: Logger.service(configuration)))
+    router.add(middleware: DurableWritesMiddleware(store: store))
     HealthController(
         store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad,
         isDraining: { scheduler.isDraining }
@@ -254,19 +258,36 @@ private func nomadExecutor(configuration: ServerConfiguration, instanceID: Strin
 }
 
 private func openStore(configuration: ServerConfiguration, dataDirectory: String, logger: Logger) async throws -> SQLJobStore {
-    let database = configuration.database ?? ""
-    if database.isEmpty {
-        return try await SQLJobStore.openSQLite(path: "\(dataDirectory)/rapidflow.sqlite", logger: logger)
+    try await StoreLocation(database: configuration.database, dataDirectory: dataDirectory).open(logger: logger)
+}
+
+/// Where the store is: `--database` (`sqlite:///path` or a PostgreSQL URL), else the SQLite
+/// file in the data directory. `serve`, `backup` and `migrate` find it the same way.
+public enum StoreLocation: Sendable {
+    case sqlite(path: String)
+    case postgres(url: String)
+
+    public init(database: String?, dataDirectory: String) throws {
+        let database = database ?? ""
+        if database.isEmpty {
+            self = .sqlite(path: "\(dataDirectory)/rapidflow.sqlite")
+        } else if database.hasPrefix("sqlite://") {
+            self = .sqlite(path: String(database.dropFirst("sqlite://".count)))
+        } else if PostgresURL.isPostgres(database) {
+            self = .postgres(url: database)
+        } else {
+            throw RapidFlowError(
+                .invalidRequest,
+                "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path or postgres://user:password@host:port/database")
+        }
     }
-    if database.hasPrefix("sqlite://") {
-        return try await SQLJobStore.openSQLite(path: String(database.dropFirst("sqlite://".count)), logger: logger)
+
+    public func open(logger: Logger) async throws -> SQLJobStore {
+        switch self {
+        case .sqlite(let path): try await SQLJobStore.openSQLite(path: path, logger: logger)
+        case .postgres(let url): try await SQLJobStore.openPostgres(url: url, logger: logger)
+        }
     }
-    if PostgresURL.isPostgres(database) {
-        return try await SQLJobStore.openPostgres(url: database, logger: logger)
-    }
-    throw RapidFlowError(
-        .invalidRequest,
-        "unsupported --database '\(database.split(separator: ":").first ?? "")': use sqlite:///path or postgres://user:password@host:port/database")
 }
 
 /// A random id kept in the data directory: it marks this service's step processes so a

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     public var shutdownTimeout: Duration = .zero
     /// Finished jobs' workspaces, containers and images are removed this long after they end (nil: kept).
     public var retention: Duration? = .seconds(7 * 24 * 3600)
+    /// Finished jobs, with their steps, output and environment, are removed from the store this
+    /// long after they end (`--keep-jobs-days`; nil, the default, keeps them).
+    public var keepJobs: Duration?
     public var limits = Limits.default
     /// Output kept per step (head and tail); the middle of a longer output is cut.
     public var stepOutputCap = 64 << 20

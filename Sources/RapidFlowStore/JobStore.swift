@@ -69,6 +69,9 @@ public protocol JobStore: Sendable {
     func migrate() async throws
     /// Answers when the store is usable.
     func ping() async throws
+    /// Makes every write committed so far survive a power loss (what an acknowledged API
+    /// write waits for); a store that flushes at each commit does nothing here.
+    func syncCommittedWrites() throws
     func close() async
 
     // MARK: Pipelines
@@ -168,6 +171,8 @@ public struct QueueState: Sendable, Equatable {
 
 extension JobStore {
     public func checkRoomForOutput() throws {}
+
+    public func syncCommittedWrites() throws {}
 
     public func pipelines(before: Int?, limit: Int) async throws -> [Pipeline] {
         try await pipelines(before: before, limit: limit, owner: nil)

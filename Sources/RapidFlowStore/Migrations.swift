@@ -233,5 +233,10 @@ enum Migrations {
                 "CREATE INDEX artifacts_by_expiry ON artifacts (expires_at)",
             ]
         ),
+        (
+            // Retention (`--keep-jobs-days`) and the workspace reaper find old finished jobs by this.
+            10,
+            ["CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL"]
+        ),
     ]
 }

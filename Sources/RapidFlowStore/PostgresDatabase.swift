@@ -196,6 +196,8 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
     let clientConfiguration: PostgresClient.Configuration
     /// `host:port/database`: safe for logs and errors.
     public let description: String
+    /// Where and as whom, without the password: what `pg_dump` takes as flags.
+    public let connectionFlags: String
 
     public static func isPostgres(_ url: String) -> Bool {
         schemes.contains { url.hasPrefix("\($0)://") }
@@ -228,6 +230,7 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         clientConfiguration = client
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         description = "\(host):\(port)/\(path)"
+        connectionFlags = "--host \(host) --port \(port) --username \(connection.username) --dbname \(connection.database ?? connection.username)"
     }
 
     /// Connects once and runs `SELECT 1`: the pool retries a refusing server quietly, so this

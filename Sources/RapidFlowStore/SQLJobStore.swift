@@ -62,23 +62,32 @@ public final class SQLJobStore: JobStore {
     let dialect: Dialect
     private let onClose: @Sendable () async -> Void
     private let reserve: DiskReserve?
+    /// The SQLite file; nil on PostgreSQL.
+    let sqlitePath: String?
+    /// Where the store is, for messages: the SQLite file, or PostgreSQL's host and database (never its password).
+    public let location: String
     /// Messages between replicas: PostgreSQL's `LISTEN`/`NOTIFY`; nil on SQLite.
     public let notifier: (any ClusterNotifier)?
 
     /// A store on one shared connection.
     public init(
-        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve? = nil, onClose: @escaping @Sendable () async -> Void = {}
+        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve? = nil, sqlitePath: String? = nil,
+        onClose: @escaping @Sendable () async -> Void = {}
     ) {
         self.connections = .shared(database, AsyncSerialLock())
         self.dialect = dialect
+        self.sqlitePath = sqlitePath
+        self.location = sqlitePath ?? "in \(dialect)"
         self.reserve = reserve
         self.onClose = onClose
         self.notifier = nil
     }
 
-    private init(postgres: PostgresDatabase, notifier: PostgresNotifier) {
+    private init(postgres: PostgresDatabase, notifier: PostgresNotifier, location: PostgresURL) {
         self.connections = .postgres(postgres)
         self.dialect = .postgres
+        self.sqlitePath = nil
+        self.location = "\(location)"
         self.reserve = nil
         self.notifier = notifier
         self.onClose = {
@@ -122,7 +131,7 @@ public final class SQLJobStore: JobStore {
                 throw RapidFlowError.isDiskFull(error) ? RapidFlowError.diskFull("SQLite could not open \(path)") : error
             }
         }
-        return SQLJobStore(database: database, dialect: .sqlite, reserve: reserve) {
+        return SQLJobStore(database: database, dialect: .sqlite, reserve: reserve, sqlitePath: path) {
             try? await connection.close()
         }
     }
@@ -146,7 +155,8 @@ public final class SQLJobStore: JobStore {
         let database = await PostgresDatabase(location: location, logger: logger, leaseTimeout: leaseTimeout)
         let store = SQLJobStore(
             postgres: database,
-            notifier: PostgresNotifier(configuration: location.connectionConfiguration, database: database, logger: logger))
+            notifier: PostgresNotifier(configuration: location.connectionConfiguration, database: database, logger: logger),
+            location: location)
         do {
             try await store.ping()
         } catch {
@@ -210,12 +220,10 @@ public final class SQLJobStore: JobStore {
     }
 
     private func migrate(_ database: any SQLDatabase) async throws {
+        let known = try await Self.appliedVersions(on: database)
+        try Self.refuseNewerSchema(known, location: location)
         // Up to date: nothing to write (a start on a full disk needs no room for this).
-        if let versions = try? await database.raw("SELECT version FROM schema_migrations").all(),
-            Set(try versions.map { try $0.decode(column: "version", as: Int.self) }).isSuperset(of: Migrations.all.map(\.version))
-        {
-            return
-        }
+        if known.isSuperset(of: Migrations.all.map(\.version)) { return }
         try await database.raw(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
         ).run()

@@ -13,7 +13,7 @@ struct RapidFlowCommand: AsyncParsableCommand {
             ServeCommand.self, RunnerCommand.self, SubmitCommand.self, PipelineCommand.self, RunCommand.self, JobsCommand.self,
             StatusCommand.self, LogsCommand.self, JobActionCommand<CancelAction>.self, JobActionCommand<KillAction>.self,
             JobActionCommand<RetryAction>.self, JobActionCommand<CleanupAction>.self, WaitCommand.self, SecretCommand.self,
-            TokenCommand.self, HookCommand.self, WebhookCommand.self, ArtifactsCommand.self,
+            TokenCommand.self, HookCommand.self, WebhookCommand.self, ArtifactsCommand.self, BackupCommand.self, MigrateCommand.self,
         ],
         defaultSubcommand: ServeCommand.self)
 }

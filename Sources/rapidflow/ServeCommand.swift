@@ -79,6 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
     var shutdownTimeoutSeconds: Double?
     @Option(name: .customLong("retention-hours"), help: "Remove finished jobs' workspaces, containers and images, audit log entries and finished webhook deliveries, after this many hours; 0 keeps them (RAPIDFLOW_RETENTION_HOURS, default 168).")
     var retentionHours: Double?
+    @Option(name: .customLong("keep-jobs-days"), help: "Remove finished jobs from the store, with their steps, output, environment and artifacts, this many days after they end; 0 keeps them (RAPIDFLOW_KEEP_JOBS_DAYS, default 0).")
+    var keepJobsDays: Double?
     @Option(name: .customLong("lease-seconds"), help: "Seconds a running job stays this replica's without a renewal; another replica settles a dead one's jobs after this (RAPIDFLOW_LEASE_SECONDS, default 30).")
     var leaseSeconds: Double?
     @Option(name: .customLong("step-user"), help: "Run pipeline steps as this unprivileged user (a name or uid), in workspaces it owns (RAPIDFLOW_STEP_USER; default: the service's own user).")
@@ -213,6 +215,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ("language-images", file?.values["language-images"] ?? ""),
                 ("job-timeout-seconds", seconds(configuration.jobTimeout)),
                 ("shutdown-timeout-seconds", seconds(configuration.shutdownTimeout)), ("retention-hours", hours),
+                ("keep-jobs-days", configuration.keepJobs.map { String(format: "%g", $0.inSeconds / 86_400) } ?? "0"),
                 ("lease-seconds", seconds(configuration.leaseDuration)), ("step-user", configuration.stepUser ?? ""),
                 ("header-timeout-seconds", seconds(configuration.headerTimeout)),
                 ("idle-timeout-seconds", seconds(configuration.idleTimeout)),
@@ -391,6 +394,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let hours = try number(retentionHours, "RETENTION_HOURS") {
             guard hours >= 0, hours <= 87_600 else { throw ValidationError("--retention-hours must be from 0 to 87600 (ten years)") }
             configuration.retention = hours == 0 ? nil : .milliseconds(Int(hours * 3_600_000))
+        }
+        if let days = try number(keepJobsDays, "KEEP_JOBS_DAYS") {
+            guard days >= 0, days <= 36_500 else { throw ValidationError("--keep-jobs-days must be from 0 to 36500 (a hundred years)") }
+            configuration.keepJobs = days == 0 ? nil : .milliseconds(Int(days * 86_400_000))
         }
         if let lease = try number(leaseSeconds, "LEASE_SECONDS") {
             guard lease >= 1, lease <= 3600 else { throw ValidationError("--lease-seconds must be from 1 to 3600") }

@@ -20,14 +20,16 @@ public struct ServiceProcess {
     /// the data disk keeps it elsewhere, or the "listening" line could not be written).
     public static func start(
         dataDirectory: String, arguments: [String] = [], environment: [String: String] = [:], allowLocalRepos: Bool = true,
-        logDirectory: String? = nil
+        logDirectory: String? = nil, wrapper: [String] = []
     ) async throws -> ServiceProcess {
         let logPath = "\(logDirectory ?? dataDirectory)/service-\(UUID().uuidString.prefix(6)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        // `wrapper` runs the service under another program (`strace -f -o FILE`).
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? binary)
         // Tests clone repositories they create on this machine.
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"]
+        process.arguments = (wrapper.isEmpty ? [] : Array(wrapper.dropFirst()) + [binary])
+            + ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "warning"]
             + (allowLocalRepos ? ["--allow-local-repos"] : []) + arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
