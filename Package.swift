@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "RapidFlowTestSupport",
             dependencies: [
-                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore",
+                "RapidFlowServer", "RapidFlowAPI", "RapidFlowCore", "RapidFlowRunner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -45,6 +45,35 @@ int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], co
     return rc;
 }
 
+int rapidflow_spawn_command(const char *path, char *const argv[], char *const envp[], int input_fd, int output_fd,
+                            int error_fd, pid_t *pid) {
+    posix_spawn_file_actions_t actions;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    if (input_fd >= 0) rc = posix_spawn_file_actions_adddup2(&actions, input_fd, 0);
+    else rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, error_fd, 2);
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    /* Signals as a shell would start it: default dispositions (this process ignores SIGPIPE), none blocked. */
+    posix_spawnattr_t attributes;
+    if (rc == 0) rc = posix_spawnattr_init(&attributes);
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    rc = posix_spawnattr_setsigdefault(&attributes, &all);
+    if (rc == 0) rc = posix_spawnattr_setsigmask(&attributes, &none);
+    if (rc == 0) rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (rc == 0) rc = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}
+
 int rapidflow_pipe_cloexec(int fds[2]) {
     if (pipe2(fds, O_CLOEXEC) != 0) return errno;
     /* A larger pipe lets a fast step write ahead while the service stores a chunk, and

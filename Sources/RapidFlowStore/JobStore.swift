@@ -87,6 +87,8 @@ public protocol JobStore: Sendable {
     func job(id: Int) async throws -> Job?
     func jobs(_ filter: JobFilter) async throws -> [Job]
     func steps(jobID: Int) async throws -> [Step]
+    /// A job as a list shows it and its steps, read together: what `GET /jobs/:id/status` needs.
+    func jobStatus(id: Int) async throws -> (job: Job, steps: [Step])?
     func step(id: Int) async throws -> Step?
     func environment(jobID: Int) async throws -> [EnvironmentEntry]
     /// Ids of jobs that reached a final status before `date`, oldest first.
@@ -173,6 +175,11 @@ extension JobStore {
     public func checkRoomForOutput() throws {}
 
     public func syncCommittedWrites() throws {}
+
+    public func jobStatus(id: Int) async throws -> (job: Job, steps: [Step])? {
+        guard let job = try await job(id: id) else { return nil }
+        return (job, try await steps(jobID: id))
+    }
 
     public func pipelines(before: Int?, limit: Int) async throws -> [Pipeline] {
         try await pipelines(before: before, limit: limit, owner: nil)

@@ -238,5 +238,29 @@ enum Migrations {
             10,
             ["CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL"]
         ),
+        (
+            // What a list of jobs shows, in columns of their own: listing reads no snapshot JSON.
+            // `{JSON:a.b}` is the snapshot's field in each dialect.
+            11,
+            [
+                "ALTER TABLE jobs ADD COLUMN repo TEXT",
+                "ALTER TABLE jobs ADD COLUMN language TEXT",
+                "ALTER TABLE jobs ADD COLUMN version TEXT",
+                "ALTER TABLE jobs ADD COLUMN image TEXT",
+                "ALTER TABLE jobs ADD COLUMN folder TEXT",
+                "ALTER TABLE jobs ADD COLUMN expose_ports INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE jobs ADD COLUMN event TEXT",
+                "ALTER TABLE jobs ADD COLUMN commit_sha TEXT",
+                "ALTER TABLE jobs ADD COLUMN commit_ref TEXT",
+                "ALTER TABLE jobs ADD COLUMN commit_message TEXT",
+                "ALTER TABLE jobs ADD COLUMN commit_author TEXT",
+                """
+                UPDATE jobs SET repo = {JSON:repo}, language = {JSON:language}, version = {JSON:version}, image = {JSON:image},
+                    folder = {JSON:folder}, expose_ports = CASE WHEN {JSON:exposePorts} IN ('1', 'true') THEN 1 ELSE 0 END,
+                    event = {JSON:event}, commit_sha = {JSON:commit.sha}, commit_ref = {JSON:commit.ref},
+                    commit_message = {JSON:commit.message}, commit_author = {JSON:commit.author}
+                """,
+            ]
+        ),
     ]
 }

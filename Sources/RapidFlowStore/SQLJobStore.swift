@@ -43,6 +43,14 @@ public final class SQLJobStore: JobStore {
             }
         }
 
+        /// A field of a stored snapshot as text (`commit.sha`: a nested one).
+        func snapshotField(_ path: String) -> String {
+            switch self {
+            case .sqlite: "CAST(json_extract(snapshot, '$.\(path)') AS TEXT)"
+            case .postgres: "(snapshot::json #>> '{\(path.replacingOccurrences(of: ".", with: ","))}')"
+            }
+        }
+
         /// The team a stored snapshot's job belongs to, as `JobSnapshot.account` says.
         var snapshotAccount: String {
             switch self {
@@ -64,19 +72,31 @@ public final class SQLJobStore: JobStore {
     private let reserve: DiskReserve?
     /// The SQLite file; nil on PostgreSQL.
     let sqlitePath: String?
+    /// Read-only connections to the SQLite file (`SQLJobStore+Reads.swift`).
+    let reader: SQLiteReader?
+    /// Statements run so far, on the writer and on the readers.
+    public let statementCounts: StatementCounts
     /// Where the store is, for messages: the SQLite file, or PostgreSQL's host and database (never its password).
     public let location: String
     /// Messages between replicas: PostgreSQL's `LISTEN`/`NOTIFY`; nil on SQLite.
     public let notifier: (any ClusterNotifier)?
 
     /// A store on one shared connection.
-    public init(
-        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve? = nil, sqlitePath: String? = nil,
-        onClose: @escaping @Sendable () async -> Void = {}
+    public convenience init(
+        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve? = nil, onClose: @escaping @Sendable () async -> Void = {}
+    ) {
+        self.init(database: database, dialect: dialect, reserve: reserve, sqlitePath: nil, reader: nil, onClose: onClose)
+    }
+
+    init(
+        database: any SQLDatabase, dialect: Dialect, reserve: DiskReserve?, sqlitePath: String?, reader: SQLiteReader?,
+        onClose: @escaping @Sendable () async -> Void
     ) {
         self.connections = .shared(database, AsyncSerialLock())
         self.dialect = dialect
         self.sqlitePath = sqlitePath
+        self.reader = reader
+        self.statementCounts = reader?.counts ?? StatementCounts()
         self.location = sqlitePath ?? "in \(dialect)"
         self.reserve = reserve
         self.onClose = onClose
@@ -87,6 +107,8 @@ public final class SQLJobStore: JobStore {
         self.connections = .postgres(postgres)
         self.dialect = .postgres
         self.sqlitePath = nil
+        self.reader = nil
+        self.statementCounts = StatementCounts()
         self.location = "\(location)"
         self.reserve = nil
         self.notifier = notifier
@@ -131,7 +153,16 @@ public final class SQLJobStore: JobStore {
                 throw RapidFlowError.isDiskFull(error) ? RapidFlowError.diskFull("SQLite could not open \(path)") : error
             }
         }
-        return SQLJobStore(database: database, dialect: .sqlite, reserve: reserve, sqlitePath: path) {
+        // Readers beside the writer: a few more than the cores that run requests.
+        let reader: SQLiteReader
+        do {
+            reader = try SQLiteReader(path: path, count: System.coreCount + 2)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return SQLJobStore(database: database, dialect: .sqlite, reserve: reserve, sqlitePath: path, reader: reader) {
+            reader.close()
             try? await connection.close()
         }
     }
@@ -184,8 +215,12 @@ public final class SQLJobStore: JobStore {
         do {
             let result: T
             switch connections {
-            case .shared(let database, let lock): result = try await lock.withLock { try await body(database) }
-            case .postgres(let postgres): result = try await postgres.withDatabase(body)
+            case .shared(let database, let lock):
+                let counted = CountingDatabase(base: database, counts: statementCounts)
+                result = try await lock.withLock { try await body(counted) }
+            case .postgres(let postgres):
+                let counts = statementCounts
+                result = try await postgres.withDatabase { try await body(CountingDatabase(base: $0, counts: counts)) }
             }
             reserve?.restoreIfRoom()
             return result
@@ -238,10 +273,13 @@ public final class SQLJobStore: JobStore {
                         statement = only == dialect ? String(statement.dropFirst(marker.count)) : ""
                     }
                     if statement.isEmpty { continue }
-                    let sql = statement.replacingOccurrences(of: "{ID}", with: dialect.idColumn)
+                    var sql = statement.replacingOccurrences(of: "{ID}", with: dialect.idColumn)
                         .replacingOccurrences(of: "{BLOB}", with: dialect.blobType)
                         .replacingOccurrences(of: "{SNAPSHOT_BRANCH}", with: dialect.snapshotBranch)
                         .replacingOccurrences(of: "{SNAPSHOT_ACCOUNT}", with: dialect.snapshotAccount)
+                    while let start = sql.range(of: "{JSON:"), let end = sql[start.upperBound...].firstIndex(of: "}") {
+                        sql.replaceSubrange(start.lowerBound...end, with: dialect.snapshotField(String(sql[start.upperBound..<end])))
+                    }
                     try await database.raw(SQLQueryString(sql)).run()
                 }
                 try await database.raw(
@@ -367,11 +405,15 @@ public final class SQLJobStore: JobStore {
                     let row = try await database.raw(
                         """
                         INSERT INTO jobs (kind, pipeline_id, pipeline_name, status, snapshot, cancelled, retry_of, created_at, branch, account, priority,
-                                          concurrency_group)
+                                          concurrency_group, repo, language, version, image, folder, expose_ports, event,
+                                          commit_sha, commit_ref, commit_message, commit_author)
                         VALUES (\(bind: new.kind.rawValue), \(bind: new.pipelineID), \(bind: new.pipelineName),
                                 \(bind: JobStatus.pending.rawValue), \(bind: snapshot), 0, \(bind: new.retryOf), \(bind: now),
                                 \(bind: new.snapshot.branch), \(bind: new.snapshot.account), \(bind: (new.snapshot.priority ?? .normal).rank),
-                                \(bind: new.snapshot.concurrencyGroup))
+                                \(bind: new.snapshot.concurrencyGroup), \(bind: new.snapshot.repo), \(bind: new.snapshot.language),
+                                \(bind: new.snapshot.version), \(bind: new.snapshot.image), \(bind: new.snapshot.folder),
+                                \(bind: new.snapshot.exposePorts ? 1 : 0), \(bind: new.snapshot.event?.rawValue), \(bind: new.snapshot.commit?.sha),
+                                \(bind: new.snapshot.commit?.ref), \(bind: new.snapshot.commit?.message), \(bind: new.snapshot.commit?.author))
                         RETURNING *
                         """
                     ).first()
@@ -405,48 +447,6 @@ public final class SQLJobStore: JobStore {
                 }
                 return job
             }
-        }
-    }
-
-    public func job(id: Int) async throws -> Job? {
-        try await withDatabase { database in
-            try await database.raw("SELECT * FROM jobs WHERE id = \(bind: id)").first().map(Self.job(from:))
-        }
-    }
-
-    public func jobs(_ filter: JobFilter) async throws -> [Job] {
-        var query = SQLQueryString("SELECT * FROM jobs WHERE id < \(bind: filter.before ?? Int.max)")
-        if let status = filter.status { query.appendInterpolation(unsafeRaw: " AND status = "); query.appendInterpolation(bind: status.rawValue) }
-        if let pipelineID = filter.pipelineID { query.appendInterpolation(unsafeRaw: " AND pipeline_id = "); query.appendInterpolation(bind: pipelineID) }
-        if let branch = filter.branch { query.appendInterpolation(unsafeRaw: " AND branch = "); query.appendInterpolation(bind: branch) }
-        if let owner = filter.owner { query.appendInterpolation(unsafeRaw: " AND account = "); query.appendInterpolation(bind: owner) }
-        if let search = filter.search, !search.isEmpty {
-            // A job id, or a part of the pipeline's name or the branch (LIKE's wildcards taken literally).
-            let pattern = "%" + search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-                .replacingOccurrences(of: "_", with: "\\_") + "%"
-            query.appendInterpolation(unsafeRaw: " AND (LOWER(pipeline_name) LIKE LOWER(")
-            query.appendInterpolation(bind: pattern)
-            query.appendInterpolation(unsafeRaw: ") ESCAPE '\\' OR LOWER(branch) LIKE LOWER(")
-            query.appendInterpolation(bind: pattern)
-            query.appendInterpolation(unsafeRaw: ") ESCAPE '\\'")
-            if let id = Int(search.hasPrefix("#") ? String(search.dropFirst()) : search) {
-                query.appendInterpolation(unsafeRaw: " OR id = ")
-                query.appendInterpolation(bind: id)
-            }
-            query.appendInterpolation(unsafeRaw: ")")
-        }
-        query.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")
-        query.appendInterpolation(bind: filter.limit)
-        let finalQuery = query
-        return try await withDatabase { database in
-            try await database.raw(finalQuery).all().map(Self.job(from:))
-        }
-    }
-
-    public func steps(jobID: Int) async throws -> [Step] {
-        try await withDatabase { database in
-            try await database.raw("SELECT * FROM steps WHERE job_id = \(bind: jobID) ORDER BY order_num").all()
-                .map(Self.step(from:))
         }
     }
 
@@ -549,38 +549,43 @@ public final class SQLJobStore: JobStore {
         // preparing the big statement (SQLite prepares every statement anew) and decoding a
         // row per job each cost more than this second round trip (BENCHMARKS.md, fair queue).
         let aggregate = dialect == .postgres ? "string_agg" : "group_concat"
+        let pending = SQLiteReader.Value.text(JobStatus.pending.rawValue)
+        let runningStatus = SQLiteReader.Value.text(JobStatus.running.rawValue)
+        let ownersSQL = """
+            WITH RECURSIVE owners(account) AS (
+                SELECT MIN(account) FROM jobs WHERE status = ?
+                UNION ALL
+                SELECT (SELECT MIN(p.account) FROM jobs p WHERE p.status = ? AND p.account > o.account)
+                FROM owners o WHERE o.account IS NOT NULL)
+            SELECT o.account,
+                (SELECT COUNT(*) FROM jobs r WHERE r.status = ? AND r.account = o.account) AS running,
+                (SELECT l.max_concurrent_jobs FROM owner_limits l WHERE l.owner = o.account) AS owner_limit,
+                (SELECT \(aggregate)(h.priority || ':' || h.id, ',') FROM (
+                    SELECT h.id, h.priority FROM jobs h WHERE h.status = ? AND h.account = o.account
+                    AND (h.concurrency_group IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM jobs g WHERE g.concurrency_group = h.concurrency_group
+                        AND (g.status = ? OR (g.status = ? AND g.id < h.id))))
+                    ORDER BY h.priority, h.id LIMIT ?) h) AS heads
+            FROM owners o WHERE o.account IS NOT NULL
+            """
+        let ownersValues = [pending, pending, runningStatus, pending, runningStatus, pending, .int(Int64(limit))]
         return try await withDatabase { database in
             // On SQLite the one writer connection is held for the whole closure, so nothing
-            // claims between the read and the update. On PostgreSQL replicas claim one at a time
-            // under an advisory lock, so owner limits hold across them.
+            // claims between the read and the update; the read runs on a reader, where the
+            // statement stays prepared, and sees what the writer would (it is between
+            // transactions). On PostgreSQL replicas claim one at a time under an advisory lock,
+            // so owner limits hold across them.
             try await self.claimingAlone(on: database) {
                 var heads: [FairQueue.Entry] = []
                 var running: [String: Int] = [:]
                 var limits: [String: Int] = [:]
-                for row in try await database.raw(
-                    """
-                    WITH RECURSIVE owners(account) AS (
-                        SELECT MIN(account) FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue)
-                        UNION ALL
-                        SELECT (SELECT MIN(p.account) FROM jobs p WHERE p.status = \(bind: JobStatus.pending.rawValue) AND p.account > o.account)
-                        FROM owners o WHERE o.account IS NOT NULL)
-                    SELECT o.account,
-                        (SELECT COUNT(*) FROM jobs r WHERE r.status = \(bind: JobStatus.running.rawValue) AND r.account = o.account) AS running,
-                        (SELECT l.max_concurrent_jobs FROM owner_limits l WHERE l.owner = o.account) AS owner_limit,
-                        (SELECT \(unsafeRaw: aggregate)(h.priority || ':' || h.id, ',') FROM (
-                            SELECT h.id, h.priority FROM jobs h WHERE h.status = \(bind: JobStatus.pending.rawValue) AND h.account = o.account
-                            AND (h.concurrency_group IS NULL OR NOT EXISTS (
-                                SELECT 1 FROM jobs g WHERE g.concurrency_group = h.concurrency_group
-                                AND (g.status = \(bind: JobStatus.running.rawValue)
-                                     OR (g.status = \(bind: JobStatus.pending.rawValue) AND g.id < h.id))))
-                            ORDER BY h.priority, h.id LIMIT \(bind: limit)) h) AS heads
-                    FROM owners o WHERE o.account IS NOT NULL
-                    """
-                ).all() {
-                    let account = try row.decode(column: "account", as: String.self)
-                    running[account] = try row.decode(column: "running", as: Int.self)
-                    limits[account] = try row.decode(column: "owner_limit", as: Int?.self)
-                    for pair in try row.decode(column: "heads", as: String?.self)?.split(separator: ",") ?? [] {
+                let rows = try await self.rows(ownersSQL, ownersValues, columns: ["account", "running", "owner_limit", "heads"], on: database) {
+                    (try $0.text(0), try $0.int(1), try $0.optionalInt(2), try $0.optionalText(3))
+                }
+                for (account, runningCount, ownerLimit, ownerHeads) in rows {
+                    running[account] = runningCount
+                    limits[account] = ownerLimit
+                    for pair in ownerHeads?.split(separator: ",") ?? [] {
                         let parts = pair.split(separator: ":")
                         guard parts.count == 2, let rank = Int(parts[0]), let id = Int(parts[1]) else { continue }
                         heads.append(FairQueue.Entry(id: id, owner: account, priority: JobPriority(rank: rank) ?? .normal))
@@ -846,39 +851,11 @@ public final class SQLJobStore: JobStore {
         }
     }
 
-    public func output(stepID: Int) async throws -> Data {
-        try await withDatabase { database in
-            var output = Data()
-            for row in try await database.raw(
-                "SELECT data FROM step_output WHERE step_id = \(bind: stepID) ORDER BY byte_offset"
-            ).all() {
-                output.append(try row.decode(column: "data", as: Data.self))
-            }
-            return output
-        }
-    }
-
     public func outputChunk(stepID: Int, offset: Int) async throws -> Data? {
         try await withDatabase { database in
             try await database.raw(
                 "SELECT data FROM step_output WHERE step_id = \(bind: stepID) AND byte_offset = \(bind: offset)"
             ).first()?.decode(column: "data", as: Data.self)
-        }
-    }
-
-    public func outputs(jobID: Int) async throws -> [Int: Data] {
-        try await withDatabase { database in
-            var outputs: [Int: Data] = [:]
-            for row in try await database.raw(
-                """
-                SELECT o.step_id AS step_id, o.data AS data FROM step_output o JOIN steps s ON s.id = o.step_id
-                WHERE s.job_id = \(bind: jobID) ORDER BY o.step_id, o.byte_offset
-                """
-            ).all() {
-                outputs[try row.decode(column: "step_id", as: Int.self), default: Data()]
-                    .append(try row.decode(column: "data", as: Data.self))
-            }
-            return outputs
         }
     }
 
@@ -1013,6 +990,8 @@ struct Millis: Codable, Sendable {
     var value: Int64
 
     init(_ date: Date) { value = Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+
+    init(_ milliseconds: Int) { value = Int64(milliseconds) }
 
     init(from decoder: any Decoder) throws { value = try decoder.singleValueContainer().decode(Int64.self) }
 

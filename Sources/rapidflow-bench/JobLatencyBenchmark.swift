@@ -22,6 +22,17 @@ enum JobLatencyBenchmark {
         return samples
     }
 
+    /// The store's statement counters from `/metrics`: writer and readers.
+    static func storeStatements(_ api: JSONAPI) async throws -> (writer: Int, reader: Int) {
+        let text = String(decoding: try await api.send(.GET, "/metrics"), as: UTF8.self)
+        func value(_ connection: String) -> Int {
+            let prefix = "rapidflow_store_statements_total{connection=\"\(connection)\"} "
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return 0 }
+            return Int(Double(line.dropFirst(prefix.count)) ?? 0)
+        }
+        return (value("writer"), value("reader"))
+    }
+
     /// Buildbot: the force scheduler through the REST API's JSON-RPC (`POST
     /// /api/v2/forceschedulers/force`), then `GET /api/v2/buildrequests/:id` every
     /// `pollInterval` until the request is complete.

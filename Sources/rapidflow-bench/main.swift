@@ -35,11 +35,17 @@ do {
             flood: try options.int("--jobs", default: 1000), slots: try options.int("--slots", default: 8),
             others: try options.int("--others", default: 100), rounds: try options.int("--rounds", default: 5))
     case "jobs":
-        let samples = try await JobLatencyBenchmark.rapidFlow(
-            JSONAPI(base: try options.string("--url")), jobs: try options.int("--jobs", default: 200),
-            warmup: try options.int("--warmup", default: 20))
+        let api = JSONAPI(base: try options.string("--url"))
+        let warmup = try options.int("--warmup", default: 20)
+        let before = try await JobLatencyBenchmark.storeStatements(api)
+        let samples = try await JobLatencyBenchmark.rapidFlow(api, jobs: try options.int("--jobs", default: 200), warmup: warmup)
+        let after = try await JobLatencyBenchmark.storeStatements(api)
         try writeSamples(samples, to: try options.string("--out"))
-        print("RapidFlow: \(samples.count) jobs, median \(format(median(samples))) ms per job, p90 \(format(percentile(samples, 0.9))) ms")
+        let total = Double(samples.count + warmup)
+        print(
+            "RapidFlow: \(samples.count) jobs, median \(format(median(samples))) ms per job, p90 \(format(percentile(samples, 0.9))) ms; "
+                + "store statements per job: \(format(Double(after.writer - before.writer) / total, 1)) on the writer, "
+                + "\(format(Double(after.reader - before.reader) / total, 1)) on readers")
     case "buildbot":
         let samples = try await JobLatencyBenchmark.buildbot(
             JSONAPI(base: try options.string("--url")), builds: try options.int("--builds", default: 200),

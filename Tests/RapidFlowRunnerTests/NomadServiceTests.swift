@@ -46,7 +46,7 @@ struct NomadServiceTests {
             process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            try ProcessSpawning.run(process)
             runs.withLock { $0[id] = Run(process: process) }
             return id
         }

@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowRunner
 import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowTestSupport
@@ -21,24 +22,15 @@ struct CLITests {
         let out = "\(directory)/out", err = "\(directory)/err"
         FileManager.default.createFile(atPath: out, contents: nil)
         FileManager.default.createFile(atPath: err, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServiceProcess.binary)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["RAPIDFLOW_SERVER"] = server.baseURL
         environment["RAPIDFLOW_API_TOKEN"] = token
-        process.environment = environment
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        var inputPath: String?
         if let input {
-            let path = "\(directory)/in"
-            FileManager.default.createFile(atPath: path, contents: Data(input.utf8))
-            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            inputPath = "\(directory)/in"
+            FileManager.default.createFile(atPath: inputPath!, contents: Data(input.utf8))
         }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
+        let status = try await Command.run(ServiceProcess.binary, arguments, environment: environment, output: out, error: err, input: inputPath)
         return Run(
             status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
@@ -363,7 +355,7 @@ struct CLITests {
                 process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
                 let status: Int32 = try await withCheckedThrowingContinuation { continuation in
                     process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-                    do { try process.run() } catch { continuation.resume(throwing: error) }
+                    do { try ProcessSpawning.run(process) } catch { continuation.resume(throwing: error) }
                 }
                 let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
                 #expect(process.terminationReason == .exit && status == 0, "\(arguments): \(process.terminationReason) \(status)")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import RapidFlowRunner
 import NIOCore
 import RapidFlowAPI
 import RapidFlowCore
@@ -164,7 +165,7 @@ struct OperatorTests {
             process.standardOutput = log
             process.standardError = log
             process.standardInput = FileHandle.nullDevice
-            try process.run()
+            try ProcessSpawning.run(process)
             defer { process.terminate() }
             let prometheus = TestServer(port: Int(port) ?? 0, dataDirectory: directory)
 

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import RapidFlowAPI
 import RapidFlowCore
+import RapidFlowStore
 import RapidFlowTestSupport
 import Testing
 
@@ -74,6 +75,53 @@ struct StoreOperationsTests {
         #expect(!FileManager.default.fileExists(atPath: "\(backups)/pg.dump"))
     }
 
+    /// Reads run on connections of their own beside the one writer: while jobs are created
+    /// and run, every job a create acknowledged is there for the next read, lists hold every
+    /// job acknowledged before them, and no read fails (no SQLITE_BUSY reaches a client).
+    @Test func readersBesideTheWriterSeeEveryAcknowledgedWriteAndNeverFail() async throws {
+        let data = TestFiles.temporaryDirectory()
+        let service = try await ServiceProcess.start(dataDirectory: data, arguments: ["--max-concurrent-jobs", "4"])
+        defer { service.kill(signal: SIGTERM) }
+        let client = service.client
+        let pipeline = try await client.createPipeline(config: "steps:\n  - echo one\n  - echo two\n")
+        let newest = Newest()
+        let writers = (0..<2).map { _ in
+            Task {
+                for _ in 0..<60 {
+                    let id = try await client.trigger(pipeline)
+                    // Read back at once, on whichever reader: it is there.
+                    let status = try await client.get("/jobs/\(id)/status")
+                    guard status.status == 200 else { throw TestFailure("job \(id) was acknowledged but reads \(status.status): \(status.text)") }
+                    newest.value.withLock { $0 = max($0, id) }
+                }
+            }
+        }
+        let readers = (0..<2).map { _ in
+            Task {
+                var reads = 0
+                while reads < 400 && newest.value.withLock({ $0 }) < 120 {
+                    let acknowledged = newest.value.withLock { $0 }
+                    let list = try await client.get("/jobs?limit=500")
+                    guard list.status == 200 else { throw TestFailure("a list failed while jobs were written: \(list.status) \(list.text)") }
+                    let ids = Set(try list.decoded([API.Job].self).map(\.id))
+                    guard acknowledged == 0 || ids.contains(acknowledged) else {
+                        throw TestFailure("job \(acknowledged) was acknowledged before the list, which lacks it")
+                    }
+                    reads += 1
+                }
+                return reads
+            }
+        }
+        for writer in writers { try await writer.value }
+        var reads = 0
+        for reader in readers { reads += try await reader.value }
+        #expect(reads > 0)
+        let jobs = try await client.get("/jobs?limit=500").decoded([API.Job].self)
+        #expect(jobs.count == 120)
+        for job in jobs { #expect(try await client.waitForJob(job.id).status == .success) }
+        #expect(try await client.logs(jobs[0].id).build == "one\ntwo\n")
+    }
+
     @Test func migrateDryRunListsWhatWouldRunAndChangesNothingThenMigrateRunsIt() async throws {
         let data = TestFiles.temporaryDirectory()
         let service = try await ServiceProcess.start(dataDirectory: data)
@@ -81,19 +129,20 @@ struct StoreOperationsTests {
         service.kill(signal: SIGTERM)
         #expect(await service.waitForExit(timeout: 30))
         let database = "\(data)/rapidflow.sqlite"
-        // The store as the release before the newest migration left it.
+        // The store with migration 10 not applied (as a release before it left it).
         _ = try await Self.sqlite(database, "DROP INDEX jobs_by_finished; DELETE FROM schema_migrations WHERE version = 10")
+        let known = SQLJobStore.knownSchemaVersion
 
         let dryRun = try await CLITests.cli(["migrate", "--dry-run", "--data-dir", data], server: service.client)
         #expect(dryRun.status == 0, "\(dryRun.stderr)")
-        #expect(dryRun.stdout.contains("schema version 9; this release knows 10"), "\(dryRun.stdout)")
+        #expect(dryRun.stdout.contains("this release knows \(known)"), "\(dryRun.stdout)")
         #expect(dryRun.stdout.contains("1 migration(s) would run:\n  10:\n    CREATE INDEX jobs_by_finished ON jobs"), "\(dryRun.stdout)")
-        #expect(try await Self.sqlite(database, "SELECT MAX(version) FROM schema_migrations") == "9", "a dry run changes nothing")
+        #expect(try await Self.sqlite(database, "SELECT COUNT(*) FROM schema_migrations WHERE version = 10") == "0", "a dry run changes nothing")
         #expect(try await Self.sqlite(database, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_by_finished'") == "0")
 
         let migrate = try await CLITests.cli(["migrate", "--data-dir", data], server: service.client)
         #expect(migrate.status == 0, "\(migrate.stderr)")
-        #expect(migrate.stdout.contains("done: schema version 10"))
+        #expect(migrate.stdout.contains("done: schema version \(known)"))
         #expect(try await Self.sqlite(database, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_by_finished'") == "1")
         let upToDate = try await CLITests.cli(["migrate", "--dry-run", "--data-dir", data], server: service.client)
         #expect(upToDate.stdout.contains("up to date: nothing to run"), "\(upToDate.stdout)")
@@ -110,7 +159,7 @@ struct StoreOperationsTests {
         _ = try await Self.sqlite(database, "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
         let before = try await Self.sqlite(database, "SELECT COUNT(*) FROM schema_migrations")
 
-        let refusal = "has schema version 99, newer than version 10 that this RapidFlow knows"
+        let refusal = "has schema version 99, newer than version \(SQLJobStore.knownSchemaVersion) that this RapidFlow knows"
         await #expect(throws: (any Error).self) { _ = try await ServiceProcess.start(dataDirectory: data) }
         let logs = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasPrefix("service-") }
         let text = try logs.map { try String(contentsOfFile: "\(data)/\($0)", encoding: .utf8) }.joined()
@@ -250,4 +299,9 @@ struct StoreOperationsTests {
 /// Tells a loop in another task to stop.
 private final class Done: Sendable {
     let flag = Mutex(false)
+}
+
+/// The newest id a writer had acknowledged, shared with readers.
+private final class Newest: Sendable {
+    let value = Mutex(0)
 }

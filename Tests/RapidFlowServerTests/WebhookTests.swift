@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import RapidFlowRunner
 import NIOCore
 import NIOHTTP1
 import RapidFlowAPI
@@ -50,7 +51,7 @@ final class WebhookReceiver: Sendable {
         process.arguments = [script, "--port-file", portFile, "--secret", secret]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ProcessSpawning.run(process)
         var port = 0
         try await eventually("the webhook receiver listens") {
             if !process.isRunning { throw TestFailure("the webhook receiver exited (is standardwebhooks installed? scripts/test-services.sh)") }

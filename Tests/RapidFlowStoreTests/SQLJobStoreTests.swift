@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RapidFlowCore
+import SQLKit
 import Testing
 
 @testable import RapidFlowStore
@@ -26,6 +27,70 @@ struct SQLJobStoreTests {
                 #expect(job.snapshot.branch == "main")
                 #expect(try await store.environment(jobID: jobID).map(\.key) == ["B", "A"], "env keeps its order")
             }
+        }
+    }
+
+    /// What a list and a status show of a job, read from columns, is what its snapshot says;
+    /// and the migration that made those columns filled them for jobs stored before it.
+    @Test(arguments: StoreKind.allCases)
+    func listsAndStatusReadTheSnapshotsFieldsFromColumnsAlsoForJobsStoredBeforeThem(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            var snapshot = JobSnapshot(
+                language: "python", version: "3.12", image: "python:3.12", repo: "https://git.example/app.git", branch: "feature/x",
+                folder: "src", exposePorts: true, config: "steps:\n  - echo hi\n")
+            snapshot.owner = "team-a"
+            snapshot.priority = .high
+            snapshot.concurrencyGroup = "deploy-web"
+            snapshot.event = .push
+            snapshot.commit = CommitInfo(ref: "refs/heads/feature/x", sha: String(repeating: "a", count: 40), message: "Fix it", author: "Ann")
+            let plain = try await store.createJob(newJob())
+            let rich = try await store.createJob(
+                NewJob(
+                    kind: .pipeline, pipelineID: 1, pipelineName: "p", snapshot: snapshot,
+                    steps: [StepPlan(type: .bash, content: "echo 1", phase: .build), StepPlan(type: .bash, content: "echo 2", phase: .test)],
+                    environment: []))
+            try await store.startStep(id: try await store.steps(jobID: rich.id)[0].id, at: Date(), processGroup: nil)
+
+            func check(_ listed: Job, against full: Job) {
+                for (a, b) in [
+                    (listed.snapshot.language, full.snapshot.language), (listed.snapshot.version, full.snapshot.version),
+                    (listed.snapshot.image, full.snapshot.image), (listed.snapshot.repo, full.snapshot.repo),
+                    (listed.snapshot.branch, full.snapshot.branch), (listed.snapshot.folder, full.snapshot.folder),
+                    (listed.snapshot.concurrencyGroup, full.snapshot.concurrencyGroup),
+                    (listed.snapshot.event?.rawValue, full.snapshot.event?.rawValue),
+                ] {
+                    #expect(a == b)
+                }
+                #expect(listed.snapshot.exposePorts == full.snapshot.exposePorts)
+                #expect(listed.snapshot.commit == full.snapshot.commit)
+                #expect(listed.account == full.account && listed.priority == full.priority)
+                #expect(listed.id == full.id && listed.status == full.status && listed.createdAt == full.createdAt)
+                #expect(listed.snapshot.config == nil, "a listed job carries no config")
+            }
+            func checkAll() async throws {
+                let listed = try await store.jobs(JobFilter())
+                #expect(listed.map(\.id) == [rich.id, plain.id])
+                for job in listed { check(job, against: try #require(try await store.job(id: job.id))) }
+                let status = try #require(try await store.jobStatus(id: rich.id))
+                check(status.job, against: try #require(try await store.job(id: rich.id)))
+                #expect(status.steps == (try await store.steps(jobID: rich.id)))
+                #expect(status.steps.map(\.status) == [.running, .pending])
+                #expect(try await store.jobStatus(id: 999_999) == nil)
+            }
+            try await checkAll()
+
+            // The store as it was before those columns: gone, and the migration not applied.
+            try await store.withDatabase { database in
+                for column in [
+                    "repo", "language", "version", "image", "folder", "expose_ports", "event", "commit_sha", "commit_ref", "commit_message",
+                    "commit_author",
+                ] {
+                    try await database.raw("ALTER TABLE jobs DROP COLUMN \(unsafeRaw: column)").run()
+                }
+                try await database.raw("DELETE FROM schema_migrations WHERE version = 11").run()
+            }
+            try await store.migrate()
+            try await checkAll()
         }
     }
 

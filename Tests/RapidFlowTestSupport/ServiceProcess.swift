@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowRunner
 
 /// `rapidflow serve` as a child process of the test, on a free port.
 public struct ServiceProcess {
@@ -35,7 +36,7 @@ public struct ServiceProcess {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
-        try process.run()
+        try ProcessSpawning.run(process)
         var port: Int?
         do {
             try await eventually("rapidflow listens") {

@@ -1,4 +1,5 @@
 import Foundation
+import RapidFlowRunner
 
 /// Files, directories and processes a test sets up or looks at on this machine.
 public enum TestFiles {
@@ -17,18 +18,7 @@ public enum TestFiles {
         let output = temporaryDirectory() + "/shell-output"
         FileManager.default.createFile(atPath: output, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-eo", "pipefail", "-c", command]
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        try? handle.close()
+        let status = try await Command.run("/bin/bash", ["-eo", "pipefail", "-c", command], output: output, error: output)
         // Decoded leniently: a command may print bytes that are not UTF-8 (WebSocket frames).
         let text = String(decoding: FileManager.default.contents(atPath: output) ?? Data(), as: UTF8.self)
         guard status == 0 else { throw TestFailure("setup command failed: \(command)\n\(text)") }
@@ -37,13 +27,7 @@ public enum TestFiles {
 
     /// For cleanups in `defer`: a short command, run to its end on the calling thread.
     public static func shellNow(_ command: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
-        process.waitUntilExit()
+        _ = try? Command.runNow("/bin/bash", ["-c", command], output: "/dev/null", error: "/dev/null")
     }
 
     /// Whether any process still carries `text` on its command line.

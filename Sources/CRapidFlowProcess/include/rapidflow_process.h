@@ -10,6 +10,12 @@
 int rapidflow_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                     int output_fd, pid_t *pid);
 
+/// Starts `path` with standard input from `input_fd` (/dev/null when -1), standard output on
+/// `output_fd` and standard error on `error_fd`, and no other descriptor of this process; the
+/// child stays in this process's session. Returns 0 and sets *pid, or an errno value.
+int rapidflow_spawn_command(const char *path, char *const argv[], char *const envp[], int input_fd, int output_fd,
+                            int error_fd, pid_t *pid);
+
 /// A user to run a child as: its uid, gid and supplementary groups.
 struct rapidflow_identity {
     uid_t uid;

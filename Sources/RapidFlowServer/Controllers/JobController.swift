@@ -107,8 +107,8 @@ struct JobController<Context: RequestContext> {
     }
 
     @Sendable func status(_ request: Request, context: Context) async throws -> APIResponse {
-        let job = try await store.requireJob(id: try RequestParsing.id(context, what: "job"))
-        let steps = try await store.steps(jobID: job.id)
+        let id = try RequestParsing.id(context, what: "job")
+        guard let (job, steps) = try await store.jobStatus(id: id) else { throw RapidFlowError.jobNotFound(id) }
         return try APIResponse(API.JobStatusReport(job: job, steps: steps, concurrentJobs: await scheduler.runningCount))
     }
 

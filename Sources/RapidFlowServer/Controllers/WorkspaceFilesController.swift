@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import RapidFlowAPI
 import RapidFlowCore
+import RapidFlowRunner
 import RapidFlowStore
 
 /// `/caches` and a job's artifacts: listing, removing, downloading.

@@ -19,6 +19,8 @@ public final class ServiceMetrics: Sendable {
     private let processCPU: Gauge
     private let processMemory: Gauge
     private let processDescriptors: Gauge
+    /// Statements the store ran since start, on its writer and on its readers.
+    private let storeStatements: (writer: Gauge, reader: Gauge)
     /// `rapidflow_pending_jobs{owner}` gauges set at the last scrape, to drop owners gone since.
     private let pendingByOwner = Mutex<[String: Gauge]>([:])
     /// Owners beyond this many (by pending jobs) are summed as `other`: labels stay bounded.
@@ -54,6 +56,14 @@ public final class ServiceMetrics: Sendable {
         processCPU = registry.makeGauge(name: "process_cpu_seconds_total", help: "CPU time the service's process has used (user and system).")
         processMemory = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory of the service's process.")
         processDescriptors = registry.makeGauge(name: "process_open_fds", help: "File descriptors the service's process has open.")
+        storeStatements = (
+            registry.makeGauge(
+                name: "rapidflow_store_statements_total", labels: [("connection", "writer")],
+                help: "Statements the store ran since start: on the writer (SQLite's one connection, or PostgreSQL's pool) and on SQLite's read-only connections."),
+            registry.makeGauge(
+                name: "rapidflow_store_statements_total", labels: [("connection", "reader")],
+                help: "Statements the store ran since start: on the writer (SQLite's one connection, or PostgreSQL's pool) and on SQLite's read-only connections.")
+        )
     }
 
     /// A log follower started (+1) or ended (-1).
@@ -157,6 +167,10 @@ public final class ServiceMetrics: Sendable {
         processCPU.set(to: process.cpuSeconds)
         processMemory.set(to: Double(process.residentBytes))
         processDescriptors.set(to: Double(process.openDescriptors))
+        if let counts = (store as? SQLJobStore)?.statementCounts.current {
+            storeStatements.writer.set(to: Double(counts.writer))
+            storeStatements.reader.set(to: Double(counts.reader))
+        }
         return registry.emitToBuffer()
     }
 }
