@@ -34,11 +34,13 @@ let package = Package(
         // The HTTP API's request and response types, shared by the server, the client
         // commands, the runner, the benchmarks and the tests.
         .target(name: "RapidFlowAPI", dependencies: ["RapidFlowCore"]),
+        // One call into sqlite-nio's SQLite that Swift cannot make (a C variadic function).
+        .target(name: "CRapidFlowSQLite"),
         // The store protocol and its SQL implementation.
         .target(
             name: "RapidFlowStore",
             dependencies: [
-                "RapidFlowCore",
+                "RapidFlowCore", "CRapidFlowSQLite",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),

@@ -156,8 +156,8 @@ public func buildApplication(
     }
     services.append(registry)
     services.append(WorkspaceFilesJanitor(files: workspaceFiles, interval: configuration.artifactSweepInterval))
-    if let keep = configuration.keepJobs, let sqlStore = store as? SQLJobStore {
-        services.append(JobPruner(store: sqlStore, keep: keep, logger: logger))
+    if let keep = configuration.keepJobs {
+        services.append(JobPruner(store: store, keep: keep, logger: logger))
     }
     if let retention = configuration.retention {
         services.append(

@@ -1,3 +1,4 @@
+import CRapidFlowSQLite
 import Foundation
 import RapidFlowCore
 import Synchronization
@@ -86,6 +87,10 @@ final class SQLiteReader: Sendable {
             }
             // A reader waits only while SQLite recovers the log after a crash.
             sqlite_nio_sqlite3_busy_timeout(handle, 5000)
+            // Plans that do not depend on bound values: otherwise a statement on `jobs` (whose
+            // partial indexes the planner checks against the binds) or with `LIMIT ?` is
+            // prepared again each time its values change, which cost more than the read.
+            _ = rapidflow_sqlite_stable_plans(UnsafeMutableRawPointer(handle))
             self.handle = handle
         }
 
@@ -100,11 +105,9 @@ final class SQLiteReader: Sendable {
         func query(_ sql: String, _ values: [Value], row: (Row) throws -> Void) throws {
             try open()
             let statement = try prepared(sql)
-            defer {
-                // Ends the statement's read (so a checkpoint is never held back) and frees the binds.
-                sqlite_nio_sqlite3_reset(statement)
-                sqlite_nio_sqlite3_clear_bindings(statement)
-            }
+            // Ends the statement's read, so a checkpoint is never held back. Every value is bound
+            // anew each time: no `clear_bindings`.
+            defer { sqlite_nio_sqlite3_reset(statement) }
             for (index, value) in values.enumerated() {
                 let position = Int32(index + 1)
                 let status: Int32 =

@@ -83,31 +83,33 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     private static func writeString(_ string: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("\"")
-        var pending = string.utf8.startIndex
-        let utf8 = string.utf8
-        var index = pending
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            let escape: String?
-            switch byte {
-            case UInt8(ascii: "\""): escape = "\\\""
-            case UInt8(ascii: "\\"): escape = "\\\\"
-            case 0x0A: escape = "\\n"
-            case 0x0D: escape = "\\r"
-            case 0x09: escape = "\\t"
-            case 0..<0x20, 0x7F: escape = String(format: "\\u%04x", Int(byte))
-            default: escape = nil
+        var string = string
+        // Over the contiguous UTF-8 bytes (a native string's own): runs that need no escape,
+        // most strings whole, are copied at once.
+        string.withUTF8 { bytes in
+            buffer.writeStaticString("\"")
+            var pending = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F else { continue }
+                buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[pending..<index])))
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                default:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    buffer.writeStaticString("\\u00")
+                    buffer.writeInteger(hex[Int(byte >> 4)])
+                    buffer.writeInteger(hex[Int(byte & 0x0F)])
+                }
+                pending = index + 1
             }
-            if let escape {
-                buffer.writeBytes(utf8[pending..<index])
-                buffer.writeString(escape)
-                pending = utf8.index(after: index)
-            }
-            index = utf8.index(after: index)
+            buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[pending..<bytes.count])))
+            buffer.writeStaticString("\"")
         }
-        buffer.writeBytes(utf8[pending..<utf8.endIndex])
-        buffer.writeStaticString("\"")
     }
 }
 
