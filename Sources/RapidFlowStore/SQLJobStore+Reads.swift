@@ -86,6 +86,26 @@ extension SQLJobStore {
         ) { try Self.step(from: $0, at: 0) }
     }
 
+    public func pipeline(id: Int) async throws -> Pipeline? {
+        try await read(
+            "SELECT id, name, config, owner, created_at, updated_at FROM pipelines WHERE id = ?", [.int(Int64(id))],
+            columns: ["id", "name", "config", "owner", "created_at", "updated_at"]
+        ) {
+            Pipeline(
+                id: try $0.int(0), name: try $0.text(1), config: try $0.text(2), owner: try $0.optionalText(3),
+                createdAt: Millis(try $0.int(4)).date, updatedAt: Millis(try $0.int(5)).date)
+        }.first
+    }
+
+    public func environment(jobID: Int) async throws -> [EnvironmentEntry] {
+        try await read(
+            "SELECT id, job_id, key, value, secret FROM job_environment WHERE job_id = ? ORDER BY position", [.int(Int64(jobID))],
+            columns: ["id", "job_id", "key", "value", "secret"]
+        ) {
+            EnvironmentEntry(id: try $0.int(0), jobID: try $0.int(1), key: try $0.text(2), value: try $0.text(3), secret: try $0.optionalText(4))
+        }
+    }
+
     public func output(stepID: Int) async throws -> Data {
         var output = Data()
         for piece in try await read(

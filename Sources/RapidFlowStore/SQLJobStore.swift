@@ -342,12 +342,6 @@ public final class SQLJobStore: JobStore {
         }
     }
 
-    public func pipeline(id: Int) async throws -> Pipeline? {
-        try await withDatabase { database in
-            try await database.raw("SELECT * FROM pipelines WHERE id = \(bind: id)").first().map(Self.pipeline(from:))
-        }
-    }
-
     public func pipelines(before: Int?, limit: Int, owner: String?) async throws -> [Pipeline] {
         var query = SQLQueryString("SELECT * FROM pipelines WHERE id < \(bind: before ?? Int.max)")
         if let owner {
@@ -453,18 +447,6 @@ public final class SQLJobStore: JobStore {
     public func step(id: Int) async throws -> Step? {
         try await withDatabase { database in
             try await database.raw("SELECT * FROM steps WHERE id = \(bind: id)").first().map(Self.step(from:))
-        }
-    }
-
-    public func environment(jobID: Int) async throws -> [EnvironmentEntry] {
-        try await withDatabase { database in
-            try await database.raw("SELECT * FROM job_environment WHERE job_id = \(bind: jobID) ORDER BY position").all()
-                .map {
-                    EnvironmentEntry(
-                        id: try $0.decode(column: "id", as: Int.self), jobID: try $0.decode(column: "job_id", as: Int.self),
-                        key: try $0.decode(column: "key", as: String.self), value: try $0.decode(column: "value", as: String.self),
-                        secret: try $0.decode(column: "secret", as: String?.self))
-                }
         }
     }
 

@@ -277,6 +277,17 @@ extension SQLJobStore: WebhookStore {
     public func claimDeliveries(claimer: String, limit: Int, at date: Date, leaseUntil: Date) async throws -> [WebhookDelivery] {
         let pending = WebhookDelivery.State.pending.rawValue
         let now = Millis(date)
+        // Most wake-ups find nothing due (no webhook at all, or none due yet): a reader says so
+        // without a transaction on the writer. A delivery written after this look is found by
+        // the wake-up its own job event brings.
+        if let reader,
+            try reader.rows(
+                "SELECT 1 FROM webhook_deliveries WHERE state = ? AND next_try_at <= ? LIMIT 1",
+                [.text(pending), .int(now.value)], { _ in true }
+            ).isEmpty
+        {
+            return []
+        }
         return try await withDatabase { database in
             try await self.transaction(on: database) {
                 if self.dialect == .postgres {

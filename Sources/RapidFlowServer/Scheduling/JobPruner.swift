@@ -31,7 +31,9 @@ struct JobPruner: Service {
         let clock = ContinuousClock()
         let began = clock.now
         var removed = 0
-        var batch = 50
+        var batches = 0
+        var longest = Duration.zero
+        var batch = 10
         do {
             // Their files go with the next artifact sweep; the jobs in the round after it.
             let expired = try await store.expireArtifacts(ofJobsFinishedBefore: cutoff)
@@ -40,6 +42,8 @@ struct JobPruner: Service {
                 let start = clock.now
                 let count = try await store.pruneFinishedJobs(before: cutoff, limit: batch)
                 removed += count
+                batches += 1
+                longest = max(longest, clock.now - start)
                 if count < batch { break }
                 // The next batch sized to the target by this one's pace, within 10 and 2,000 jobs.
                 let took = max((clock.now - start).inSeconds, 0.000_1)
@@ -60,7 +64,10 @@ struct JobPruner: Service {
             }
             logger.info(
                 "removed finished jobs older than --keep-jobs-days",
-                metadata: ["jobs": "\(removed)", "seconds": "\(String(format: "%.1f", (clock.now - began).inSeconds))"])
+                metadata: [
+                    "jobs": "\(removed)", "batches": "\(batches)", "longest_batch_ms": "\(Int(longest.inSeconds * 1000))",
+                    "seconds": "\(String(format: "%.1f", (clock.now - began).inSeconds))",
+                ])
         } catch {
             logger.warning("could not remove old jobs", metadata: ["removed": "\(removed)", "error": "\(error)"])
         }
