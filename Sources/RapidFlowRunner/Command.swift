@@ -43,30 +43,14 @@ public enum Command {
         defer { if errorFD != outputFD { close(errorFD) } }
         let inputFD = try input.map { try openFile($0, O_RDONLY) } ?? -1
         defer { if inputFD >= 0 { close(inputFD) } }
-        return try start(executable, arguments, environment: environment, input: inputFD, output: outputFD, error: errorFD)
-    }
 
-    /// Starts `executable` with standard input from the descriptor `input` (/dev/null when -1)
-    /// and standard output and error on `output` and `error`, in a process group of its own;
-    /// returns its pid (wait for it with `ProcessExitMonitor`).
-    public static func start(
-        _ executable: String, _ arguments: [String], environment: [String: String]?, input: Int32, output: Int32, error: Int32
-    ) throws -> pid_t {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         let variables = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0)=\($1)") } + [nil]
         defer { for pointer in variables { free(pointer) } }
         var pid: pid_t = 0
-        let status = rapidflow_spawn_command(executable, argv, variables, input, output, error, &pid)
+        let status = rapidflow_spawn_command(executable, argv, variables, inputFD, outputFD, errorFD, &pid)
         guard status == 0 else { throw ProcessError.spawnFailed(executable, errno: status) }
         return pid
-    }
-
-    /// A pipe whose ends no child inherits unless handed to it: (read end, write end).
-    public static func pipe() throws -> (read: Int32, write: Int32) {
-        var ends: [Int32] = [-1, -1]
-        let status = ends.withUnsafeMutableBufferPointer { rapidflow_pipe_cloexec($0.baseAddress!) }
-        guard status == 0 else { throw ProcessError.spawnFailed("pipe", errno: status) }
-        return (ends[0], ends[1])
     }
 }

@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import RapidFlowCore
 import RapidFlowRunner
-import Synchronization
 
 /// Starts and stops the `rapidflow runner` of one job somewhere.
 protocol RunnerLauncher: Sendable {
@@ -93,66 +92,51 @@ struct LocalRunnerLauncher: RunnerLauncher {
     var name: String { "runner" }
 
     func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
-        let arguments = [
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
             "runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor, "--token-file", "-",
         ] + (stepUser.map { ["--step-user", $0] } ?? [])
-        let environment = [
+        // The token goes through a pipe the runner reads once: neither its environment nor its
+        // command line holds it, and its steps inherit neither end.
+        process.environment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "HOME": ProcessInfo.processInfo.environment["HOME"] ?? "/",
         ]
-        // The token goes through a pipe the runner reads once: neither its environment nor its
-        // command line holds it, and its steps inherit neither end. The runner writes its own
-        // log lines to the service's standard output and error.
-        let tokenPipe = try Command.pipe()
-        let pid: pid_t
-        do {
-            pid = try Command.start(
-                binary, arguments, environment: environment, input: tokenPipe.read, output: STDOUT_FILENO, error: STDERR_FILENO)
-        } catch {
-            close(tokenPipe.read)
-            close(tokenPipe.write)
-            throw error
-        }
-        close(tokenPipe.read)
-        let bytes = Array(token.utf8)
-        _ = bytes.withUnsafeBytes { write(tokenPipe.write, $0.baseAddress, $0.count) }
-        close(tokenPipe.write)
-        return LocalRunnerHandle(pid: pid)
+        let tokenPipe = Pipe()
+        process.standardInput = tokenPipe
+        let (ends, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
+        try ProcessSpawning.run(process)
+        tokenPipe.fileHandleForWriting.write(Data(token.utf8))
+        try? tokenPipe.fileHandleForWriting.close()
+        try? tokenPipe.fileHandleForReading.close()
+        return LocalRunnerHandle(process: process, ends: ends)
     }
 }
 
-/// A runner process on this machine, started without Foundation's `Process` (see `Command`).
-final class LocalRunnerHandle: RunnerHandle, Sendable {
-    private let pid: pid_t
-    private let termination: Task<Termination?, Never>
-    private let state = ExitState()
+final class LocalRunnerHandle: RunnerHandle, @unchecked Sendable {
+    // Process is used from the handle's methods only; its own state is thread-safe for these calls.
+    private let process: Process
+    private let ends: AsyncStream<Int32>
 
-    /// Whether the runner has exited (and was reaped: its pid may name another process since).
-    private final class ExitState: Sendable {
-        let exited = Mutex(false)
-    }
-
-    init(pid: pid_t) {
-        self.pid = pid
-        let state = self.state
-        termination = Task {
-            let result = try? await ProcessExitMonitor.shared.termination(of: pid)
-            state.exited.withLock { $0 = true }
-            return result
-        }
+    init(process: Process, ends: AsyncStream<Int32>) {
+        self.process = process
+        self.ends = ends
     }
 
     func ended() async -> String? {
-        let code = await termination.value?.exitCode ?? -1
+        var code: Int32 = 0
+        for await value in ends { code = value }
         return code == 0 ? nil : "the runner process exited with status \(code)"
     }
 
     func stop(grace: Duration) async {
-        guard !state.exited.withLock({ $0 }) else { return }
-        kill(pid, SIGTERM)
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
         let deadline = ContinuousClock.now + grace + .seconds(1)
-        while !state.exited.withLock({ $0 }) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if !state.exited.withLock({ $0 }) { kill(pid, SIGKILL) }
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 
