@@ -54,8 +54,25 @@ public final class ProcessExitMonitor: Sendable {
                 guard let entry = watched.withLock({ $0.removeValue(forKey: pidfd) }) else { continue }
                 // Closing the descriptor also takes it out of the epoll set.
                 close(pidfd)
-                // The process has exited: this returns at once.
-                entry.continuation.resume(with: Result { try Self.reap(entry.pid, options: 0)! })
+                // The process has exited, so this finds it at once. Never a blocking wait here:
+                // should the readiness not be this process's exit after all (a hang was seen with
+                // the thread blocked in a wait for a live child), the one thread that reports
+                // every exit would stop; such a child is polled from a task instead.
+                do {
+                    if let termination = try Self.reap(entry.pid, options: WNOHANG) {
+                        entry.continuation.resume(returning: termination)
+                    } else {
+                        Task { [self] in
+                            do {
+                                entry.continuation.resume(returning: try await self.poll(entry.pid))
+                            } catch {
+                                entry.continuation.resume(throwing: error)
+                            }
+                        }
+                    }
+                } catch {
+                    entry.continuation.resume(throwing: error)
+                }
             }
         }
     }
