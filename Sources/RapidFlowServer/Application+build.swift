@@ -140,7 +140,9 @@ public func buildApplication(
     }
     if let notifier = store.notifier, let outbox {
         services.append(
-            ClusterRelay(notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, logger: logger))
+            ClusterRelay(
+                notifier: notifier, outbox: outbox, store: store, broadcaster: broadcaster, scheduler: scheduler, metrics: metrics,
+                logger: logger))
     }
     // Before the scheduler, so it stops after it: the jobs the scheduler settles on the way
     // out are still announced.

@@ -195,7 +195,52 @@ struct ReplicaTests {
             let expected = "=== Step \(steps[0]) (bash) ===\n" + lines.joined(separator: "\n") + "\n\n=== Step \(steps[1]) (bash) ===\nsecond step\n\n=== Build completed ===\n"
             #expect(streamed == expected)
             #expect(elapsed < .seconds(20), "the stream ended with the job, not at a timeout: \(elapsed)")
+            #expect(try await Self.sent(a, "job_finished") == 1, "A told B, who follows the job, of its end")
             #expect(try await Self.withStore(url) { try await $0.owner(jobID: jobID) } != nil)
+        }
+    }
+
+    /// `rapidflow_cluster_messages_sent_total{kind}` of one replica.
+    static func sent(_ replica: ServiceProcess, _ kind: String) async throws -> Int {
+        let metrics = try await replica.client.get("/metrics").text
+        return Int(MetricsTests.value(metrics, "rapidflow_cluster_messages_sent_total{kind=\"\(kind)\"}") ?? 0)
+    }
+
+    static let jobEventKinds = ["step_started", "log", "step_finished", "job_finished"]
+
+    /// A `NOTIFY` is a round trip and wakes every replica: job events go only where the job
+    /// is followed, wake-ups only once another replica is known.
+    @Test func replicasSendJobEventsOnlyForJobsAnotherReplicaFollows() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try await Self.replica(url)
+            defer { a.kill(signal: SIGTERM) }
+            let pipeline = try await a.client.createPipeline(config: "steps:\n  - echo one\n  - echo two\n")
+            // Alone on the store, followed here: nothing goes out.
+            let alone = try await a.client.trigger(pipeline)
+            let followed = try await a.client.get("/jobs/\(alone)/logs/stream?follow=true").text
+            #expect(followed.contains("=== Build completed ==="), "\(followed)")
+            for kind in Self.jobEventKinds + ["wake", "follow"] {
+                #expect(try await Self.sent(a, kind) == 0, "a lone replica sent no \(kind)")
+            }
+
+            let b = try await Self.replica(url)
+            defer { b.kill(signal: SIGTERM) }
+            try await eventually("A answered B's hello") { try await Self.sent(a, "present") >= 1 }
+            // Nobody follows these: their events stay home; the wake-up goes to B.
+            var quiet: [Int] = []
+            for _ in 0..<4 { quiet.append(try await a.client.trigger(pipeline)) }
+            for job in quiet { #expect(try await a.client.waitForJob(job).status == .success) }
+            for kind in Self.jobEventKinds {
+                let count = try await Self.sent(a, kind) + Self.sent(b, kind)
+                #expect(count == 0, "no \(kind) for jobs nobody follows, sent \(count)")
+            }
+            #expect(try await Self.sent(a, "wake") >= 1, "A knows B, so new jobs wake it")
+
+            // Followed on B while A or B runs it: the stream is whole either way.
+            let slow = try await b.client.createPipeline(config: "steps:\n  - for i in 1 2 3 4 5; do echo \"tick $i\"; sleep 0.2; done\n")
+            let watched = try await a.client.trigger(slow)
+            let streamed = try await b.client.get("/jobs/\(watched)/logs/stream?follow=true").text
+            #expect(streamed.contains("tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n") && streamed.hasSuffix("=== Build completed ===\n"), "\(streamed)")
         }
     }
 

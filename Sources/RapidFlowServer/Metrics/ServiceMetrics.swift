@@ -66,6 +66,14 @@ public final class ServiceMetrics: Sendable {
         )
     }
 
+    /// A message sent to the other replicas (a PostgreSQL `NOTIFY`).
+    func recordClusterMessage(kind: String) {
+        registry.makeCounter(
+            name: "rapidflow_cluster_messages_sent_total", labels: [("kind", kind)],
+            help: "Messages this replica sent to the other replicas on its store (PostgreSQL NOTIFYs), by kind."
+        ).increment()
+    }
+
     /// A log follower started (+1) or ended (-1).
     func followerChanged(by delta: Double) {
         if delta > 0 { followers.increment(by: delta) } else { followers.decrement(by: -delta) }

@@ -3,6 +3,7 @@ import Logging
 import RapidFlowCore
 import RapidFlowStore
 import ServiceLifecycle
+import Synchronization
 
 /// What one replica tells the others that share its store.
 struct ClusterMessage: Codable, Sendable, Equatable {
@@ -16,6 +17,17 @@ struct ClusterMessage: Codable, Sendable, Equatable {
         case log
         case stepFinished = "step_finished"
         case jobFinished = "job_finished"
+        /// A replica started listening (or listens again): tell it who you are and what you follow.
+        case hello
+        /// The answer to `hello`: this replica shares the store too.
+        case present
+        /// The sender has live followers of `job`: send its events.
+        case follow
+        /// The sender's followers of `job` are gone.
+        case unfollow
+        /// The answer to `follow`, addressed `to` its sender: from now on this replica sends the
+        /// job's events, and whatever it wrote before is in the store.
+        case following
     }
 
     var origin: String
@@ -25,22 +37,48 @@ struct ClusterMessage: Codable, Sendable, Equatable {
     var offset: Int?
     var status: String?
     var exitCode: Int?
+    /// The one replica the message is for (`following`); nil for every replica.
+    var to: String?
 }
 
 /// Where a replica's outgoing messages wait to be sent, in order.
-struct ClusterOutbox: Sendable {
+///
+/// A `NOTIFY` costs a round trip and wakes every listening replica, so only what another
+/// replica needs is sent: job events only for jobs another replica follows (see
+/// `LogBroadcaster`), and wake-ups only once another replica has said it is there.
+final class ClusterOutbox: Sendable {
     let origin: String
     private let continuation: AsyncStream<ClusterMessage>.Continuation
     let messages: AsyncStream<ClusterMessage>
+    /// The other replicas heard from since start (by their `hello`, `present` or anything else).
+    private let peers = Mutex<Set<String>>([])
 
     init(origin: String) {
         self.origin = origin
         (messages, continuation) = AsyncStream<ClusterMessage>.makeStream(bufferingPolicy: .bufferingNewest(65_536))
     }
 
-    func send(_ kind: ClusterMessage.Kind, job: Int, step: Int? = nil, offset: Int? = nil, status: String? = nil, exitCode: Int? = nil) {
-        continuation.yield(ClusterMessage(origin: origin, kind: kind, job: job, step: step, offset: offset, status: status, exitCode: exitCode))
+    func send(
+        _ kind: ClusterMessage.Kind, job: Int, step: Int? = nil, offset: Int? = nil, status: String? = nil, exitCode: Int? = nil,
+        to: String? = nil
+    ) {
+        continuation.yield(
+            ClusterMessage(origin: origin, kind: kind, job: job, step: step, offset: offset, status: status, exitCode: exitCode, to: to))
     }
+
+    /// New pending jobs: the other replicas look for work, if there are any.
+    func sendWake() {
+        guard hasPeers else { return }
+        send(.wake, job: 0)
+    }
+
+    /// Another replica shares the store.
+    func heard(from replica: String) {
+        guard replica != origin else { return }
+        peers.withLock { _ = $0.insert(replica) }
+    }
+
+    var hasPeers: Bool { peers.withLock { !$0.isEmpty } }
 
     /// The message for a job event followers on other replicas need.
     func send(jobID: Int, event: JobEvent) {
@@ -50,6 +88,7 @@ struct ClusterOutbox: Sendable {
         case .stepFinished(let stepID, let status, let exitCode):
             send(.stepFinished, job: jobID, step: stepID, status: status.rawValue, exitCode: exitCode)
         case .jobFinished(let status): send(.jobFinished, job: jobID, status: status.rawValue)
+        case .recheck: break
         }
     }
 
@@ -61,15 +100,23 @@ struct ClusterOutbox: Sendable {
 /// Outgoing: what this replica's broadcaster and scheduler put in the outbox, sent in order
 /// as `NOTIFY`s. Incoming: every other replica's messages, as they arrive. Log messages carry
 /// where the output is stored, not the output itself (a notification holds 8,000 bytes); the
-/// receiver reads that piece from the store only when it has followers of the job. After a
-/// reconnect every follower catches up from the store, so a notification missed while the
-/// connection was down loses nothing.
+/// receiver reads that piece from the store. After a reconnect every follower catches up from
+/// the store, so a notification missed while the connection was down loses nothing.
+///
+/// Job events go only to replicas that follow the job. A replica whose first follower of a
+/// job arrives sends `follow`; every replica records it and answers `following`, and the
+/// follower reads the store again on that answer: whatever the answering replica wrote before
+/// it knew is in the store by then, and whatever it writes after is announced. A replica
+/// that (re)connects says `hello`, and the others answer `present` and send their `follow`s
+/// again, so a replica started later, or one that missed messages, learns what is followed.
+/// A job's end drops what was recorded about it.
 struct ClusterRelay: Service {
     let notifier: any ClusterNotifier
     let outbox: ClusterOutbox
     let store: any JobStore
     let broadcaster: LogBroadcaster
     let scheduler: JobScheduler
+    let metrics: ServiceMetrics
     let logger: Logger
 
     func run() async throws {
@@ -83,6 +130,7 @@ struct ClusterRelay: Service {
                     guard let payload = try? String(decoding: encoder.encode(message), as: UTF8.self) else { continue }
                     do {
                         try await notifier.notify(payload)
+                        metrics.recordClusterMessage(kind: message.kind.rawValue)
                     } catch {
                         logger.warning("could not notify the other replicas", metadata: ["kind": "\(message.kind.rawValue)", "error": "\(error)"])
                     }
@@ -91,14 +139,18 @@ struct ClusterRelay: Service {
             group.addTask {
                 let decoder = JSONDecoder()
                 let incoming = notifier.notifications {
-                    // (Re)connected: whatever was missed is in the store.
+                    // (Re)connected: whatever was missed is in the store; the others may not
+                    // know this replica or what it follows.
+                    outbox.send(.hello, job: 0)
+                    for jobID in await broadcaster.followedJobs() { outbox.send(.follow, job: jobID) }
                     await broadcaster.resyncAll()
                     scheduler.wake()
                 }
                 for await payload in incoming {
                     guard let message = try? decoder.decode(ClusterMessage.self, from: Data(payload.utf8)),
-                        message.origin != outbox.origin
+                        message.origin != outbox.origin, message.to == nil || message.to == outbox.origin
                     else { continue }
+                    outbox.heard(from: message.origin)
                     await receive(message)
                 }
             }
@@ -114,7 +166,20 @@ struct ClusterRelay: Service {
             scheduler.wake()
         case .cancel:
             await scheduler.cancelRequested(jobID: message.job)
+        case .hello:
+            outbox.send(.present, job: 0)
+            for jobID in await broadcaster.followedJobs() { outbox.send(.follow, job: jobID) }
+        case .present:
+            break
+        case .follow:
+            await broadcaster.followedElsewhere(jobID: message.job, by: message.origin)
+            outbox.send(.following, job: message.job, to: message.origin)
+        case .unfollow:
+            await broadcaster.unfollowedElsewhere(jobID: message.job, by: message.origin)
+        case .following:
+            await broadcaster.recheck(jobID: message.job)
         case .stepStarted, .log, .stepFinished, .jobFinished:
+            if message.kind == .jobFinished { await broadcaster.jobEndedElsewhere(jobID: message.job) }
             guard await broadcaster.hasFollowers(jobID: message.job) else { return }
             do {
                 if let event = try await event(for: message) {
@@ -144,7 +209,7 @@ struct ClusterRelay: Service {
             return .stepFinished(stepID: stepID, status: status, exitCode: message.exitCode)
         case .jobFinished:
             return message.status.flatMap(JobStatus.init(rawValue:)).map { .jobFinished($0) }
-        case .wake, .cancel:
+        case .wake, .cancel, .hello, .present, .follow, .unfollow, .following:
             return nil
         }
     }

@@ -31,20 +31,8 @@ struct JobLogFollower {
             defer {
                 if let subscription { Task { await broadcaster.unsubscribe(jobID: jobID, id: subscription.id) } }
             }
-            let job = try await store.requireJob(id: jobID)
-            let steps = try await store.steps(jobID: jobID)
-            let outputs = try await store.outputs(jobID: jobID)
-            for step in steps where step.startedAt != nil {
-                try await cursor.apply(.stepStarted(step), emit)
-                if let output = outputs[step.id] {
-                    try await cursor.apply(.log(stepID: step.id, offset: 0, data: output), emit)
-                }
-                if step.status.isFinal {
-                    try await cursor.apply(.stepFinished(stepID: step.id, status: step.status, exitCode: step.exitCode), emit)
-                }
-            }
-            if job.status.isFinal {
-                try await emit(.jobFinished(job.status))
+            if let status = try await catchUp(jobID: jobID, cursor: &cursor, emit: emit) {
+                try await emit(.jobFinished(status))
                 return
             }
             guard follow else { return }
@@ -53,9 +41,18 @@ struct JobLogFollower {
                 return
             }
             for await event in subscription.events {
-                if case .jobFinished(let status) = event {
+                switch event {
+                case .jobFinished(let status):
                     try await emit(.jobFinished(status))
                     return
+                case .recheck:
+                    if let status = try await catchUp(jobID: jobID, cursor: &cursor, emit: emit) {
+                        try await emit(.jobFinished(status))
+                        return
+                    }
+                    continue
+                default:
+                    break
                 }
                 guard try await cursor.apply(event, emit) else { break }
             }
@@ -65,6 +62,23 @@ struct JobLogFollower {
             }
             // Fell behind (or a gap showed): catch up from the store.
         }
+    }
+
+    /// Emits what the store has beyond `cursor`; the job's status when it is final.
+    private func catchUp(jobID: Int, cursor: inout Cursor, emit: (LogStreamEvent) async throws -> Void) async throws -> JobStatus? {
+        let job = try await store.requireJob(id: jobID)
+        let steps = try await store.steps(jobID: jobID)
+        let outputs = try await store.outputs(jobID: jobID)
+        for step in steps where step.startedAt != nil {
+            try await cursor.apply(.stepStarted(step), emit)
+            if let output = outputs[step.id] {
+                try await cursor.apply(.log(stepID: step.id, offset: 0, data: output), emit)
+            }
+            if step.status.isFinal {
+                try await cursor.apply(.stepFinished(stepID: step.id, status: step.status, exitCode: step.exitCode), emit)
+            }
+        }
+        return job.status.isFinal ? job.status : nil
     }
 
     /// What this follower has sent so far.
@@ -93,7 +107,7 @@ struct JobLogFollower {
             case .stepFinished(let stepID, let status, let exitCode):
                 guard includes(stepID), finished.insert(stepID).inserted else { return true }
                 try await emit(.stepFinished(stepID: stepID, status: status, exitCode: exitCode))
-            case .jobFinished:
+            case .jobFinished, .recheck:
                 break
             }
             return true

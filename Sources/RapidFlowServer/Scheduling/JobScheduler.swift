@@ -111,7 +111,7 @@ public actor JobScheduler: Service {
     nonisolated func jobsCreated() {
         wake()
         settings.events.emit(.created(jobIDs: []))
-        outbox?.send(.wake, job: 0)
+        outbox?.sendWake()
     }
 
     public func run() async throws {

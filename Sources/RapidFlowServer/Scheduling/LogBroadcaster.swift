@@ -7,6 +7,9 @@ enum JobEvent: Sendable {
     case log(stepID: Int, offset: Int, data: Data)
     case stepFinished(stepID: Int, status: StepStatus, exitCode: Int?)
     case jobFinished(JobStatus)
+    /// Events of this job may have been written without being announced here: read the store
+    /// again (the live stream goes on).
+    case recheck
 }
 
 /// Hands a job's events to its live followers from memory, as they happen.
@@ -26,6 +29,11 @@ actor LogBroadcaster {
 
     /// Where events also go for followers on other replicas; nil when none share the store.
     private let outbox: ClusterOutbox?
+    /// Jobs other replicas have followers of, and which replicas: only their events are sent.
+    private var followedByOthers: [Int: Set<String>] = [:]
+    /// Jobs this replica told the others it follows (still followed here, or about to be again
+    /// after a resync).
+    private var announced: Set<Int> = []
 
     init(bufferLimit: Int = 512, outbox: ClusterOutbox? = nil) {
         self.bufferLimit = bufferLimit
@@ -38,6 +46,7 @@ actor LogBroadcaster {
         let id = UUID()
         let (stream, continuation) = AsyncStream<JobEvent>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
         followers[jobID, default: [:]][id] = continuation
+        if announced.insert(jobID).inserted, let outbox, outbox.hasPeers { outbox.send(.follow, job: jobID) }
         continuation.onTermination = { [weak self] _ in
             Task { await self?.unsubscribe(jobID: jobID, id: id) }
         }
@@ -55,12 +64,42 @@ actor LogBroadcaster {
         followers[jobID]?[id]?.finish()
         followers[jobID]?[id] = nil
         if followers[jobID]?.isEmpty == true { followers[jobID] = nil }
+        if followers[jobID] == nil, announced.remove(jobID) != nil, let outbox, outbox.hasPeers { outbox.send(.unfollow, job: jobID) }
     }
 
-    /// Hands an event of a job this replica runs to its followers here and on the other replicas.
+    /// Hands an event of a job this replica runs to its followers here and, when another
+    /// replica follows the job, there.
     func publish(jobID: Int, event: JobEvent) {
-        outbox?.send(jobID: jobID, event: event)
+        if let outbox, followedByOthers[jobID] != nil { outbox.send(jobID: jobID, event: event) }
+        if case .jobFinished = event { followedByOthers[jobID] = nil }
         publishLocally(jobID: jobID, event: event)
+    }
+
+    /// Jobs this replica has followers of, as announced to the others.
+    func followedJobs() -> [Int] { Array(announced) }
+
+    /// `replica` has followers of `jobID`: its events go there too from now on.
+    func followedElsewhere(jobID: Int, by replica: String) {
+        followedByOthers[jobID, default: []].insert(replica)
+    }
+
+    func unfollowedElsewhere(jobID: Int, by replica: String) {
+        followedByOthers[jobID]?.remove(replica)
+        if followedByOthers[jobID]?.isEmpty == true { followedByOthers[jobID] = nil }
+    }
+
+    /// The job ended on another replica: nothing about it is kept.
+    func jobEndedElsewhere(jobID: Int) {
+        followedByOthers[jobID] = nil
+        if followers[jobID] == nil { announced.remove(jobID) }
+    }
+
+    /// Whether another replica follows `jobID` (its events are sent).
+    func isFollowedElsewhere(jobID: Int) -> Bool { followedByOthers[jobID] != nil }
+
+    /// Tells the job's followers to read the store again, keeping their live streams.
+    func recheck(jobID: Int) {
+        publishLocally(jobID: jobID, event: .recheck)
     }
 
     func hasFollowers(jobID: Int) -> Bool { followers[jobID] != nil }
@@ -88,6 +127,9 @@ actor LogBroadcaster {
             }
         }
         // The job is over: its streams end.
-        if case .jobFinished = event { resync(jobID: jobID) }
+        if case .jobFinished = event {
+            resync(jobID: jobID)
+            announced.remove(jobID)
+        }
     }
 }
