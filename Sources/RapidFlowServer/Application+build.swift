@@ -214,7 +214,7 @@ func buildRouter(
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
     router.add(middleware: AccessMiddleware(registry: registry, store: store, limits: configuration.limits, logger: Logger.service(configuration)))
-    router.add(middleware: DurableWritesMiddleware(store: store))
+    if !configuration.relaxedDurability { router.add(middleware: DurableWritesMiddleware(store: store)) }
     HealthController(
         store: store, executorName: executorName, docker: docker, requiresDocker: configuration.executor == .docker, nomad: nomad,
         isDraining: { scheduler.isDraining }

@@ -46,6 +46,8 @@ public struct ServerConfiguration: Sendable {
     public var logFormat = LogFormat.text
     /// One `info` line per HTTP request (method, route template, status, duration, client address).
     public var accessLog = false
+    /// Writes answer without waiting for SQLite's log to reach the disk (`--relaxed-durability`).
+    public var relaxedDurability = false
     /// What `rapidflow --version` says, for the start line and `rapidflow_build_info`.
     public var version = "dev"
     public var commit = "unknown"

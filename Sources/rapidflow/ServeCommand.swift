@@ -28,6 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
     var logFormat: String?
     @Flag(name: .customLong("access-log"), help: "Log each HTTP request at info: method, route template, status, duration, client address (RAPIDFLOW_ACCESS_LOG=true).")
     var accessLog = false
+    @Flag(name: .customLong("relaxed-durability"), help: "Answer a write without first flushing SQLite's log to disk: a crash of the service still loses nothing, a power cut may lose the last acknowledged writes. For benchmarks and throwaway services (RAPIDFLOW_RELAXED_DURABILITY=true; PostgreSQL flushes on its own terms).")
+    var relaxedDurability = false
 
     @Option(help: "Address to listen on (RAPIDFLOW_HOST).") var host: String?
     @Option(help: "Port to listen on; 0 picks a free one (RAPIDFLOW_PORT).") var port: Int?
@@ -221,6 +223,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ("idle-timeout-seconds", seconds(configuration.idleTimeout)),
                 ("log-level", configuration.logLevel.rawValue), ("log-format", configuration.logFormat.rawValue),
                 ("access-log", "\(configuration.accessLog)"),
+                ("relaxed-durability", "\(configuration.relaxedDurability)"),
                 ("webhook-allow-hosts", configuration.webhookAllowedHosts.map { $0.sorted().joined(separator: ",") } ?? ""),
                 ("webhook-retry-seconds", configuration.webhookRetrySchedule.map { String(format: "%g", $0.inSeconds) }.joined(separator: ",")),
                 ("cache-max-gb", String(format: "%g", Double(configuration.cacheMaxBytes) / 1_073_741_824)),
@@ -347,6 +350,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.apiToken = value(apiToken, "API_TOKEN")
         configuration.allowLocalRepositories = try boolean(allowLocalRepos, "ALLOW_LOCAL_REPOS") ?? configuration.allowLocalRepositories
         configuration.accessLog = try boolean(accessLog, "ACCESS_LOG") ?? configuration.accessLog
+        configuration.relaxedDurability = try boolean(relaxedDurability, "RELAXED_DURABILITY") ?? configuration.relaxedDurability
         if let raw = value(logFormat, "LOG_FORMAT") {
             guard let format = ServerConfiguration.LogFormat(rawValue: raw) else { throw ValidationError("--log-format must be text or json, got '\(raw)'") }
             configuration.logFormat = format

@@ -215,6 +215,30 @@ struct StoreOperationsTests {
         #expect(try await service.client.job(holding).status == .failed, "the running one is settled by recovery")
     }
 
+    /// `--relaxed-durability` gives the flush before the answer up (benchmarks, throwaway services).
+    @Test func relaxedDurabilityAnswersWritesWithoutAFlushEach() async throws {
+        let data = TestFiles.temporaryDirectory()
+        let trace = "\(data)/strace.out"
+        let service = try await ServiceProcess.start(
+            dataDirectory: data, arguments: ["--relaxed-durability", "--max-concurrent-jobs", "1"],
+            wrapper: ["/usr/bin/strace", "-f", "-qq", "-y", "-e", "trace=fdatasync,fsync", "-o", trace])
+        defer { TestFiles.shellNow("pkill -KILL -f '[s]erve --port 0 --data-dir \(data) '") }
+        let wal = "\(data)/rapidflow.sqlite-wal"
+        func flushes() -> Int {
+            let text = (try? String(contentsOfFile: trace, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").filter { $0.contains("sync(") && $0.contains(wal + ">") }.count
+        }
+        let hold = try await service.client.createPipeline(config: "steps:\n  - sleep 300\n")
+        let holding = try await service.client.trigger(hold)
+        try await service.client.waitForStatus(holding, .running)
+        let before = flushes()
+        var created: [Int] = []
+        for _ in 0..<10 { created.append(try await service.client.trigger(hold)) }
+        // Perhaps a checkpoint's flush: far fewer than the ten answers.
+        #expect(flushes() - before <= 2, "flushes for ten acknowledged jobs: \(flushes() - before)")
+        for id in created { #expect(try await service.client.job(id).status == .pending) }
+    }
+
     @Test func stepOutputIsWrittenWithoutAFlushForEachPiece() async throws {
         let data = TestFiles.temporaryDirectory()
         let trace = "\(data)/strace.out"
