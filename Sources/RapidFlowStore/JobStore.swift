@@ -122,6 +122,9 @@ public protocol JobStore: Sendable {
     func owner(jobID: Int) async throws -> String?
     /// Sets a final status unless the job already has one; false when it had.
     func finishJob(id: Int, status: JobStatus, cancelled: Bool, at: Date) async throws -> Bool
+    /// A job that ran its steps here ends: its steps still pending are skipped and it takes
+    /// `status` (cancelled when that is `cancelled`); false when it was final already.
+    func finishRanJob(id: Int, status: JobStatus, at: Date) async throws -> Bool
     func setContainer(jobID: Int, containerID: String?) async throws
     /// Host ports published for the job's containers (`expose_ports`).
     func setPorts(jobID: Int, ports: [String]) async throws
@@ -173,6 +176,11 @@ public struct QueueState: Sendable, Equatable {
 
 extension JobStore {
     public func checkRoomForOutput() throws {}
+
+    public func finishRanJob(id: Int, status: JobStatus, at date: Date) async throws -> Bool {
+        try await skipPendingSteps(jobID: id, at: date)
+        return try await finishJob(id: id, status: status, cancelled: status == .cancelled, at: date)
+    }
 
     public func syncCommittedWrites() throws {}
 

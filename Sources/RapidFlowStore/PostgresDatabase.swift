@@ -48,6 +48,12 @@ final class PostgresDatabase: Sendable {
     /// `COMMIT` sent as the server dropped the database stayed pending for good). A body that
     /// merely takes long is waited for.
     func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await withConnection { try await body($0.sql(queryLogLevel: nil)) }
+    }
+
+    /// `withDatabase` with the driver's own connection: for prepared statements, which the
+    /// connection keeps once it has prepared them.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let outcome = LeaseOutcome<T>()
         let client = client
         let leaseTimeout = leaseTimeout
@@ -55,7 +61,7 @@ final class PostgresDatabase: Sendable {
             do {
                 let value = try await client.withConnection { connection in
                     guard outcome.served(connection) else { throw PostgresLeaseTimeout(after: leaseTimeout) }
-                    return try await body(connection.sql(queryLogLevel: nil))
+                    return try await body(connection)
                 }
                 outcome.finish(.success(value))
             } catch {

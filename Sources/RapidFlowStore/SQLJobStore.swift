@@ -212,16 +212,44 @@ public final class SQLJobStore: JobStore {
     /// Runs `body` with the database: under the lock on SQLite, on a leased connection on
     /// PostgreSQL.
     func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        do {
-            let result: T
+        try await mappingStoreErrors {
             switch connections {
             case .shared(let database, let lock):
                 let counted = CountingDatabase(base: database, counts: statementCounts)
-                result = try await lock.withLock { try await body(counted) }
+                return try await lock.withLock { try await body(counted) }
             case .postgres(let postgres):
                 let counts = statementCounts
-                result = try await postgres.withDatabase { try await body(CountingDatabase(base: $0, counts: counts)) }
+                return try await postgres.withDatabase { try await body(CountingDatabase(base: $0, counts: counts)) }
             }
+        }
+    }
+
+    /// On PostgreSQL, runs `statement` prepared: its connection parses and plans it once and
+    /// keeps it (`SQLJobStore+Prepared.swift`). Nil on SQLite, whose caller runs its own statement.
+    func prepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [Statement.Row]? where Statement.Row: Sendable {
+        guard case .postgres(let postgres) = connections else { return nil }
+        statementCounts.writer.add(1, ordering: .relaxed)
+        return try await mappingStoreErrors {
+            try await postgres.withConnection { connection in
+                var rows: [Statement.Row] = []
+                for try await row in try await connection.execute(statement, logger: Self.preparedStatementLogger) { rows.append(row) }
+                return rows
+            }
+        }
+    }
+
+    /// The driver logs a prepared statement's execution at debug: never below warning here,
+    /// as for every statement (binds carry output).
+    private static let preparedStatementLogger: Logger = {
+        var logger = Logger(label: "rapidflow.store")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Turns a full disk into the store's own error, and gives the disk reserve back once there is room.
+    private func mappingStoreErrors<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
             reserve?.restoreIfRoom()
             return result
         } catch let error as RapidFlowError {
@@ -718,6 +746,30 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func finishRanJob(id: Int, status: JobStatus, at date: Date) async throws -> Bool {
+        precondition(status.isFinal, "finishRanJob takes a final status")
+        if let rows = try await prepared(Prepared.FinishRanJob(id: id, status: status.rawValue, at: Millis(date).value)) {
+            return !rows.isEmpty
+        }
+        // SQLite: both statements in one turn on the writer.
+        return try await withDatabase { database in
+            try await database.raw(
+                """
+                UPDATE steps SET status = \(bind: StepStatus.skipped.rawValue)
+                WHERE job_id = \(bind: id) AND status = \(bind: StepStatus.pending.rawValue)
+                """
+            ).run()
+            return try await database.raw(
+                """
+                UPDATE jobs SET status = \(bind: status.rawValue), cancelled = \(bind: status == .cancelled ? 1 : 0),
+                    finished_at = \(bind: Millis(date))
+                WHERE id = \(bind: id) AND status IN (\(bind: JobStatus.pending.rawValue), \(bind: JobStatus.running.rawValue))
+                RETURNING id
+                """
+            ).first() != nil
+        }
+    }
+
     public func cancelPendingJob(id: Int, at date: Date) async throws -> Bool {
         try await withDatabase { database in
             try await database.raw(
@@ -745,6 +797,7 @@ public final class SQLJobStore: JobStore {
     // MARK: - Steps
 
     public func startStep(id: Int, at date: Date, processGroup: Int32?) async throws {
+        if try await prepared(Prepared.StartStep(id: id, at: Millis(date).value, processGroup: processGroup.map(Int.init))) != nil { return }
         try await withDatabase { database in
             try await database.raw(
                 """
@@ -757,6 +810,7 @@ public final class SQLJobStore: JobStore {
     }
 
     public func recordProcessGroup(stepID: Int, processGroup: Int32) async throws {
+        if try await prepared(Prepared.RecordProcessGroup(stepID: stepID, processGroup: Int(processGroup))) != nil { return }
         try await withDatabase { database in
             try await database.raw(
                 "UPDATE steps SET process_group = \(bind: Int(processGroup)) WHERE id = \(bind: stepID)"
@@ -765,6 +819,7 @@ public final class SQLJobStore: JobStore {
     }
 
     public func finishStep(id: Int, status: StepStatus, exitCode: Int?, at date: Date) async throws {
+        if try await prepared(Prepared.FinishStep(id: id, status: status.rawValue, exitCode: exitCode, at: Millis(date).value)) != nil { return }
         try await withDatabase { database in
             try await database.raw(
                 """
@@ -792,6 +847,7 @@ public final class SQLJobStore: JobStore {
     }
 
     public func appendOutput(stepID: Int, offset: Int, data: Data) async throws {
+        if try await prepared(Prepared.AppendOutput(stepID: stepID, offset: offset, data: data)) != nil { return }
         try await withDatabase { database in
             try await database.raw(
                 "INSERT INTO step_output (step_id, byte_offset, data) VALUES (\(bind: stepID), \(bind: offset), \(bind: data))"

@@ -44,8 +44,7 @@ struct JobSettlement: Sendable {
         switch ending {
         case .ran(let jobID, let ended):
             status = ended
-            try await store.skipPendingSteps(jobID: jobID, at: now)
-            if try await store.finishJob(id: jobID, status: ended, cancelled: ended == .cancelled, at: now) { settled = [jobID] }
+            if try await store.finishRanJob(id: jobID, status: ended, at: now) { settled = [jobID] }
         case .abandoned(let jobID, let reason):
             // A running step gets the reason in its output; a job with none fails plainly.
             settled = try await settleInterrupted(.zombie(jobID: jobID, ownedBy: instanceID, orLeaseEndedBefore: now), reason: reason, at: now)
