@@ -109,7 +109,7 @@ struct JobController<Context: RequestContext> {
     @Sendable func status(_ request: Request, context: Context) async throws -> APIResponse {
         let id = try RequestParsing.id(context, what: "job")
         guard let (job, steps) = try await store.jobStatus(id: id) else { throw RapidFlowError.jobNotFound(id) }
-        return try APIResponse(API.JobStatusReport(job: job, steps: steps, concurrentJobs: await scheduler.runningCount))
+        return try APIResponse(API.JobStatusReport(job: job, steps: steps, concurrentJobs: scheduler.runningCount))
     }
 
     @Sendable func logs(_ request: Request, context: Context) async throws -> APIResponse {

@@ -11,7 +11,7 @@ struct MetricsController<Context: RequestContext> {
 
     func addRoutes(to router: Router<Context>) {
         router.get("metrics") { _, _ in
-            let text = try await metrics.scrape(store: store, running: await scheduler.runningCount)
+            let text = try await metrics.scrape(store: store, running: scheduler.runningCount)
             return Response(status: .ok, headers: Self.headers, body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
         // What a load balancer's or scraper's probe asks: the headers, no body, nothing read from the store.

@@ -75,7 +75,11 @@ public actor JobScheduler: Service {
     /// Where every job's end is written.
     private let settlement: JobSettlement
     /// The jobs this service runs now, each with its one control (see `JobControl`).
-    private var runs: [Int: JobControl] = [:]
+    private var runs: [Int: JobControl] = [:] {
+        didSet { running.store(runs.count, ordering: .relaxed) }
+    }
+    /// `runs.count`, readable without a hop onto the actor (every status answer shows it).
+    private let running = Atomic<Int>(0)
     /// Set by `drain`: no job is claimed any more.
     private let draining = Atomic<Bool>(false)
     private let wakeups: AsyncStream<Void>
@@ -100,7 +104,7 @@ public actor JobScheduler: Service {
     }
 
     /// Jobs this service is running now.
-    public var runningCount: Int { runs.count }
+    public nonisolated var runningCount: Int { running.load(ordering: .relaxed) }
 
     /// Looks for pending jobs to start.
     nonisolated func wake() {
