@@ -280,13 +280,19 @@ extension SQLJobStore: WebhookStore {
         // Most wake-ups find nothing due (no webhook at all, or none due yet): a reader says so
         // without a transaction on the writer. A delivery written after this look is found by
         // the wake-up its own job event brings.
-        if let reader,
-            try reader.rows(
-                "SELECT 1 FROM webhook_deliveries WHERE state = ? AND next_try_at <= ? LIMIT 1",
-                [.text(pending), .int(now.value)], { _ in true }
-            ).isEmpty
-        {
-            return []
+        // On PostgreSQL the look is one statement instead of the claim's four (a transaction
+        // with the advisory lock).
+        if let reader {
+            let due = try reader.rows(
+                "SELECT 1 FROM webhook_deliveries WHERE state = ? AND next_try_at <= ? LIMIT 1", [.text(pending), .int(now.value)], { _ in true })
+            if due.isEmpty { return [] }
+        } else {
+            let due = try await withDatabase { database in
+                try await database.raw(
+                    "SELECT 1 AS due FROM webhook_deliveries WHERE state = \(bind: pending) AND next_try_at <= \(bind: now) LIMIT 1"
+                ).first() != nil
+            }
+            if !due { return [] }
         }
         return try await withDatabase { database in
             try await self.transaction(on: database) {
