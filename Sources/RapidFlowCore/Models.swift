@@ -38,6 +38,9 @@ public struct Job: Sendable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The number of the claim this replica holds the job by (0 for a job never claimed, or
+    /// when read back rather than claimed): see `JobLease`.
+    public var leaseEpoch: Int = 0
 
     /// The team the job belongs to (`owner` in the API).
     public var account: String { snapshot.account }
@@ -46,8 +49,9 @@ public struct Job: Sendable, Equatable {
     public init(
         id: Int, kind: JobKind, pipelineID: Int?, pipelineName: String?, status: JobStatus,
         snapshot: JobSnapshot, cancelled: Bool, containerID: String?, retryOf: Int?, ports: [String] = [],
-        createdAt: Date, startedAt: Date?, finishedAt: Date?
+        createdAt: Date, startedAt: Date?, finishedAt: Date?, leaseEpoch: Int = 0
     ) {
+        self.leaseEpoch = leaseEpoch
         self.id = id
         self.kind = kind
         self.pipelineID = pipelineID

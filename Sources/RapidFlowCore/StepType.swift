@@ -45,6 +45,9 @@ public enum StopReason: Sendable, Equatable {
     case shutdown
     /// The job ran longer than its timeout (seconds).
     case timedOut(Double)
+    /// This replica lost the job's lease: another replica settled it (this one had stopped
+    /// renewing it, paused or cut off from the store). Nothing more is written for it here.
+    case leaseLost
 
     /// The final status of a job stopped for this reason.
     public var jobStatus: JobStatus { self == .cancelled ? .cancelled : .failed }
@@ -57,6 +60,7 @@ public enum StopReason: Sendable, Equatable {
         case .cancelled: "step cancelled"
         case .shutdown: "the service was shut down while this step ran"
         case .timedOut(let seconds): "timed out after \(seconds.formatted()) s: the job's timeout_seconds was reached"
+        case .leaseLost: "this replica lost the job's lease; another replica settled the job"
         }
     }
 }

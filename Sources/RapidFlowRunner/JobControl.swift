@@ -24,6 +24,7 @@ public final class JobControl: Sendable {
         var signal: Int32?
         var step: CurrentStep?
         var finished = false
+        var settling = false
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
@@ -36,6 +37,11 @@ public final class JobControl: Sendable {
         self.jobID = jobID
         self.gracePeriod = gracePeriod
     }
+
+    /// Its steps are over and its end is being written: from now on its lease ends with it.
+    public func markSettling() { state.withLock { $0.settling = true } }
+
+    public var isSettling: Bool { state.withLock { $0.settling } }
 
     // MARK: - Stopping
 

@@ -53,6 +53,20 @@ public struct SettledJobs: Sendable, Equatable {
 }
 
 /// A running job's lease as its owner renewed it.
+/// What a replica holds a running job by: its id and the claim's epoch. A write made under a
+/// lease counts only while the job is running, owned by `owner`, at `epoch`; once another
+/// replica has settled the job (the owner stopped renewing its lease), or claimed it again,
+/// the write changes nothing and says so (`false`), and the writer stops the job here.
+public struct JobLease: Sendable, Equatable {
+    public var owner: String
+    public var epoch: Int
+
+    public init(owner: String, epoch: Int) {
+        self.owner = owner
+        self.epoch = epoch
+    }
+}
+
 public struct LeaseRenewal: Sendable, Equatable {
     /// Jobs of the owner whose lease now runs to the new date.
     public var renewed: Set<Int>
@@ -124,7 +138,7 @@ public protocol JobStore: Sendable {
     func finishJob(id: Int, status: JobStatus, cancelled: Bool, at: Date) async throws -> Bool
     /// A job that ran its steps here ends: its steps still pending are skipped and it takes
     /// `status` (cancelled when that is `cancelled`); false when it was final already.
-    func finishRanJob(id: Int, status: JobStatus, at: Date) async throws -> Bool
+    func finishRanJob(id: Int, status: JobStatus, at: Date, lease: JobLease?) async throws -> Bool
     func setContainer(jobID: Int, containerID: String?) async throws
     /// Host ports published for the job's containers (`expose_ports`).
     func setPorts(jobID: Int, ports: [String]) async throws
@@ -132,13 +146,14 @@ public protocol JobStore: Sendable {
     func cancelPendingJob(id: Int, at: Date) async throws -> Bool
 
     // MARK: Steps
-    func startStep(id: Int, at: Date, processGroup: Int32?) async throws
-    func recordProcessGroup(stepID: Int, processGroup: Int32) async throws
-    func finishStep(id: Int, status: StepStatus, exitCode: Int?, at: Date) async throws
+    /// False when `lease` no longer holds (nothing was written); so for every write below that takes one.
+    func startStep(id: Int, at: Date, processGroup: Int32?, lease: JobLease?) async throws -> Bool
+    func recordProcessGroup(stepID: Int, processGroup: Int32, lease: JobLease?) async throws -> Bool
+    func finishStep(id: Int, status: StepStatus, exitCode: Int?, at: Date, lease: JobLease?) async throws -> Bool
     /// Every step not yet final becomes `skipped`.
     func skipPendingSteps(jobID: Int, at: Date) async throws
     /// Appends a chunk of a step's output at its byte offset.
-    func appendOutput(stepID: Int, offset: Int, data: Data) async throws
+    func appendOutput(stepID: Int, offset: Int, data: Data, lease: JobLease?) async throws -> Bool
     /// Throws `insufficient_storage` when a step's own output would take the room kept for the
     /// service's records (the service's notes about a step are still written).
     func checkRoomForOutput() throws
@@ -177,9 +192,25 @@ public struct QueueState: Sendable, Equatable {
 extension JobStore {
     public func checkRoomForOutput() throws {}
 
+    /// The writes of a job's run without a lease (tools and tests that own the store alone).
+    public func startStep(id: Int, at date: Date, processGroup: Int32?) async throws {
+        _ = try await startStep(id: id, at: date, processGroup: processGroup, lease: nil)
+    }
+
+    public func recordProcessGroup(stepID: Int, processGroup: Int32) async throws {
+        _ = try await recordProcessGroup(stepID: stepID, processGroup: processGroup, lease: nil)
+    }
+
+    public func finishStep(id: Int, status: StepStatus, exitCode: Int?, at date: Date) async throws {
+        _ = try await finishStep(id: id, status: status, exitCode: exitCode, at: date, lease: nil)
+    }
+
+    public func appendOutput(stepID: Int, offset: Int, data: Data) async throws {
+        _ = try await appendOutput(stepID: stepID, offset: offset, data: data, lease: nil)
+    }
+
     public func finishRanJob(id: Int, status: JobStatus, at date: Date) async throws -> Bool {
-        try await skipPendingSteps(jobID: id, at: date)
-        return try await finishJob(id: id, status: status, cancelled: status == .cancelled, at: date)
+        try await finishRanJob(id: id, status: status, at: date, lease: nil)
     }
 
     public func syncCommittedWrites() throws {}

@@ -262,5 +262,11 @@ enum Migrations {
                 """,
             ]
         ),
+        (
+            // Fencing: each claim of a job takes the next epoch; what its replica writes for the
+            // running job counts only while the job is running, its own, at that epoch.
+            12,
+            ["ALTER TABLE jobs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0"]
+        ),
     ]
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import RapidFlowCore
 
 /// The statements every job runs, prepared on PostgreSQL: a connection parses and plans each
 /// once and keeps it, so a job's steps cost one bind and execute each. Parameter types are
@@ -9,86 +10,110 @@ import PostgresNIO
 ///
 /// SQLite runs the same changes as plain statements, kept prepared by its driver's cache.
 enum Prepared {
+    /// `AND` this for a write to a step under a lease (parameters `owner` and `epoch`; no lease:
+    /// both null, and the write is made).
+    static func fence(owner: Int, epoch: Int) -> String {
+        " AND ($\(owner)::text IS NULL OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = steps.job_id AND j.status = 'running'"
+            + " AND j.owner = $\(owner) AND j.lease_epoch = $\(epoch))) RETURNING id"
+    }
+
+    static func appendLease(_ lease: JobLease?, to bindings: inout PostgresBindings) {
+        bindings.append(lease?.owner)
+        bindings.append(lease?.epoch)
+    }
+
     struct StartStep: PostgresPreparedStatement {
         static let name = "rapidflow_start_step"
         static let sql = "UPDATE steps SET status = 'running', started_at = $1, process_group = $2 WHERE id = $3"
-        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .int8]
-        typealias Row = ()
+            + fence(owner: 4, epoch: 5)
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .int8, .text, .int8]
+        typealias Row = Int
         var id: Int
         var at: Int64
         var processGroup: Int?
+        var lease: JobLease?
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 3)
+            var bindings = PostgresBindings(capacity: 5)
             bindings.append(at)
             bindings.append(processGroup)
             bindings.append(id)
+            appendLease(lease, to: &bindings)
             return bindings
         }
 
-        func decodeRow(_ row: PostgresRow) throws {}
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
     struct RecordProcessGroup: PostgresPreparedStatement {
         static let name = "rapidflow_record_process_group"
-        static let sql = "UPDATE steps SET process_group = $1 WHERE id = $2"
-        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8]
-        typealias Row = ()
+        static let sql = "UPDATE steps SET process_group = $1 WHERE id = $2" + fence(owner: 3, epoch: 4)
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .text, .int8]
+        typealias Row = Int
         var stepID: Int
         var processGroup: Int
+        var lease: JobLease?
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
+            var bindings = PostgresBindings(capacity: 4)
             bindings.append(processGroup)
             bindings.append(stepID)
+            appendLease(lease, to: &bindings)
             return bindings
         }
 
-        func decodeRow(_ row: PostgresRow) throws {}
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
     struct FinishStep: PostgresPreparedStatement {
         static let name = "rapidflow_finish_step"
-        static let sql = "UPDATE steps SET status = $1, exit_code = $2, finished_at = $3 WHERE id = $4"
-        static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .int8, .int8]
-        typealias Row = ()
+        static let sql = "UPDATE steps SET status = $1, exit_code = $2, finished_at = $3 WHERE id = $4" + fence(owner: 5, epoch: 6)
+        static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .int8, .int8, .text, .int8]
+        typealias Row = Int
         var id: Int
         var status: String
         var exitCode: Int?
         var at: Int64
+        var lease: JobLease?
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 4)
+            var bindings = PostgresBindings(capacity: 6)
             bindings.append(status)
             bindings.append(exitCode)
             bindings.append(at)
             bindings.append(id)
+            appendLease(lease, to: &bindings)
             return bindings
         }
 
-        func decodeRow(_ row: PostgresRow) throws {}
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    /// The steps still pending are skipped and the job ends, in one statement.
+    /// The steps still pending are skipped and the job ends, in one statement; under a lease
+    /// only while it holds.
     struct FinishRanJob: PostgresPreparedStatement {
         static let name = "rapidflow_finish_ran_job"
         static let sql = """
-            WITH skipped AS (UPDATE steps SET status = 'skipped' WHERE job_id = $1 AND status = 'pending')
-            UPDATE jobs SET status = $2, cancelled = CASE WHEN $2 = 'cancelled' THEN 1 ELSE 0 END, finished_at = $3
-            WHERE id = $1 AND status IN ('pending', 'running')
-            RETURNING id
+            WITH ended AS (
+                UPDATE jobs SET status = $2, cancelled = CASE WHEN $2 = 'cancelled' THEN 1 ELSE 0 END, finished_at = $3
+                WHERE id = $1 AND status IN ('pending', 'running') AND ($4::text IS NULL OR (owner = $4 AND lease_epoch = $5))
+                RETURNING id),
+            skipped AS (UPDATE steps SET status = 'skipped' WHERE job_id IN (SELECT id FROM ended) AND status = 'pending')
+            SELECT id FROM ended
             """
-        static let bindingDataTypes: [PostgresDataType] = [.int8, .text, .int8]
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .text, .int8, .text, .int8]
         typealias Row = Int
         var id: Int
         var status: String
         var at: Int64
+        var lease: JobLease?
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 3)
+            var bindings = PostgresBindings(capacity: 5)
             bindings.append(id)
             bindings.append(status)
             bindings.append(at)
+            appendLease(lease, to: &bindings)
             return bindings
         }
 
@@ -97,21 +122,28 @@ enum Prepared {
 
     struct AppendOutput: PostgresPreparedStatement {
         static let name = "rapidflow_append_output"
-        static let sql = "INSERT INTO step_output (step_id, byte_offset, data) VALUES ($1, $2, $3)"
-        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .bytea]
-        typealias Row = ()
+        static let sql = """
+            INSERT INTO step_output (step_id, byte_offset, data) SELECT $1, $2, $3
+            WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM steps s JOIN jobs j ON j.id = s.job_id WHERE s.id = $1
+                AND j.status = 'running' AND j.owner = $4 AND j.lease_epoch = $5)
+            RETURNING step_id
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .bytea, .text, .int8]
+        typealias Row = Int
         var stepID: Int
         var offset: Int
         var data: Data
+        var lease: JobLease?
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 3)
+            var bindings = PostgresBindings(capacity: 5)
             bindings.append(stepID)
             bindings.append(offset)
             try bindings.append(data)
+            appendLease(lease, to: &bindings)
             return bindings
         }
 
-        func decodeRow(_ row: PostgresRow) throws {}
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 }

@@ -541,7 +541,7 @@ public final class SQLJobStore: JobStore {
                     WITH picked AS MATERIALIZED (
                         SELECT id FROM jobs WHERE status = \(bind: JobStatus.pending.rawValue) ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
                     UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
-                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
+                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil)), lease_epoch = lease_epoch + 1
                     WHERE id IN (SELECT id FROM picked) AND status = \(bind: JobStatus.pending.rawValue)
                     RETURNING *
                     """
@@ -606,7 +606,7 @@ public final class SQLJobStore: JobStore {
                 return try await database.raw(
                     """
                     UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Millis(date)),
-                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil))
+                        owner = \(bind: owner), lease_until = \(bind: Millis(leaseUntil)), lease_epoch = lease_epoch + 1
                     WHERE id IN (\(binds: picked)) AND status = \(bind: JobStatus.pending.rawValue)
                     RETURNING *
                     """
@@ -746,26 +746,31 @@ public final class SQLJobStore: JobStore {
         }
     }
 
-    public func finishRanJob(id: Int, status: JobStatus, at date: Date) async throws -> Bool {
+    public func finishRanJob(id: Int, status: JobStatus, at date: Date, lease: JobLease?) async throws -> Bool {
         precondition(status.isFinal, "finishRanJob takes a final status")
-        if let rows = try await prepared(Prepared.FinishRanJob(id: id, status: status.rawValue, at: Millis(date).value)) {
+        if let rows = try await prepared(Prepared.FinishRanJob(id: id, status: status.rawValue, at: Millis(date).value, lease: lease)) {
             return !rows.isEmpty
         }
-        // SQLite: both statements in one turn on the writer.
+        // SQLite: both statements in one turn on the writer; the steps are skipped only when
+        // the job is still running here under the lease.
+        let held: SQLQueryString = """
+            (\(bind: lease?.owner) IS NULL OR (owner = \(bind: lease?.owner) AND lease_epoch = \(bind: lease?.epoch)))
+            """
         return try await withDatabase { database in
             try await database.raw(
                 """
                 UPDATE steps SET status = \(bind: StepStatus.skipped.rawValue)
-                WHERE job_id = \(bind: id) AND status = \(bind: StepStatus.pending.rawValue)
-                """
+                WHERE job_id = \(bind: id) AND status = \(bind: StepStatus.pending.rawValue) AND EXISTS (
+                    SELECT 1 FROM jobs WHERE id = \(bind: id)
+                    AND status IN (\(bind: JobStatus.pending.rawValue), \(bind: JobStatus.running.rawValue)) AND
+                """ + held + ")"
             ).run()
             return try await database.raw(
                 """
                 UPDATE jobs SET status = \(bind: status.rawValue), cancelled = \(bind: status == .cancelled ? 1 : 0),
                     finished_at = \(bind: Millis(date))
-                WHERE id = \(bind: id) AND status IN (\(bind: JobStatus.pending.rawValue), \(bind: JobStatus.running.rawValue))
-                RETURNING id
-                """
+                WHERE id = \(bind: id) AND status IN (\(bind: JobStatus.pending.rawValue), \(bind: JobStatus.running.rawValue)) AND
+                """ + held + " RETURNING id"
             ).first() != nil
         }
     }
@@ -796,38 +801,51 @@ public final class SQLJobStore: JobStore {
 
     // MARK: - Steps
 
-    public func startStep(id: Int, at date: Date, processGroup: Int32?) async throws {
-        if try await prepared(Prepared.StartStep(id: id, at: Millis(date).value, processGroup: processGroup.map(Int.init))) != nil { return }
-        try await withDatabase { database in
+    /// `AND` this for a write to a step under `lease` (the table is `steps`): true when there
+    /// is no lease.
+    private static func stepFence(_ lease: JobLease?) -> SQLQueryString {
+        """
+         AND (\(bind: lease?.owner) IS NULL OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = steps.job_id
+            AND j.status = \(bind: JobStatus.running.rawValue) AND j.owner = \(bind: lease?.owner) AND j.lease_epoch = \(bind: lease?.epoch)))
+        """
+    }
+
+    public func startStep(id: Int, at date: Date, processGroup: Int32?, lease: JobLease?) async throws -> Bool {
+        let statement = Prepared.StartStep(id: id, at: Millis(date).value, processGroup: processGroup.map(Int.init), lease: lease)
+        if let rows = try await prepared(statement) { return !rows.isEmpty }
+        return try await withDatabase { database in
             try await database.raw(
                 """
                 UPDATE steps SET status = \(bind: StepStatus.running.rawValue), started_at = \(bind: Millis(date)),
                     process_group = \(bind: processGroup.map(Int.init))
                 WHERE id = \(bind: id)
-                """
-            ).run()
+                """ + Self.stepFence(lease) + " RETURNING id"
+            ).first() != nil
         }
     }
 
-    public func recordProcessGroup(stepID: Int, processGroup: Int32) async throws {
-        if try await prepared(Prepared.RecordProcessGroup(stepID: stepID, processGroup: Int(processGroup))) != nil { return }
-        try await withDatabase { database in
+    public func recordProcessGroup(stepID: Int, processGroup: Int32, lease: JobLease?) async throws -> Bool {
+        if let rows = try await prepared(Prepared.RecordProcessGroup(stepID: stepID, processGroup: Int(processGroup), lease: lease)) {
+            return !rows.isEmpty
+        }
+        return try await withDatabase { database in
             try await database.raw(
-                "UPDATE steps SET process_group = \(bind: Int(processGroup)) WHERE id = \(bind: stepID)"
-            ).run()
+                "UPDATE steps SET process_group = \(bind: Int(processGroup)) WHERE id = \(bind: stepID)" + Self.stepFence(lease) + " RETURNING id"
+            ).first() != nil
         }
     }
 
-    public func finishStep(id: Int, status: StepStatus, exitCode: Int?, at date: Date) async throws {
-        if try await prepared(Prepared.FinishStep(id: id, status: status.rawValue, exitCode: exitCode, at: Millis(date).value)) != nil { return }
-        try await withDatabase { database in
+    public func finishStep(id: Int, status: StepStatus, exitCode: Int?, at date: Date, lease: JobLease?) async throws -> Bool {
+        let statement = Prepared.FinishStep(id: id, status: status.rawValue, exitCode: exitCode, at: Millis(date).value, lease: lease)
+        if let rows = try await prepared(statement) { return !rows.isEmpty }
+        return try await withDatabase { database in
             try await database.raw(
                 """
                 UPDATE steps SET status = \(bind: status.rawValue), exit_code = \(bind: exitCode),
                     finished_at = \(bind: Millis(date))
                 WHERE id = \(bind: id)
-                """
-            ).run()
+                """ + Self.stepFence(lease) + " RETURNING id"
+            ).first() != nil
         }
     }
 
@@ -846,12 +864,26 @@ public final class SQLJobStore: JobStore {
         try reserve?.checkRoomForOutput()
     }
 
-    public func appendOutput(stepID: Int, offset: Int, data: Data) async throws {
-        if try await prepared(Prepared.AppendOutput(stepID: stepID, offset: offset, data: data)) != nil { return }
-        try await withDatabase { database in
-            try await database.raw(
-                "INSERT INTO step_output (step_id, byte_offset, data) VALUES (\(bind: stepID), \(bind: offset), \(bind: data))"
-            ).run()
+    public func appendOutput(stepID: Int, offset: Int, data: Data, lease: JobLease?) async throws -> Bool {
+        if let rows = try await prepared(Prepared.AppendOutput(stepID: stepID, offset: offset, data: data, lease: lease)) {
+            return !rows.isEmpty
+        }
+        return try await withDatabase { database in
+            guard let lease else {
+                try await database.raw(
+                    "INSERT INTO step_output (step_id, byte_offset, data) VALUES (\(bind: stepID), \(bind: offset), \(bind: data))"
+                ).run()
+                return true
+            }
+            return try await database.raw(
+                """
+                INSERT INTO step_output (step_id, byte_offset, data)
+                SELECT \(bind: stepID), \(bind: offset), \(bind: data) WHERE EXISTS (
+                    SELECT 1 FROM steps s JOIN jobs j ON j.id = s.job_id WHERE s.id = \(bind: stepID)
+                    AND j.status = \(bind: JobStatus.running.rawValue) AND j.owner = \(bind: lease.owner) AND j.lease_epoch = \(bind: lease.epoch))
+                RETURNING step_id
+                """
+            ).first() != nil
         }
     }
 
@@ -1006,7 +1038,8 @@ public final class SQLJobStore: JobStore {
             ports: try row.decode(column: "ports", as: String?.self).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? [],
             createdAt: try row.decode(column: "created_at", as: Millis.self).date,
             startedAt: try row.decode(column: "started_at", as: Millis?.self)?.date,
-            finishedAt: try row.decode(column: "finished_at", as: Millis?.self)?.date)
+            finishedAt: try row.decode(column: "finished_at", as: Millis?.self)?.date,
+            leaseEpoch: (try? row.decode(column: "lease_epoch", as: Int.self)) ?? 0)
     }
 
     private static func step(from row: any SQLRow) throws -> Step {

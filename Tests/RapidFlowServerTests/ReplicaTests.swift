@@ -264,6 +264,49 @@ struct ReplicaTests {
         }
     }
 
+    /// Fencing: a replica paused past its lease (SIGSTOP) wakes to find its job settled by the
+    /// other replica. Nothing it writes for the job counts any more (the store holds exactly the
+    /// settled state), and it kills the job's step at once and says why.
+    @Test func aReplicaPausedPastItsLeaseWritesNothingAndStopsTheJobWhenItWakes() async throws {
+        try await ScratchDatabase.with { url in
+            let a = try await Self.replica(url, leaseSeconds: 2)
+            defer {
+                a.kill(signal: SIGCONT)
+                a.kill(signal: SIGKILL)
+            }
+            let token = "rf-fenced-\(UUID().uuidString.prefix(8))"
+            let pipeline = try await a.client.createPipeline(
+                config: "steps:\n  - exec -a \(token) bash -c 'while true; do echo tick; sleep 0.02; done'\n  - echo never\n")
+            let jobID = try await a.client.trigger(pipeline)
+            try await a.client.waitForOutput(jobID, containing: "tick")
+            let b = try await Self.replica(url, leaseSeconds: 2)
+            defer { b.kill(signal: SIGTERM) }
+
+            a.kill(signal: SIGSTOP)
+            try await eventually(timeout: .seconds(60), "B settles A's job once A's lease has run out") {
+                try await b.client.job(jobID).status == .failed
+            }
+            let settled = try await b.client.logs(jobID)
+            #expect(settled.logs.map(\.status) == [.failed, .skipped])
+            #expect(TestFiles.processExists(matching: token), "A's step went on while A was paused")
+
+            a.kill(signal: SIGCONT)
+            let resumed = ContinuousClock.now
+            try await eventually(timeout: .seconds(30), "A's step is killed once A wakes") { !TestFiles.processExists(matching: token) }
+            let gone = ContinuousClock.now - resumed
+            // Within a second here when the machine is quiet; the margin is for a loaded one.
+            #expect(gone < .seconds(5), "A's step outlived A's wake-up by \(gone)")
+            try await eventually(timeout: .seconds(30), "A logs why it stopped the job") {
+                let log = (try? String(contentsOfFile: a.logPath, encoding: .utf8)) ?? ""
+                return log.contains("lost the lease of a running job") && log.contains("\(jobID)")
+            }
+            #expect(try await a.client.get("/health").status == 200, "A serves on")
+            let after = try await b.client.logs(jobID)
+            #expect(after == settled, "nothing A wrote after the settlement was kept")
+            #expect(try await b.client.job(jobID).status == .failed)
+        }
+    }
+
     @Test func whenAReplicaDiesAnotherSettlesItsJobsWithinTheLease() async throws {
         try await ScratchDatabase.with { url in
             let a = try await Self.replica(url, leaseSeconds: 2)

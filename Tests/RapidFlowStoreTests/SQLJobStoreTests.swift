@@ -121,6 +121,41 @@ struct SQLJobStoreTests {
         }
     }
 
+    /// Each claim takes the next epoch; a write under a lease counts only while the job runs,
+    /// owned by the lease's replica at its epoch, and says when it did not.
+    @Test(arguments: StoreKind.allCases)
+    func writesUnderALeaseCountOnlyWhileItHolds(_ kind: StoreKind) async throws {
+        try await StoreFixture.withStore(kind) { store in
+            let job = try await store.createJob(newJob(steps: 2))
+            let claimed = try await store.claimPendingJobs(owner: "a", limit: 1, at: Date(), leaseUntil: Date(timeIntervalSinceNow: 60), maxJobsPerOwner: nil)
+            let epoch = try #require(claimed.first?.leaseEpoch)
+            #expect(epoch == 1, "the first claim's epoch")
+            let held = JobLease(owner: "a", epoch: epoch)
+            let steps = try await store.steps(jobID: job.id)
+            for stale in [JobLease(owner: "a", epoch: epoch - 1), JobLease(owner: "b", epoch: epoch)] {
+                #expect(try await !store.startStep(id: steps[0].id, at: Date(), processGroup: nil, lease: stale), "\(stale)")
+                #expect(try await !store.appendOutput(stepID: steps[0].id, offset: 0, data: Data("x".utf8), lease: stale))
+                #expect(try await !store.finishRanJob(id: job.id, status: .success, at: Date(), lease: stale))
+            }
+            #expect(try await store.steps(jobID: job.id)[0].status == .pending, "a stale lease changed nothing")
+            #expect(try await store.startStep(id: steps[0].id, at: Date(), processGroup: nil, lease: held))
+            #expect(try await store.recordProcessGroup(stepID: steps[0].id, processGroup: 4242, lease: held))
+            #expect(try await store.appendOutput(stepID: steps[0].id, offset: 0, data: Data("before\n".utf8), lease: held))
+
+            // Another replica settles the job (this one stopped renewing): the lease is gone.
+            let settled = try await store.settleInterruptedJobs(reason: "lease ran out", at: Date(), scope: .ownedBy("a", orLeaseEndedBefore: Date()))
+            #expect(settled.jobIDs == [job.id])
+            let output = try await store.output(stepID: steps[0].id)
+            #expect(try await !store.appendOutput(stepID: steps[0].id, offset: output.count, data: Data("after\n".utf8), lease: held))
+            #expect(try await !store.finishStep(id: steps[0].id, status: .success, exitCode: 0, at: Date(), lease: held))
+            #expect(try await !store.startStep(id: steps[1].id, at: Date(), processGroup: nil, lease: held))
+            #expect(try await !store.finishRanJob(id: job.id, status: .success, at: Date(), lease: held))
+            #expect(try await store.output(stepID: steps[0].id) == output, "nothing appended after the settlement")
+            #expect(try await store.steps(jobID: job.id).map(\.status) == [.failed, .skipped])
+            #expect(try await store.job(id: job.id)?.status == .failed)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func interruptedJobsAreSettledFailedWithTheReasonInTheOutput(_ kind: StoreKind) async throws {
         try await StoreFixture.withStore(kind) { store in

@@ -5,6 +5,13 @@ import RapidFlowCore
 import RapidFlowRunner
 import RapidFlowStore
 
+/// A write for a running job found its lease gone: another replica settled the job, and
+/// nothing more is written for it here.
+struct LeaseLost: Error, CustomStringConvertible {
+    let jobID: Int
+    var description: String { "job \(jobID): this replica no longer holds its lease" }
+}
+
 /// One claimed job on this service, from its claim to its final status: it prepares the
 /// job's workspace and credentials, begins a session on the executor, runs the pending
 /// steps in order through it, closes it, and settles the job.
@@ -20,6 +27,8 @@ struct JobExecution {
     let logger: Logger
 
     private var jobID: Int { job.id }
+    /// What this replica holds the job by: every write for it is made under it.
+    private var lease: JobLease { JobLease(owner: settings.instanceID, epoch: job.leaseEpoch) }
 
     /// Runs the job and settles it with its final status, which it returns. Throws when the
     /// store fails it; the caller then settles the job as abandoned.
@@ -72,8 +81,10 @@ struct JobExecution {
         }
         await session.close()
         var status = try outcome.get()
+        if control.stopReason == .leaseLost { throw LeaseLost(jobID: jobID) }
         if let reason = control.stopReason, status == .success { status = reason.jobStatus }
-        try await settlement.settle(.ran(jobID: jobID, status: status))
+        control.markSettling()
+        try await settlement.settle(.ran(jobID: jobID, status: status, lease: lease))
         return status
     }
 
@@ -175,12 +186,13 @@ struct JobExecution {
     private func failAtFirstStep(_ steps: [Step], reason: String) async throws -> JobStatus {
         if let first = steps.first {
             let started = Date()
-            try await store.startStep(id: first.id, at: started, processGroup: nil)
-            let recorder = StepOutputRecorder(store: store, broadcaster: broadcaster, jobID: jobID, stepID: first.id, cap: settings.stepOutputCap)
+            guard try await store.startStep(id: first.id, at: started, processGroup: nil, lease: lease) else { throw LeaseLost(jobID: jobID) }
+            let recorder = StepOutputRecorder(
+                store: store, broadcaster: broadcaster, jobID: jobID, stepID: first.id, cap: settings.stepOutputCap, lease: lease, control: control)
             await recorder.note(reason)
-            try await settlement.settleStep(first, status: .failed, exitCode: nil, startedAt: started)
+            try await settlement.settleStep(first, status: .failed, exitCode: nil, startedAt: started, lease: lease)
         }
-        try await settlement.settle(.ran(jobID: jobID, status: .failed))
+        try await settlement.settle(.ran(jobID: jobID, status: .failed, lease: lease))
         return .failed
     }
 
@@ -188,7 +200,7 @@ struct JobExecution {
         _ step: Step, in session: any JobSession, _ prepared: PreparedJob, keys: WorkspaceFiles.CacheKeys
     ) async throws -> StepStatus {
         let started = Date()
-        try await store.startStep(id: step.id, at: started, processGroup: nil)
+        guard try await store.startStep(id: step.id, at: started, processGroup: nil, lease: lease) else { throw LeaseLost(jobID: jobID) }
         var running = step
         running.status = .running
         running.startedAt = started
@@ -196,7 +208,7 @@ struct JobExecution {
 
         let recorder = StepOutputRecorder(
             store: store, broadcaster: broadcaster, jobID: jobID, stepID: step.id, cap: settings.stepOutputCap,
-            secrets: prepared.secrets, metrics: settings.metrics)
+            secrets: prepared.secrets, metrics: settings.metrics, lease: lease, control: control)
         var invocation = StepInvocation(
             jobID: jobID, stepID: step.id, type: step.type, content: step.content, workspace: prepared.workspace,
             workingDirectory: step.type == .git ? prepared.workspace : prepared.workingDirectory, environment: prepared.environment,
@@ -232,7 +244,9 @@ struct JobExecution {
             status = exitCode == 0 ? .success : .failed
             if let exitCode, exitCode != 0 { await recorder.note("step failed with exit code \(exitCode)") }
         }
-        try await settlement.settleStep(step, status: status, exitCode: exitCode, startedAt: started)
+        // A lease lost while the step ran: the step was stopped, and nothing more is written.
+        if control.stopReason == .leaseLost { throw LeaseLost(jobID: jobID) }
+        try await settlement.settleStep(step, status: status, exitCode: exitCode, startedAt: started, lease: lease)
         return status
     }
 

@@ -190,6 +190,12 @@ public actor JobScheduler: Service {
             let renewal = try await store.renewLeases(
                 owner: settings.instanceID, until: now.addingTimeInterval(settings.leaseDuration.inSeconds))
             for jobID in renewal.cancelRequested { await cancelRequested(jobID: jobID) }
+            // Running here, yet no longer this replica's: another replica settled it while this one
+            // did not renew (paused, or cut off from the store). Its processes stop at once.
+            // (`execute` logs it when the job's run gives up.)
+            for (jobID, control) in runs where !renewal.renewed.contains(jobID) && !control.isSettling {
+                control.terminate(.leaseLost)
+            }
             let settled = try await settlement.settle(
                 .interrupted(
                     .leaseEndedBefore(now, exceptOwner: settings.instanceID),
@@ -222,6 +228,13 @@ public actor JobScheduler: Service {
                 job: job, control: control, store: store, executor: executor, broadcaster: broadcaster,
                 settlement: settlement, settings: settings, logger: logger
             ).run()
+            finished(control)
+        } catch is LeaseLost {
+            // Settled by another replica: the store refused this replica's writes for it.
+            control.terminate(.leaseLost)
+            logger.warning(
+                "lost the lease of a running job: another replica settled it while this one did not renew the lease; its processes here were stopped and nothing more is written for it",
+                metadata: ["job": "\(job.id)"])
             finished(control)
         } catch {
             logger.error("job failed to run", metadata: ["job": "\(job.id)", "error": "\(error)"])

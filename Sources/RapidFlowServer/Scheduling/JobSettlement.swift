@@ -24,7 +24,8 @@ struct JobSettlement: Sendable {
     /// How a job ended.
     enum Ending: Sendable {
         /// Its steps ran here, and it ended with `status`.
-        case ran(jobID: Int, status: JobStatus)
+        /// Under `lease`, its end is written only while the lease holds.
+        case ran(jobID: Int, status: JobStatus, lease: JobLease? = nil)
         /// It could not complete here: it fails with `reason` in its running step's output.
         case abandoned(jobID: Int, reason: String)
         /// It was cancelled while pending, before any step started.
@@ -42,9 +43,9 @@ struct JobSettlement: Sendable {
         var settled: [Int] = []
         var status = JobStatus.failed
         switch ending {
-        case .ran(let jobID, let ended):
+        case .ran(let jobID, let ended, let lease):
             status = ended
-            if try await store.finishRanJob(id: jobID, status: ended, at: now) { settled = [jobID] }
+            if try await store.finishRanJob(id: jobID, status: ended, at: now, lease: lease) { settled = [jobID] }
         case .abandoned(let jobID, let reason):
             // A running step gets the reason in its output; a job with none fails plainly.
             settled = try await settleInterrupted(.zombie(jobID: jobID, ownedBy: instanceID, orLeaseEndedBefore: now), reason: reason, at: now)
@@ -129,9 +130,12 @@ struct JobSettlement: Sendable {
 
     /// A step's end: its status and exit code stored once, its duration in the metrics, the
     /// end published to followers.
-    func settleStep(_ step: Step, status: StepStatus, exitCode: Int?, startedAt: Date) async throws {
+    /// Under `lease`, only while it holds (`LeaseLost` otherwise).
+    func settleStep(_ step: Step, status: StepStatus, exitCode: Int?, startedAt: Date, lease: JobLease? = nil) async throws {
         let finished = Date()
-        try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: finished)
+        guard try await store.finishStep(id: step.id, status: status, exitCode: exitCode, at: finished, lease: lease) else {
+            throw LeaseLost(jobID: step.jobID)
+        }
         metrics.recordStep(type: step.type, status: status, duration: .milliseconds(Int(finished.timeIntervalSince(startedAt) * 1000)))
         await broadcaster.publish(jobID: step.jobID, event: .stepFinished(stepID: step.id, status: status, exitCode: exitCode))
         events.emit(.stepFinished(jobID: step.jobID))

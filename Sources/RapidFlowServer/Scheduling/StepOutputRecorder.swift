@@ -21,11 +21,16 @@ actor StepOutputRecorder: StepEvents {
     /// Set once the ring first drops a byte: the output is then really cut.
     private var cutAnnounced = false
     private var masker: SecretMasker
+    /// What the job's writes are made under, and the job to stop once it is gone.
+    private let lease: JobLease?
+    private let control: JobControl?
 
     init(
         store: any JobStore, broadcaster: LogBroadcaster, jobID: Int, stepID: Int, cap: Int, secrets: [String] = [],
-        metrics: ServiceMetrics? = nil
+        metrics: ServiceMetrics? = nil, lease: JobLease? = nil, control: JobControl? = nil
     ) {
+        self.lease = lease
+        self.control = control
         self.metrics = metrics
         self.masker = SecretMasker(secrets: secrets)
         self.tail = TailBuffer(capacity: max(1, cap / 2))
@@ -38,7 +43,7 @@ actor StepOutputRecorder: StepEvents {
 
     func started(processGroup: pid_t?) async {
         if let processGroup {
-            try? await store.recordProcessGroup(stepID: stepID, processGroup: processGroup)
+            if (try? await store.recordProcessGroup(stepID: stepID, processGroup: processGroup, lease: lease)) == false { leaseLost() }
         }
     }
 
@@ -92,6 +97,11 @@ actor StepOutputRecorder: StepEvents {
         try? await write(Data(("[rapidflow] " + message + "\n").utf8))
     }
 
+    /// The job's lease is gone: its step is killed at once (nothing more is written for it).
+    private func leaseLost() {
+        control?.terminate(.leaseLost)
+    }
+
     /// Stores `data` in pieces of at most 256 KiB, so one failed write (a full disk) wastes little.
     private func write(_ data: Data) async throws {
         var start = data.startIndex
@@ -99,7 +109,10 @@ actor StepOutputRecorder: StepEvents {
             let end = min(start + (256 << 10), data.endIndex)
             let piece = data.subdata(in: start..<end)
             let at = offset
-            try await store.appendOutput(stepID: stepID, offset: at, data: piece)
+            guard try await store.appendOutput(stepID: stepID, offset: at, data: piece, lease: lease) else {
+                leaseLost()
+                throw LeaseLost(jobID: jobID)
+            }
             offset += piece.count
             metrics?.recordLogBytes(piece.count)
             await broadcaster.publish(jobID: jobID, event: .log(stepID: stepID, offset: at, data: piece))
