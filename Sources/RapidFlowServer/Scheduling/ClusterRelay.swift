@@ -72,10 +72,11 @@ final class ClusterOutbox: Sendable {
         send(.wake, job: 0)
     }
 
-    /// Another replica shares the store.
-    func heard(from replica: String) {
-        guard replica != origin else { return }
-        peers.withLock { _ = $0.insert(replica) }
+    /// Another replica shares the store; true when it was not known before.
+    @discardableResult
+    func heard(from replica: String) -> Bool {
+        guard replica != origin else { return false }
+        return peers.withLock { $0.insert(replica).inserted }
     }
 
     var hasPeers: Bool { peers.withLock { !$0.isEmpty } }
@@ -150,7 +151,11 @@ struct ClusterRelay: Service {
                     guard let message = try? decoder.decode(ClusterMessage.self, from: Data(payload.utf8)),
                         message.origin != outbox.origin, message.to == nil || message.to == outbox.origin
                     else { continue }
-                    outbox.heard(from: message.origin)
+                    if outbox.heard(from: message.origin), message.kind != .hello {
+                        // A replica this one did not know: its followers may have started while
+                        // none was known, so their `follow` was never sent.
+                        for jobID in await broadcaster.followedJobs() { outbox.send(.follow, job: jobID) }
+                    }
                     await receive(message)
                 }
             }
