@@ -91,7 +91,8 @@ public func buildApplication(
             if let nomad { NomadRunnerLauncher(nomad: nomad) } else {
                 LocalRunnerLauncher(
                     binary: configuration.runnerBinary ?? ownExecutable(), workspaces: "\(dataDirectory)/runner-workspaces",
-                    executor: engineAnswers ? "auto" : "shell", stepUser: stepIdentity?.name)
+                    executor: engineAnswers ? "auto" : "shell", stepUser: stepIdentity?.name,
+                    leaseSeconds: configuration.leaseDuration.inSeconds)
             }
         executor = RunnerExecutor(
             hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { advertised.withLock { $0 } },

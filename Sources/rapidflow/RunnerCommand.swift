@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -27,6 +28,10 @@ struct RunnerCommand: AsyncParsableCommand {
     @Option(help: "Where job workspaces go (default: a directory under the system's temporary directory).") var workspace: String?
     @Option(help: "How steps run here: shell, docker or auto (containers when the engine answers and the config names an image).")
     var executor: String = "auto"
+    @Option(name: .customLong("lease-seconds"), help: "Stop the running step and exit when no replica of the service has answered for this long (default 30; the service passes its own --lease-seconds).")
+    var leaseSeconds: Double = 30
+    @Option(name: .customLong("grace-seconds"), help: "Time between SIGTERM and SIGKILL when the runner stops a step on its own (default 10; the service passes the job's).")
+    var graceSeconds: Double = 10
     @Option(name: .customLong("step-user"), help: "Run pipeline steps as this unprivileged user (a name or uid), in a workspace it owns.")
     var stepUser: String?
 
@@ -40,7 +45,8 @@ struct RunnerCommand: AsyncParsableCommand {
         let workspacePath = URL(fileURLWithPath: root).standardizedFileURL.path + "/job-\(job)"
         try FileManager.default.createDirectory(atPath: workspacePath, withIntermediateDirectories: true)
 
-        let api = RunnerAPI(baseURL: server.trimmingSuffix("/"), jobID: job, token: token)
+        guard leaseSeconds > 0, graceSeconds >= 0 else { throw ValidationError("--lease-seconds must be above 0 and --grace-seconds 0 or more") }
+        let api = RunnerAPI(baseURL: server.trimmingSuffix("/"), jobID: job, token: token, lease: .milliseconds(Int(leaseSeconds * 1000)))
         let launcher = ProcessLauncher()
         let docker = DockerEngine()
         let containers = executor == "shell" ? nil : ContainerStepExecutor(launcher: launcher, languageImages: ContainerStepExecutor.defaultLanguageImages)
@@ -55,7 +61,7 @@ struct RunnerCommand: AsyncParsableCommand {
         signal(SIGTERM, SIG_IGN)
         // The job's control on this side: the service decides what runs, so a signal stops the
         // step being run and nothing else.
-        let control = JobControl(jobID: job)
+        let control = JobControl(jobID: job, gracePeriod: .milliseconds(Int(graceSeconds * 1000)))
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM)
         terminate.setEventHandler { control.signalCurrentStep(SIGTERM) }
         terminate.resume()
@@ -81,6 +87,11 @@ struct RunnerCommand: AsyncParsableCommand {
             named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
             let outcome = await runStep(named, control: control, executor: local, api: api)
             control.endStep()
+            if let orphaned = api.orphaned.withLock({ $0 }) {
+                // Nobody is there to report to: the step was stopped, and the runner ends.
+                FileHandle.standardError.write(Data("rapidflow runner: job \(job): \(orphaned); stopped its step\n".utf8))
+                return
+            }
             try await api.finish(stepID: next.stepID, outcome: outcome)
         }
     }
@@ -90,11 +101,28 @@ struct RunnerCommand: AsyncParsableCommand {
         let events = RunnerOutput(api: api, stepID: step.stepID)
         return await withTaskGroup(of: Result<Int, any Error>?.self) { group in
             group.addTask {
+                // The service's stop signals; and when the service says the job is over, or no
+                // replica answers for a lease, the step is stopped here (SIGTERM, then SIGKILL
+                // after the grace period): its owner is gone and nobody would stop it.
+                var unanswered: ContinuousClock.Instant?
                 while !Task.isCancelled {
                     let signal: Int?
+                    let asked = ContinuousClock.now
                     do {
-                        signal = try await api.signal(stepID: step.stepID)
+                        // After a failure, quick looks: a refused connection is retried by the
+                        // HTTP client until the call's own deadline.
+                        signal = try await unanswered == nil ? api.signal(stepID: step.stepID) : api.signal(stepID: step.stepID, probe: true)
+                        unanswered = nil
+                    } catch let failure as RunnerFailure where failure.jobIsOver {
+                        stopOrphaned(because: "the service says the job is over (\(failure.status ?? 0))", control: control, api: api)
+                        return nil
                     } catch {
+                        let since = unanswered ?? asked
+                        unanswered = since
+                        if ContinuousClock.now - since >= api.lease {
+                            stopOrphaned(because: "no replica of the service answered for \(api.lease)", control: control, api: api)
+                            return nil
+                        }
                         try? await Task.sleep(for: .milliseconds(500))
                         continue
                     }
@@ -113,15 +141,38 @@ struct RunnerCommand: AsyncParsableCommand {
                     return .failure(error)
                 }
             }
-            let result = await group.next()!!
-            group.cancelAll()
-            return result
+            // The step's own result; the watcher ends with nil (after an orphaned stop, the
+            // step still ends by itself, as the signals make it).
+            while let result = await group.next() {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            return .failure(RunnerFailure(description: "the step ended without a result"))
+        }
+    }
+
+    /// The step's owner is gone: SIGTERM now, SIGKILL after the grace period.
+    private func stopOrphaned(because reason: String, control: JobControl, api: RunnerAPI) {
+        api.orphaned.withLock { $0 = $0 ?? reason }
+        control.signalCurrentStep(SIGTERM)
+        let grace = control.gracePeriod
+        Task {
+            try? await Task.sleep(for: grace)
+            control.signalCurrentStep(SIGKILL)
         }
     }
 }
 
 struct RunnerFailure: Error, CustomStringConvertible {
     let description: String
+    /// The HTTP status of the service's refusal, when there was one.
+    var status: Int? = nil
+
+    /// The service no longer knows the job here (it ended, was settled elsewhere, or the
+    /// service restarted without it).
+    var jobIsOver: Bool { [401, 404, 410].contains(status ?? 0) }
 }
 
 /// Sends a step's output to the service in order, at its byte offset.
@@ -164,16 +215,51 @@ extension RunnerCommand {
     }
 }
 
+/// Why a runner stopped its step on its own; nil while the service answers.
+final class OrphanReason: Sendable {
+    private let reason = Mutex<String?>(nil)
+
+    func withLock<T>(_ body: (inout String?) -> T) -> T { reason.withLock { body(&$0) } }
+}
+
 /// The service's `/runner/jobs/:id/…` calls, with the job's token.
 struct RunnerAPI: Sendable {
     let baseURL: String
     let jobID: Int
     let token: String
+    /// How long the runner goes on without an answer from any replica.
+    let lease: Duration
+    /// Why the runner stopped its step on its own (the service is gone or done with the job).
+    let orphaned = OrphanReason()
 
-    /// The next step, or nil when the job is over.
+    init(baseURL: String, jobID: Int, token: String, lease: Duration) {
+        self.baseURL = baseURL
+        self.jobID = jobID
+        self.token = token
+        self.lease = lease
+    }
+
+    /// The next step, or nil when the job is over (the service says so, or no replica answered
+    /// for a lease).
     func next() async throws -> StepPayload? {
+        var unanswered: ContinuousClock.Instant?
         while true {
-            let body: API.RunnerNext = try await call(.GET, "/next?wait=25", timeout: .seconds(60))
+            let body: API.RunnerNext
+            let asked = ContinuousClock.now
+            do {
+                body = try await unanswered == nil
+                    ? call(.GET, "/next?wait=\(longPollSeconds)", timeout: longPollTimeout) : call(.GET, "/next?wait=0", timeout: probeTimeout)
+                unanswered = nil
+            } catch let failure as RunnerFailure {
+                if failure.jobIsOver { return nil }
+                throw failure
+            } catch {
+                let since = unanswered ?? asked
+                unanswered = since
+                if ContinuousClock.now - since >= lease { throw error }
+                try await Task.sleep(for: .milliseconds(500))
+                continue
+            }
             if body.done { return nil }
             if let step = body.step { return step }
         }
@@ -195,9 +281,21 @@ struct RunnerAPI: Sendable {
             .POST, "/steps/\(stepID)/exit", body: body, headers: ["Content-Type": "application/json"], timeout: .seconds(60))
     }
 
-    /// A stop signal for the step, waiting up to 25 s; nil when none came.
-    func signal(stepID: Int) async throws -> Int? {
-        let body: API.RunnerSignal = try await call(.GET, "/steps/\(stepID)/signal?wait=25", timeout: .seconds(60))
+    /// How long a long poll waits for an answer, and the whole call for the service: a third
+    /// of the lease each (at most 25 s of waiting), so a call that goes unanswered, because the
+    /// service is gone or cut off, fails well within the lease.
+    var longPollSeconds: Int { max(1, min(25, Int(lease.inSeconds / 3))) }
+    var longPollTimeout: TimeAmount { .milliseconds(Int64(longPollSeconds * 1000) + max(1000, Int64(lease.inSeconds * 1000 / 3))) }
+    /// A call that must not wait: looking whether the service is back.
+    var probeTimeout: TimeAmount { .milliseconds(max(500, min(5000, Int64(lease.inSeconds * 1000 / 3)))) }
+
+    /// A stop signal for the step, waiting for one up to a long poll; nil when none came. A
+    /// probe does not wait.
+    func signal(stepID: Int, probe: Bool = false) async throws -> Int? {
+        let body: API.RunnerSignal =
+            try await probe
+            ? call(.GET, "/steps/\(stepID)/signal?wait=0", timeout: probeTimeout)
+            : call(.GET, "/steps/\(stepID)/signal?wait=\(longPollSeconds)", timeout: longPollTimeout)
         return body.signal
     }
 
@@ -211,9 +309,13 @@ struct RunnerAPI: Sendable {
         if let body { request.body = .bytes(body) }
         let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 16 << 20)
-        let envelope = try JSONDecoder().decode(API.Envelope<T>.self, from: Data(buffer: bytes))
+        let status = Int(response.status.code)
+        guard let envelope = try? JSONDecoder().decode(API.Envelope<T>.self, from: Data(buffer: bytes)) else {
+            // Not the service's answer (a proxy's error page, say).
+            throw RunnerFailure(description: "\(method) \(path) answered \(status) without the service's envelope", status: status)
+        }
         if let error = envelope.error {
-            throw RunnerFailure(description: "the service refused \(method) \(path): \(error.message) (\(error.code))")
+            throw RunnerFailure(description: "the service refused \(method) \(path): \(error.message) (\(error.code))", status: status)
         }
         guard let data = envelope.data else { throw RunnerFailure(description: "the service answered \(method) \(path) without data") }
         return data

@@ -64,6 +64,57 @@ struct RunnerTests {
         }
     }
 
+    /// The service that owns a runner's job dies: the runner stops its step once no replica
+    /// has answered for the lease (SIGTERM, SIGKILL after the grace period) and exits.
+    @Test func aRunnerWhoseServiceIsGoneStopsItsStepAndExits() async throws {
+        let token = "rf-orphan-\(UUID().uuidString.prefix(8))"
+        defer { TestFiles.shellNow("pkill -KILL -f '[r]f-orphan-\(token.suffix(8))' || true") }
+        let service = try await ServiceProcess.start(
+            dataDirectory: TestFiles.temporaryDirectory(), arguments: ["--executor", "runner", "--lease-seconds", "3", "--kill-grace-seconds", "1"])
+        let jobID = try await service.client.trigger(
+            try await service.client.createPipeline(config: "steps:\n  - echo started; exec -a \(token) sleep 300\n"))
+        try await service.client.waitForOutput(jobID, containing: "started")
+        let runner = "rapidflow runner --server \(service.client.baseURL) --job \(jobID) "
+        #expect(TestFiles.processExists(matching: runner))
+        defer { TestFiles.shellNow("pkill -KILL -f '[r]apidflow runner --server \(service.client.baseURL) --job \(jobID) ' || true") }
+
+        service.kill(signal: SIGKILL)
+        let killed = ContinuousClock.now
+        try await eventually(timeout: .seconds(60), "the orphaned step is stopped") { !TestFiles.processExists(matching: token) }
+        let stopped = ContinuousClock.now - killed
+        #expect(stopped >= .seconds(2), "not before the lease (3 s) had nearly passed: \(stopped)")
+        #expect(stopped < .seconds(30), "about one lease (3 s) and the grace period (1 s), not the step's 300 s: \(stopped)")
+        try await eventually(timeout: .seconds(30), "the runner exits") { !TestFiles.processExists(matching: runner) }
+        // The runner's own account (its standard error is the service's log file).
+        let log = (try? String(contentsOfFile: service.logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("rapidflow runner: job \(jobID): no replica of the service answered"), "\(log.suffix(2000))")
+    }
+
+    /// A service restarted without the job (it settled it as interrupted) refuses the runner's
+    /// calls: the runner stops its step at once instead of after a lease.
+    @Test func aRunnerWhoseJobTheServiceNoLongerKnowsStopsItsStepAtOnce() async throws {
+        let token = "rf-unknown-\(UUID().uuidString.prefix(8))"
+        defer { TestFiles.shellNow("pkill -KILL -f '[r]f-unknown-\(token.suffix(8))' || true") }
+        let data = TestFiles.temporaryDirectory()
+        let arguments = ["--executor", "runner", "--lease-seconds", "600", "--kill-grace-seconds", "1"]
+        let first = try await ServiceProcess.start(dataDirectory: data, arguments: arguments)
+        let jobID = try await first.client.trigger(try await first.client.createPipeline(config: "steps:\n  - echo started; exec -a \(token) sleep 300\n"))
+        try await first.client.waitForOutput(jobID, containing: "started")
+        let runner = "rapidflow runner --server \(first.client.baseURL) --job \(jobID) "
+        defer { TestFiles.shellNow("pkill -KILL -f '[r]apidflow runner --server \(first.client.baseURL) --job \(jobID) ' || true") }
+        try await first.killNow()
+        // The same address, a new process: it settles the job it finds interrupted.
+        let second = try await ServiceProcess.start(dataDirectory: data, arguments: arguments + ["--port", "\(first.client.port)"])
+        defer { second.kill(signal: SIGTERM) }
+        let restarted = ContinuousClock.now
+        #expect(try await second.client.job(jobID).status == .failed)
+        try await eventually(timeout: .seconds(60), "the step of a job the service no longer knows is stopped") { !TestFiles.processExists(matching: token) }
+        #expect(ContinuousClock.now - restarted < .seconds(45), "long before the 600 s lease")
+        try await eventually(timeout: .seconds(30), "the runner exits") { !TestFiles.processExists(matching: runner) }
+        let log = (try? String(contentsOfFile: first.logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("rapidflow runner: job \(jobID): the service says the job is over (401)"), "\(log.suffix(2000))")
+    }
+
     @Test func theRunnerRoutesTakeOnlyTheJobsOwnToken() async throws {
         try await Self.withRunnerService { server in
             let jobID = try await server.trigger(try await server.createPipeline(config: "steps:\n  - sleep 2\n"))

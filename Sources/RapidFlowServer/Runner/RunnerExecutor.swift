@@ -88,6 +88,8 @@ struct LocalRunnerLauncher: RunnerLauncher {
     let executor: String
     /// The user the runner runs pipeline steps as (`--step-user`).
     var stepUser: String?
+    /// The service's `--lease-seconds`: a runner that hears from no replica this long stops its step.
+    var leaseSeconds: Double = 30
 
     var name: String { "runner" }
 
@@ -96,6 +98,7 @@ struct LocalRunnerLauncher: RunnerLauncher {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
             "runner", "--server", serverURL, "--job", String(jobID), "--workspace", workspaces, "--executor", executor, "--token-file", "-",
+            "--lease-seconds", String(format: "%g", leaseSeconds), "--grace-seconds", String(format: "%g", gracePeriod.inSeconds),
         ] + (stepUser.map { ["--step-user", $0] } ?? [])
         // The token goes through a pipe the runner reads once: neither its environment nor its
         // command line holds it, and its steps inherit neither end.
