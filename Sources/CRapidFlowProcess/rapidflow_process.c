@@ -1,10 +1,14 @@
 #define _GNU_SOURCE
 #include "rapidflow_process.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <grp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -187,4 +191,58 @@ int rapidflow_epoll_wait_ready(int epoll_fd, int *ready, int capacity) {
     } while (count == -1 && errno == EINTR);
     for (int i = 0; i < count; i++) ready[i] = events[i].data.fd;
     return count;
+}
+
+/* Whether the environment in `text` (NUL-separated, `length` bytes) has a variable that
+   starts with `needle`. */
+static int environ_has(const char *text, size_t length, const char *needle, size_t needle_length) {
+    size_t start = 0;
+    while (start < length) {
+        const char *end = memchr(text + start, 0, length - start);
+        size_t variable_length = end ? (size_t)(end - (text + start)) : length - start;
+        if (variable_length >= needle_length && memcmp(text + start, needle, needle_length) == 0) return 1;
+        start += variable_length + 1;
+    }
+    return 0;
+}
+
+int rapidflow_marked_processes(const char *needle, pid_t skip, pid_t *pids, int capacity) {
+    size_t needle_length = strlen(needle);
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return 0;
+    size_t size = 1 << 16;
+    char *buffer = malloc(size);
+    if (buffer == NULL) {
+        closedir(proc);
+        return 0;
+    }
+    int found = 0;
+    struct dirent *entry;
+    char path[64];
+    while (found < capacity && (entry = readdir(proc)) != NULL) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        pid_t pid = (pid_t)atoi(entry->d_name);
+        if (pid == skip) continue;
+        snprintf(path, sizeof path, "/proc/%s/environ", entry->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        size_t length = 0;
+        for (;;) {
+            if (length == size) {
+                char *bigger = realloc(buffer, size * 2);
+                if (bigger == NULL) break;
+                buffer = bigger;
+                size *= 2;
+            }
+            ssize_t got = read(fd, buffer + length, size - length);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            length += (size_t)got;
+        }
+        close(fd);
+        if (environ_has(buffer, length, needle, needle_length)) pids[found++] = pid;
+    }
+    free(buffer);
+    closedir(proc);
+    return found;
 }

@@ -25,18 +25,14 @@ public enum ProcessSweeper {
     /// Signals the marked processes that `skip` does not name; returns how many it found
     /// (skipped ones not counted).
     private static func signalMarked(_ prefix: String, signal: Int32, skipping skip: (pid_t) -> Bool) -> Int {
-        let needle = Array("\(markerVariable)=\(prefix)".utf8)
-        let own = getpid()
+        // The scan of /proc is in C: it runs after every step, and reading each environment
+        // into `Data` and splitting it cost more than the step's own spawn.
+        var pids = [pid_t](repeating: 0, count: 4096)
+        let found = pids.withUnsafeMutableBufferPointer { buffer in
+            Int(rapidflow_marked_processes("\(markerVariable)=\(prefix)", getpid(), buffer.baseAddress, Int32(buffer.count)))
+        }
         var count = 0
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
-        for entry in entries {
-            guard let pid = Int32(entry), pid != own,
-                let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
-            else { continue }
-            let matches = environ.split(separator: 0).contains { variable in
-                variable.count >= needle.count && variable.prefix(needle.count).elementsEqual(needle)
-            }
-            guard matches, !skip(pid) else { continue }
+        for pid in pids.prefix(found) where !skip(pid) {
             if kill(pid, signal) == 0 { count += 1 }
         }
         return count

@@ -34,6 +34,11 @@ int rapidflow_spawn_contained(const char *path, char *const argv[], char *const 
 /// pipe2 with O_CLOEXEC on both ends, so no other child inherits them.
 int rapidflow_pipe_cloexec(int fds[2]);
 
+/// Writes to `pids` (at most `capacity`) the processes other than `skip` whose environment
+/// has a variable starting with `needle` (e.g. "MARKER=prefix"); returns how many. A process
+/// whose environment cannot be read (gone, another user's) is not among them.
+int rapidflow_marked_processes(const char *needle, pid_t skip, pid_t *pids, int capacity);
+
 /// Marks this process not dumpable: processes of the same user (a step) can then no longer
 /// read its memory or environment through /proc. Returns 0 or an errno value.
 int rapidflow_set_undumpable(void);
