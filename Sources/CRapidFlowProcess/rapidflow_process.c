@@ -90,8 +90,9 @@ int rapidflow_set_undumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
 }
 
-/* The child's side of rapidflow_spawn_contained: async-signal-safe calls only (it runs after
-   fork in a multithreaded process). Reports a failure's errno on report_fd and exits. */
+/* The child's side of rapidflow_spawn_contained: async-signal-safe calls only, none that
+   touches memory the service uses (it runs after vfork, on the service's memory, until exec).
+   Reports a failure's errno on report_fd and exits. */
 static void child_exec(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
                        int cgroup_fd, const struct rapidflow_identity *identity, int report_fd) {
     int error = 0;
@@ -104,11 +105,13 @@ static void child_exec(const char *path, char *const argv[], char *const envp[],
         for (int i = 0; i < length; i++) text[i] = digits[length - 1 - i];
         if (write(cgroup_fd, text, (size_t)length) != length) goto fail;
     }
-    /* Then become the step's user, groups first (setuid drops the right to change them). */
+    /* Then become the step's user, groups first (setuid drops the right to change them).
+       Raw system calls: glibc's wrappers would change every thread of the service, whose
+       memory this vfork child shares until it execs. */
     if (identity != NULL) {
-        if (setgroups((size_t)identity->group_count, identity->groups) != 0) goto fail;
-        if (setgid(identity->gid) != 0) goto fail;
-        if (setuid(identity->uid) != 0) goto fail;
+        if (syscall(SYS_setgroups, (size_t)identity->group_count, identity->groups) != 0) goto fail;
+        if (syscall(SYS_setgid, identity->gid) != 0) goto fail;
+        if (syscall(SYS_setuid, identity->uid) != 0) goto fail;
     }
 
     struct sigaction action = {0};
@@ -135,11 +138,13 @@ int rapidflow_spawn_contained(const char *path, char *const argv[], char *const 
                               int cgroup_procs_fd, const struct rapidflow_identity *identity, pid_t *pid) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
-    /* No signal handler of the service may run in the child between fork and exec. */
+    /* No signal handler of the service may run in the child between vfork and exec. vfork,
+       not fork: the child borrows the service's memory until it execs instead of copying its
+       page tables (with their copy-on-write faults after), which cost more than the exec. */
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
-    pid_t child = fork();
+    pid_t child = vfork();
     if (child == 0) child_exec(path, argv, envp, cwd, output_fd, cgroup_procs_fd, identity, report[1]);
     int fork_error = child < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
