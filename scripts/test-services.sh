@@ -3,7 +3,8 @@
 # the Docker engine, a local base image, a registry with htpasswd auth, sshd and PostgreSQL;
 # and installs Prometheus (the metrics test scrapes the service with it), systemd-analyze and
 # zstd (pipeline caches are compressed with it; the cache tests craft archives with it), and
-# sqlite3 and strace (the store tests read a backup and watch the service flush its writes).
+# sqlite3 and strace (the store tests read a backup and watch the service flush its writes), and
+# nginx (a load balancer in front of two replicas).
 # Prints the environment the tests read. Safe to run again.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ mkdir -p "$state"
 missing=()
 for pair in docker.io:dockerd docker-registry:docker-registry busybox-static:busybox apache2-utils:htpasswd \
             openssh-server:sshd openssh-client:ssh git:git curl:curl prometheus:prometheus systemd:systemd-analyze zstd:zstd \
-            sqlite3:sqlite3 strace:strace; do
+            sqlite3:sqlite3 strace:strace nginx-light:nginx; do
   package=${pair%%:*}; tool=${pair##*:}
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$package")
 done
@@ -21,8 +22,15 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/postgres" ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}" >&2
+  # Installed without starting their services (nginx would listen on every address's port
+  # 80): the tests start what they need, on loopback.
+  made_policy=false
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=true
+  fi
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  if $made_policy; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # The Docker engine.

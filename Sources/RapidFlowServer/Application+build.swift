@@ -95,7 +95,7 @@ public func buildApplication(
                     leaseSeconds: configuration.leaseDuration.inSeconds)
             }
         executor = RunnerExecutor(
-            hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { advertised.withLock { $0 } },
+            hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { configuration.runnerURL ?? advertised.withLock { $0 } },
             gracePeriod: configuration.killGracePeriod, logger: logger)
     } else {
         executor = localExecutor
@@ -197,6 +197,12 @@ public func buildApplication(
                 let host = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
                 advertised.withLock { $0 = "http://\(host):\(port)" }
             }
+            // Where the other replicas send the runners of this one's jobs.
+            do {
+                try await store.recordReplica(instanceID: instanceID, url: advertised.withLock { $0 }, at: Date())
+            } catch {
+                logger.warning("could not record this replica's address", metadata: ["error": "\(error)"])
+            }
             await onServerRunning(port)
         },
         logger: logger)
@@ -214,6 +220,7 @@ func buildRouter(
         middleware: RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog ? Logger.service(configuration, label: "rapidflow.access") : nil))
     router.add(middleware: ErrorEnvelopeMiddleware())
     router.add(middleware: HeaderLimitMiddleware(maxBytes: configuration.limits.maxHeaderBytes))
+    router.add(middleware: RunnerRedirectMiddleware(hub: hub, store: store, instanceID: instanceID))
     router.add(middleware: AccessMiddleware(registry: registry, store: store, limits: configuration.limits, logger: Logger.service(configuration)))
     if !configuration.relaxedDurability { router.add(middleware: DurableWritesMiddleware(store: store)) }
     HealthController(

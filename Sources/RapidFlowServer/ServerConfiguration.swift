@@ -68,6 +68,9 @@ public struct ServerConfiguration: Sendable {
     public var webSocketPingInterval: Duration = .seconds(30)
     /// How runners (`--executor nomad` or `runner`) reach this replica; default `http://<host>:<port>`.
     public var advertiseURL: String?
+    /// What runners are told to call (a load balancer in front of the replicas); default the
+    /// advertise URL. A replica that does not run the job redirects the runner to one that does.
+    public var runnerURL: String?
     /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.
     public var runnerBinary: String?
     /// The user pipeline steps run as (a name or uid); nil: the service's own user.

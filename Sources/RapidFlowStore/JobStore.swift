@@ -134,6 +134,11 @@ public protocol JobStore: Sendable {
     func requestCancel(jobID: Int) async throws -> Bool
     /// Who runs the job (the owner's instance id) while it is running or after.
     func owner(jobID: Int) async throws -> String?
+    /// Records where replica `instanceID` is reached.
+    func recordReplica(instanceID: String, url: String, at: Date) async throws
+    /// Where the replica running `jobID` is reached; nil when the job is not running or its
+    /// replica never said.
+    func ownerURL(jobID: Int) async throws -> (instanceID: String, url: String)?
     /// Sets a final status unless the job already has one; false when it had.
     func finishJob(id: Int, status: JobStatus, cancelled: Bool, at: Date) async throws -> Bool
     /// A job that ran its steps here ends: its steps still pending are skipped and it takes

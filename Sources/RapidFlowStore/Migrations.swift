@@ -268,5 +268,11 @@ enum Migrations {
             12,
             ["ALTER TABLE jobs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0"]
         ),
+        (
+            // Where each replica is reached (its advertise URL): a replica redirects a runner
+            // whose job another replica runs there.
+            13,
+            ["CREATE TABLE replicas (instance_id TEXT PRIMARY KEY, url TEXT NOT NULL, seen_at BIGINT NOT NULL)"]
+        ),
     ]
 }

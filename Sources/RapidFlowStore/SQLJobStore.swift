@@ -732,6 +732,31 @@ public final class SQLJobStore: JobStore {
         }
     }
 
+    public func recordReplica(instanceID: String, url: String, at date: Date) async throws {
+        try await withDatabase { database in
+            try await database.raw(
+                """
+                INSERT INTO replicas (instance_id, url, seen_at) VALUES (\(bind: instanceID), \(bind: url), \(bind: Millis(date)))
+                ON CONFLICT (instance_id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at
+                """
+            ).run()
+        }
+    }
+
+    public func ownerURL(jobID: Int) async throws -> (instanceID: String, url: String)? {
+        try await withDatabase { database in
+            guard
+                let row = try await database.raw(
+                    """
+                    SELECT r.instance_id, r.url FROM jobs j JOIN replicas r ON r.instance_id = j.owner
+                    WHERE j.id = \(bind: jobID) AND j.status = \(bind: JobStatus.running.rawValue)
+                    """
+                ).first()
+            else { return nil }
+            return (try row.decode(column: "instance_id", as: String.self), try row.decode(column: "url", as: String.self))
+        }
+    }
+
     public func finishJob(id: Int, status: JobStatus, cancelled: Bool, at date: Date) async throws -> Bool {
         precondition(status.isFinal, "finishJob takes a final status")
         return try await withDatabase { database in

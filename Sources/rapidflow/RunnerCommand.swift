@@ -215,11 +215,11 @@ extension RunnerCommand {
     }
 }
 
-/// Why a runner stopped its step on its own; nil while the service answers.
-final class OrphanReason: Sendable {
-    private let reason = Mutex<String?>(nil)
+/// A text the runner's tasks share (why it stopped its step, the replica it was sent to).
+final class SharedText: Sendable {
+    private let text = Mutex<String?>(nil)
 
-    func withLock<T>(_ body: (inout String?) -> T) -> T { reason.withLock { body(&$0) } }
+    func withLock<T>(_ body: (inout String?) -> T) -> T { text.withLock { body(&$0) } }
 }
 
 /// The service's `/runner/jobs/:id/…` calls, with the job's token.
@@ -230,7 +230,15 @@ struct RunnerAPI: Sendable {
     /// How long the runner goes on without an answer from any replica.
     let lease: Duration
     /// Why the runner stopped its step on its own (the service is gone or done with the job).
-    let orphaned = OrphanReason()
+    let orphaned = SharedText()
+
+    /// The replica a load balancer's replica redirected to (the one running the job); calls
+    /// go there until it stops answering, then to `baseURL` again.
+    let owner = SharedText()
+    /// Redirects are followed here, not by the HTTP client, which drops the token on the way
+    /// to another address.
+    static let client = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
 
     init(baseURL: String, jobID: Int, token: String, lease: Duration) {
         self.baseURL = baseURL
@@ -302,12 +310,31 @@ struct RunnerAPI: Sendable {
     private func call<T: Decodable>(
         _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [String: String] = [:], timeout: TimeAmount
     ) async throws -> T {
-        var request = HTTPClientRequest(url: "\(baseURL)/runner/jobs/\(jobID)\(path)")
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(body) }
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let route = "/runner/jobs/\(jobID)\(path)"
+        func send(to url: String) async throws -> HTTPClientResponse {
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let body { request.body = .bytes(body) }
+            return try await Self.client.execute(request, timeout: timeout)
+        }
+        let base = owner.withLock { $0 } ?? baseURL
+        var response: HTTPClientResponse
+        do {
+            response = try await send(to: base + route)
+        } catch {
+            // The replica it was sent to is gone: the next call asks the load balancer again.
+            owner.withLock { $0 = nil }
+            throw error
+        }
+        // Another replica runs the job: it says where (307, the same method and body).
+        if response.status == .temporaryRedirect, let location = response.headers.first(name: "Location"), location.hasSuffix(route),
+            ["http", "https"].contains(URLComponents(string: location)?.scheme ?? "")
+        {
+            owner.withLock { $0 = String(location.dropLast(route.count)) }
+            response = try await send(to: location)
+        }
         let bytes = try await response.body.collect(upTo: 16 << 20)
         let status = Int(response.status.code)
         guard let envelope = try? JSONDecoder().decode(API.Envelope<T>.self, from: Data(buffer: bytes)) else {

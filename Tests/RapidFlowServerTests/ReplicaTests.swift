@@ -5,6 +5,7 @@ import RapidFlowAPI
 import RapidFlowCore
 import RapidFlowStore
 import RapidFlowTestSupport
+import RapidFlowRunner
 import Testing
 
 /// Two real `rapidflow serve` processes on one PostgreSQL database.
@@ -241,6 +242,96 @@ struct ReplicaTests {
             let watched = try await a.client.trigger(slow)
             let streamed = try await b.client.get("/jobs/\(watched)/logs/stream?follow=true").text
             #expect(streamed.contains("tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n") && streamed.hasSuffix("=== Build completed ===\n"), "\(streamed)")
+        }
+    }
+
+    /// A real nginx on loopback, round robin over `upstreams` (ports); its access log has each
+    /// request's status and the replica that answered it.
+    struct LoadBalancer {
+        let port: Int
+        let directory: String
+        let process: Process
+
+        static func start(port: Int, upstreams: [Int]) async throws -> LoadBalancer {
+            let directory = TestFiles.temporaryDirectory()
+            let config = """
+                user root;
+                worker_processes 1;
+                daemon off;
+                pid \(directory)/nginx.pid;
+                error_log \(directory)/error.log;
+                events { worker_connections 256; }
+                http {
+                    log_format upstream '$request_method $request_uri $status $upstream_addr';
+                    access_log \(directory)/access.log upstream;
+                    client_body_temp_path \(directory)/body;
+                    proxy_temp_path \(directory)/proxy;
+                    fastcgi_temp_path \(directory)/fastcgi;
+                    uwsgi_temp_path \(directory)/uwsgi;
+                    scgi_temp_path \(directory)/scgi;
+                    upstream replicas { \(upstreams.map { "server 127.0.0.1:\($0);" }.joined(separator: " ")) }
+                    server {
+                        listen 127.0.0.1:\(port);
+                        location / {
+                            proxy_pass http://replicas;
+                            proxy_http_version 1.1;
+                            proxy_set_header Connection "";
+                            proxy_read_timeout 120s;
+                            proxy_buffering off;
+                            proxy_request_buffering off;
+                        }
+                    }
+                }
+                """
+            try config.write(toFile: "\(directory)/nginx.conf", atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+            process.arguments = ["-c", "\(directory)/nginx.conf", "-p", directory]
+            try ProcessSpawning.run(process)
+            let balancer = LoadBalancer(port: port, directory: directory, process: process)
+            try await eventually("nginx listens on \(port)") {
+                guard process.isRunning else {
+                    throw TestFailure("nginx exited: \((try? String(contentsOfFile: "\(directory)/error.log", encoding: .utf8)) ?? "")")
+                }
+                return TestFiles.listens(on: port)
+            }
+            return balancer
+        }
+
+        var accessLog: [String] {
+            ((try? String(contentsOfFile: "\(directory)/access.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        func stop() {
+            if process.isRunning { process.terminate() }
+        }
+    }
+
+    /// Runners told to call a load balancer (`--runner-url`) reach the replica that runs their
+    /// job: the other replica redirects them there, and the job runs as it would directly.
+    @Test func runnerCallsThroughALoadBalancerReachTheReplicaThatRunsTheJob() async throws {
+        try await ScratchDatabase.with { url in
+            let balancerPort = TestFiles.freePort()
+            let runners = ["--executor", "runner", "--runner-url", "http://127.0.0.1:\(balancerPort)"]
+            let a = try await Self.replica(url, arguments: runners)
+            defer { a.kill(signal: SIGTERM) }
+            let b = try await Self.replica(url, arguments: runners)
+            defer { b.kill(signal: SIGTERM) }
+            let balancer = try await LoadBalancer.start(port: balancerPort, upstreams: [a.client.port, b.client.port])
+            defer { balancer.stop() }
+
+            let pipeline = try await a.client.createPipeline(
+                config: "steps:\n  - for i in 1 2 3; do echo \"one $i\"; sleep 0.1; done\n  - echo two\n  - exit 3\n  - echo never\n")
+            let jobID = try await a.client.trigger(pipeline)
+            let job = try await a.client.waitForJob(jobID)
+            #expect(job.status == .failed)
+            let logs = try await b.client.logs(jobID).logs
+            #expect(logs.map(\.status) == [.success, .success, .failed, .skipped])
+            #expect(logs.map(\.output).prefix(2) == ["one 1\none 2\none 3\n", "two\n"], "\(logs.map(\.output))")
+            #expect(logs[2].exitCode == 3)
+            let runnerCalls = balancer.accessLog.filter { $0.contains("/runner/jobs/\(jobID)/") }
+            #expect(runnerCalls.contains { $0.contains(" 307 ") }, "the replica without the job redirected: \(runnerCalls)")
+            #expect(runnerCalls.contains { $0.contains(" 200 ") }, "\(runnerCalls)")
         }
     }
 

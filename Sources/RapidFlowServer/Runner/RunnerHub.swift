@@ -25,6 +25,9 @@ final class RunnerHub: Sendable {
     }
 
     /// The job's session, when `token` is the job's.
+    /// Whether a runner session of `jobID` lives here.
+    func holds(jobID: Int) -> Bool { sessions.withLock { $0[jobID] != nil } }
+
     func authorize(jobID: Int, token: String) throws -> RunnerSession {
         guard let session = sessions.withLock({ $0[jobID] }) else {
             throw RapidFlowError(.unauthorized, "job \(jobID) is not waiting for a runner (it ended, or never ran on one)")
