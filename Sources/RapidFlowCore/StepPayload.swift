@@ -10,6 +10,24 @@ public struct StepPayload: Codable, Sendable {
     public var snapshot: JobSnapshot
     /// The service runs with `--allow-local-repos`: a `git` step may clone from the runner's disk.
     public var allowLocalRepos: Bool
+    /// An image job's git and registry credentials, for its `git` and `docker-*` steps: they
+    /// travel only over the runner's own authenticated channel, and the runner keeps them in a
+    /// directory of its own (mode 0700) until the job ends.
+    public var credentials: CredentialBundle?
+
+    /// Credential files and the variables that point git and docker at them.
+    public struct CredentialBundle: Codable, Sendable, Equatable {
+        /// Where the files' directory goes in `environment`'s values.
+        public static let directoryPlaceholder = "@RAPIDFLOW_CREDENTIALS_DIR@"
+        /// Path relative to the directory → content.
+        public var files: [String: String]
+        public var environment: [String: String]
+
+        public init(files: [String: String], environment: [String: String]) {
+            self.files = files
+            self.environment = environment
+        }
+    }
 
     public struct EnvironmentPair: Codable, Sendable {
         public var key: String
@@ -37,7 +55,7 @@ public struct StepPayload: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case jobID = "job_id", stepID = "step_id", type, name, content, environment, snapshot
-        case allowLocalRepos = "allow_local_repos"
+        case allowLocalRepos = "allow_local_repos", credentials
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,5 +69,6 @@ public struct StepPayload: Codable, Sendable {
         snapshot = try container.decode(JobSnapshot.self, forKey: .snapshot)
         // A service that does not send it never allowed local clones.
         allowLocalRepos = try container.decodeIfPresent(Bool.self, forKey: .allowLocalRepos) ?? false
+        credentials = try container.decodeIfPresent(CredentialBundle.self, forKey: .credentials)
     }
 }

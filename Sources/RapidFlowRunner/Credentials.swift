@@ -16,6 +16,43 @@ public struct JobCredentials: Sendable {
     public func remove() {
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
     }
+
+    /// The files and variables, for a runner on another machine (nil when there are none).
+    public func bundle() throws -> StepPayload.CredentialBundle? {
+        guard let directory else { return nil }
+        var files: [String: String] = [:]
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.path
+        if let walker = FileManager.default.enumerator(atPath: root) {
+            for case let relative as String in walker {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: "\(root)/\(relative)", isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+                files[relative] = try String(contentsOfFile: "\(root)/\(relative)", encoding: .utf8)
+            }
+        }
+        let environment = self.environment.mapValues { $0.replacingOccurrences(of: root, with: StepPayload.CredentialBundle.directoryPlaceholder) }
+        return StepPayload.CredentialBundle(files: files, environment: environment)
+    }
+
+    /// Writes `bundle` into `directory` (created with mode 0700, files 0600) and returns the
+    /// credentials pointing there; `remove()` takes them away.
+    public static func unpack(_ bundle: StepPayload.CredentialBundle, into directory: String) throws -> JobCredentials {
+        var credentials = JobCredentials()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        credentials.directory = directory
+        for (relative, text) in bundle.files {
+            let path = URL(fileURLWithPath: "\(directory)/\(relative)").standardizedFileURL.path
+            guard path.hasPrefix(directory + "/") else { throw RapidFlowError(.invalidRequest, "a credential file must stay in its directory: \(relative)") }
+            let parent = (path as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw RapidFlowError(.invalidRequest, "could not write the credential file \(relative)")
+            }
+        }
+        credentials.environment = bundle.environment.mapValues {
+            $0.replacingOccurrences(of: StepPayload.CredentialBundle.directoryPlaceholder, with: directory)
+        }
+        return credentials
+    }
 }
 
 /// Resolves credential paths inside the secrets directory and prepares them for one job.

@@ -20,6 +20,8 @@ public struct StepInvocation: Sendable {
     public var name: String? = nil
     /// Where git and docker find this job's credentials.
     public var credentialEnvironment: [String: String] = [:]
+    /// The job's credentials as prepared for it (a runner elsewhere gets their files).
+    public var credentials: JobCredentials? = nil
     /// Ties containers and images to their job and service.
     public var labels: [String: String] = [:]
     /// A pipeline job's own home folder: `HOME` of its steps (mounted in containers). Nil: the

@@ -68,6 +68,9 @@ struct RunnerCommand: AsyncParsableCommand {
 
         // Marks this runner's step processes (and only these: several runners may share a machine).
         let instance = UUID().uuidString.lowercased().prefix(8)
+        // An image job's credentials, from its first step that carries them until the runner ends.
+        var credentials: JobCredentials?
+        defer { credentials?.remove() }
         while true {
             guard let next = try await api.next() else { return }
             let stepControl = control.beginStep(marker: "rapidflow-runner-\(instance)-\(job):\(next.stepID):")
@@ -85,6 +88,11 @@ struct RunnerCommand: AsyncParsableCommand {
             }
             // The service's --allow-local-repos decides what this machine's git may clone.
             named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
+            if credentials == nil, let bundle = next.credentials {
+                // Beside the workspaces, not in one: the job's steps never see these files.
+                credentials = try JobCredentials.unpack(bundle, into: URL(fileURLWithPath: root).standardizedFileURL.path + "/credentials-\(job)")
+            }
+            named.credentialEnvironment = credentials?.environment ?? [:]
             let outcome = await runStep(named, control: control, executor: local, api: api)
             control.endStep()
             if let orphaned = api.orphaned.withLock({ $0 }) {

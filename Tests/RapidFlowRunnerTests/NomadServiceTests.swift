@@ -149,6 +149,57 @@ struct NomadServiceTests {
         }
     }
 
+    /// An image job on Nomad: its clone, build, test and push run in the runner the node starts,
+    /// against the node's Docker engine, with the registry login that reached the runner over
+    /// its own channel: no request the service made to Nomad carries it.
+    @Test func anImageJobBuildsTestsAndPushesOnTheNodeAndNoNomadRequestCarriesItsCredentials() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let registry = environment["RAPIDFLOW_TEST_REGISTRY"] ?? "127.0.0.1:5055"
+        let user = environment["RAPIDFLOW_TEST_REGISTRY_USER"] ?? "rapidflow"
+        let password = environment["RAPIDFLOW_TEST_REGISTRY_PASSWORD"] ?? "registry-test-pass-4711"
+        let root = TestFiles.temporaryDirectory()
+        try await TestFiles.shell("""
+            cd \(root) && git init -q --bare --initial-branch=main repo.git && git init -q work && cd work
+            git config user.email t@example.com && git config user.name test
+            printf 'FROM rapidflow-test/busybox\\nRUN echo built on the node > /built.txt\\n' > Dockerfile
+            git add . && git commit -qm main && git branch -M main && git push -q ../repo.git main
+            """)
+        let secrets = TestFiles.temporaryDirectory()
+        try #"{"username": "\#(user)", "password": "\#(password)"}"#.write(toFile: "\(secrets)/registry.json", atomically: true, encoding: .utf8)
+        let path = "nomad/image-\(UUID().uuidString.prefix(6).lowercased())"
+        let node = Node()
+        defer { node.endAll() }
+        try await FakeNomadAgent.run { agent in
+            try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluation(status: "complete"))
+            try await TestServer.with(configure: {
+                $0.executor = .nomad
+                $0.nomad = NomadConfiguration(address: agent.address, token: "nomad-acl-token-5150", runnerCommand: ServiceProcess.binary)
+                $0.secretsDirectory = secrets
+            }) { server in
+                let reply = try await server.request(.POST, "/jobs", encoding: API.ImageJobRequest(
+                    owner: "it", repoURL: "file://\(root)/repo.git", gitRef: "main", dockerfilePath: "Dockerfile", imageTags: ["1.0"],
+                    registryURL: "http://\(registry)/\(path)", registryCredentialsPath: "registry.json", testCommands: ["cat /built.txt"]))
+                try #require(reply.status == 200, "\(reply.text)")
+                let jobID = try #require(Int(try reply.decoded(API.SubmittedJob.self).jobID))
+                let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+                let logs = try await server.logs(jobID).logs
+                #expect(job.status == .success, "\(logs.map { ($0.type, $0.output) })")
+                #expect(logs.map(\.type) == [.git, .dockerBuild, .dockerRun, .dockerPush])
+                #expect(logs[2].output == "built on the node\n")
+                #expect(logs[3].output.contains("1.0: digest: sha256:"))
+            }
+            let requests = agent.requests
+            #expect(requests.contains { $0.line == "POST /v1/jobs" }, "the job went to Nomad")
+            let auth = Data("\(user):\(password)".utf8).base64EncodedString()
+            for request in requests {
+                let text = String(decoding: request.body, as: UTF8.self) + request.line
+                #expect(!text.contains(password) && !text.contains(auth), "\(request.line) carries the registry login")
+            }
+        }
+        let tags = try await TestFiles.shell("curl -s -u \(user):\(password) http://\(registry)/v2/\(path)/tags/list")
+        #expect(tags.contains("\"1.0\""), "\(tags)")
+    }
+
     @Test func aJobNomadCannotPlaceFailsWithTheSchedulersReason() async throws {
         let node = Node()
         defer { node.endAll() }

@@ -126,6 +126,75 @@ struct ImageJobTests {
         }
     }
 
+    /// `--executor runner`: the clone, build, test and push run in the job's `rapidflow runner`
+    /// against the engine of the runner's machine, with the credentials that reached it over
+    /// its own channel; the job ends as it does on the local executor, and the runner's copy of
+    /// the credentials is gone with it.
+    @Test func anImageJobRunsThroughRapidflowRunnerAsItDoesLocally() async throws {
+        let repository = try await Self.repository()
+        let secrets = TestFiles.temporaryDirectory()
+        try #"{"username": "\#(Self.registryUser)", "password": "\#(Self.registryPassword)"}"#.write(
+            toFile: "\(secrets)/registry.json", atomically: true, encoding: .utf8)
+        struct Outcome {
+            var job: API.Job
+            var steps: [API.StepLog]
+            var status: API.JobStatusReport
+            var path: String
+            var answers: String
+        }
+        func run(throughRunner: Bool) async throws -> Outcome {
+            try await TestServer.with(configure: {
+                $0.secretsDirectory = secrets
+                $0.killGracePeriod = .seconds(2)
+                if throughRunner {
+                    $0.executor = .runner
+                    $0.runnerBinary = ServiceProcess.binary
+                }
+            }) { server in
+                let path = "it/\(throughRunner ? "runner" : "local")-\(UUID().uuidString.prefix(6).lowercased())"
+                let jobID = try await Self.submit(server, API.ImageJobRequest(
+                    owner: "it", repoURL: repository.url, gitRef: "v1.0", dockerfilePath: "Dockerfile",
+                    imageTags: ["1.0", "latest"], registryURL: "http://\(Self.registry)/\(path)", registryCredentialsPath: "registry.json",
+                    testCommands: ["cat /built.txt", "half=registry-test-pass; echo password is ${half}-4711"], testEntryPoint: true))
+                let job = try await server.waitForJob(jobID, timeout: .seconds(120))
+                if throughRunner {
+                    #expect(
+                        FileManager.default.fileExists(atPath: "\(server.dataDirectory)/runner-workspaces/job-\(jobID)/Dockerfile"),
+                        "the runner cloned the repository into its own workspace")
+                    try await eventually("the runner's copy of the credentials is removed") {
+                        !FileManager.default.fileExists(atPath: "\(server.dataDirectory)/runner-workspaces/credentials-\(jobID)")
+                    }
+                }
+                let answers = try await server.get("/jobs/\(jobID)/details").text + server.get("/jobs/\(jobID)/logs").text
+                return Outcome(
+                    job: job, steps: try await Self.steps(server, jobID),
+                    status: try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self), path: path, answers: answers)
+            }
+        }
+        let local = try await run(throughRunner: false)
+        let runner = try await run(throughRunner: true)
+        #expect(local.job.status == .success, "\(local.steps.map { ($0.type, $0.output) })")
+        #expect(runner.job.status == .success, "\(runner.steps.map { ($0.type, $0.output) })")
+        #expect(runner.steps.map(\.type) == local.steps.map(\.type))
+        #expect(runner.steps.map(\.phase) == local.steps.map(\.phase))
+        #expect(runner.steps.map(\.status) == local.steps.map(\.status))
+        #expect(runner.steps.map(\.exitCode) == local.steps.map(\.exitCode))
+        // The test steps print the same; the masked password stays masked.
+        #expect(runner.steps[2...4].map(\.output) == local.steps[2...4].map(\.output))
+        #expect(runner.steps[3].output == "password is ********\n")
+        for outcome in [local, runner] {
+            #expect(outcome.steps[5].output.contains("1.0: digest: sha256:") && outcome.steps[6].output.contains("latest: digest: sha256:"))
+            #expect(try await Self.tags(outcome.path) == ["1.0", "latest"])
+            let timestamps = outcome.status.phaseTimestamps
+            let ordered = [
+                timestamps.jobStart, timestamps.buildStart, timestamps.buildEnd, timestamps.testStart, timestamps.testEnd,
+                timestamps.publishStart, timestamps.publishEnd, timestamps.jobEnd,
+            ].compactMap { $0 }
+            #expect(ordered.count == 8 && ordered == ordered.sorted())
+            #expect(!outcome.answers.contains(Self.registryPassword))
+        }
+    }
+
     /// The registry login from a stored secret (`registry_credentials_secret`) instead of a file
     /// in `--secrets-dir` (the service here has none): looked up in the owner's scope, then the
     /// global one; an unknown name is refused before anything is stored; the push authenticates

@@ -18,8 +18,9 @@ protocol RunnerHandle: Sendable {
     func stop(grace: Duration) async
 }
 
-/// Runs pipeline jobs through a runner of their own; image jobs stay with the local executor
-/// (their credential files live on the service's machine).
+/// Runs every job through a runner of its own: a pipeline job's steps, and an image job's
+/// clone, build, test and push against the runner's machine's Docker engine (its credentials
+/// travel with its steps over the runner's channel).
 ///
 /// `begin` opens the job's `RunnerSession` and launches its runner; the session stops the
 /// runner when it closes. If the runner ends first (crash, lost node, placement failure), the
@@ -53,7 +54,6 @@ final class RunnerExecutor: JobExecutor {
     }
 
     func begin(_ job: Job, control: JobControl) async throws -> any JobSession {
-        guard job.snapshot.imageJob == nil else { return try await local.begin(job, control: control) }
         let hub = hub
         let session = RunnerSession(control: control, onClose: { hub.remove(jobID: job.id) })
         hub.register(session)

@@ -70,10 +70,13 @@ actor RunnerSession: JobSession {
         step.control.onStop { signal in
             Task { await self.stop(stepID: stepID, signal: signal) }
         }
-        let payload = StepPayload(
+        var payload = StepPayload(
             jobID: step.jobID, stepID: step.stepID, type: step.type, name: step.name, content: step.content,
             environment: step.environment.map { .init(key: $0.key, value: $0.value) }, snapshot: step.snapshot,
             allowLocalRepos: step.repositories.allowsLocal)
+        // An image job's git and registry logins: on this channel only, never in the runner's
+        // start (a Nomad job spec, its environment or arguments).
+        if step.snapshot.imageJob != nil { payload.credentials = try step.credentials?.bundle() }
         return try await withCheckedThrowingContinuation { continuation in
             current = HandOff(step: payload, events: events, exit: continuation)
             signal = nil

@@ -216,6 +216,7 @@ struct JobExecution {
         invocation.name = step.name
         invocation.home = prepared.home
         invocation.credentialEnvironment = prepared.credentials.environment
+        invocation.credentials = prepared.credentials
         invocation.repositories = settings.repositories
         invocation.labels = ["rapidflow.job": String(jobID), "rapidflow.instance": settings.instanceID]
 
