@@ -287,6 +287,9 @@ struct ReplicaTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
             process.arguments = ["-c", "\(directory)/nginx.conf", "-p", directory]
+            // Never the test's own output: a process left holding it keeps `swift test` waiting.
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
             try ProcessSpawning.run(process)
             let balancer = LoadBalancer(port: port, directory: directory, process: process)
             try await eventually("nginx listens on \(port)") {

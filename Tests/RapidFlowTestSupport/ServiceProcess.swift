@@ -38,11 +38,15 @@ public struct ServiceProcess {
         process.standardError = log
         try ProcessSpawning.run(process)
         var port: Int?
+        var host = "127.0.0.1"
         do {
             try await eventually("rapidflow listens") {
                 let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                if let range = text.range(of: "listening on http://127.0.0.1:") {
-                    port = Int(text[range.upperBound...].prefix { $0.isNumber }) ?? 0
+                if let range = text.range(of: "listening on http://") {
+                    let address = text[range.upperBound...].prefix { $0 != " " && $0 != "\n" }
+                    guard let colon = address.lastIndex(of: ":") else { return false }
+                    host = String(address[..<colon])
+                    port = Int(address[address.index(after: colon)...]) ?? 0
                     return true
                 }
                 if !process.isRunning { throw TestFailure("rapidflow exited early: \(text)") }
@@ -52,7 +56,9 @@ public struct ServiceProcess {
             if process.isRunning { process.terminate() }
             throw error
         }
-        return ServiceProcess(process: process, client: TestServer(port: port ?? 0, dataDirectory: dataDirectory), logPath: logPath)
+        var client = TestServer(port: port ?? 0, dataDirectory: dataDirectory)
+        client.host = host
+        return ServiceProcess(process: process, client: client, logPath: logPath)
     }
 
     /// Sends `signal` and returns at once (for cleanups in `defer`).

@@ -12,7 +12,9 @@ public struct TestServer: Sendable {
     /// The in-process service, when the test started one (nil for a separate `rapidflow` process).
     public let service: RapidFlowService?
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// The address it listens on: loopback, or a test's own network namespace's.
+    public var host = "127.0.0.1"
+    public var baseURL: String { "http://\(host):\(port)" }
 
     /// A service already listening on `port`, e.g. a `rapidflow serve` the test started.
     public init(port: Int, dataDirectory: String, service: RapidFlowService? = nil) {
