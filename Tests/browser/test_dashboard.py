@@ -615,7 +615,10 @@ def test_a_100000_line_log_opens_fast_and_its_last_line_is_found(browser, api):
     number = browser.js("return Number(document.querySelector('#log .log-line.current-match').dataset.line)")
     browser.click(f'#log .log-line[data-line="{number}"] .ln')
     wait_until(lambda: browser.driver.current_url.endswith(f"/jobs/{job}/L{number}"), 5, "the line's address")
-    assert browser.js(f"return document.querySelector('#log .log-line[data-line=\"{number}\"]').classList.contains('target')")
+    # Marked once the page has handled the new address (a redraw may come a frame later).
+    wait_until(
+        lambda: browser.js(f"const row = document.querySelector('#log .log-line[data-line=\"{number}\"]'); return !!row && row.classList.contains('target')"),
+        5, "the linked line marked")
     browser.open(OPEN_URL, f"/jobs/{job}/L99999")
     target = """const row = document.querySelector('#log .log-line.target'); if (!row) return null;
         const box = row.getBoundingClientRect(), pane = document.getElementById('log').getBoundingClientRect();
