@@ -15,6 +15,19 @@ import RapidFlowRunner
 /// sends the output as it is printed and the exit code when it ends, and stops the step when
 /// the service says so. The service records every state change; the runner keeps nothing.
 struct RunnerCommand: AsyncParsableCommand {
+    /// When this runner's process started (from /proc: a service on this machine may write
+    /// the workspace the moment after it starts the runner); its workspace's older contents
+    /// are another job's.
+    static var started: Date {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+            let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) })
+        else { return Date() }
+        // Fields after the command's name start at the state (field 3); the start time is field 22.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]) else { return Date() }
+        return Date(timeIntervalSinceNow: -(uptime - ticks / Double(sysconf(Int32(_SC_CLK_TCK)))))
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "runner",
         abstract: "Run one job's steps on this machine for a RapidFlow service (started by --executor nomad or runner).")
@@ -43,6 +56,14 @@ struct RunnerCommand: AsyncParsableCommand {
         guard ["shell", "docker", "auto"].contains(executor) else { throw ValidationError("--executor must be shell, docker or auto") }
         let root = workspace ?? (NSTemporaryDirectory() + "rapidflow-runner")
         let workspacePath = URL(fileURLWithPath: root).standardizedFileURL.path + "/job-\(job)"
+        // A fresh workspace: one left by an earlier job of the same number (another service's,
+        // or a runner that crashed) must not leak into this one. What changed since this runner
+        // started is this job's own (a local runner's service restores caches into it).
+        if let modified = (try? FileManager.default.attributesOfItem(atPath: workspacePath))?[.modificationDate] as? Date,
+            modified < Self.started
+        {
+            try? FileManager.default.removeItem(atPath: workspacePath)
+        }
         try FileManager.default.createDirectory(atPath: workspacePath, withIntermediateDirectories: true)
 
         guard leaseSeconds > 0, graceSeconds >= 0 else { throw ValidationError("--lease-seconds must be above 0 and --grace-seconds 0 or more") }

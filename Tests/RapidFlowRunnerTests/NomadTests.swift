@@ -188,6 +188,28 @@ struct NomadTests {
         #expect(config["args"] as? [String] == ["runner", "--server", "https://ci.example", "--job", "7", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token"])
     }
 
+    /// An image job's runner talks to the node's engine: with the docker driver its container
+    /// gets the engine's socket; a pipeline job's does not.
+    @Test func anImageJobsDockerTaskMountsTheEnginesSocket() throws {
+        let configuration = configuration("http://127.0.0.1:4646", driver: .docker)
+        func config(usesDockerEngine: Bool) throws -> [String: Any] {
+            let spec = NomadJobSpec(
+                jobID: 8, instanceID: "feedface", serverURL: "https://ci.example", runnerToken: Self.runnerToken, gracePeriod: .seconds(5),
+                configuration: configuration, uniqueSuffix: "00c0ffee", usesDockerEngine: usesDockerEngine)
+            let body = try #require(try JSONSerialization.jsonObject(with: spec.requestBody()) as? [String: Any])
+            if usesDockerEngine {
+                let sample = try #require(
+                    try JSONSerialization.jsonObject(with: FakeNomadAgent.fixture("batch-job-docker-socket.request.json")) as? [String: Any])
+                try expectSameShape(body, sample)
+            }
+            let job = try #require(body["Job"] as? [String: Any])
+            let task = try #require(((job["TaskGroups"] as? [[String: Any]])?.first?["Tasks"] as? [[String: Any]])?.first)
+            return try #require(task["Config"] as? [String: Any])
+        }
+        #expect(try config(usesDockerEngine: true)["volumes"] as? [String] == ["/var/run/docker.sock:/var/run/docker.sock"])
+        #expect(try config(usesDockerEngine: false)["volumes"] == nil)
+    }
+
     @Test func everyRunGetsItsOwnJobID() {
         let configuration = NomadConfiguration()
         let ids = (0..<20).map { _ in

@@ -27,10 +27,12 @@ public struct NomadExecutor: Sendable {
     /// Registers the batch job for one RapidFlow job and returns the watcher that follows it.
     /// `runnerToken` is the job's own token for `rapidflow runner`; it reaches Nomad in the task's
     /// environment and nowhere else.
-    public func submit(jobID: Int, serverURL: String, runnerToken: String, gracePeriod: Duration) async throws -> NomadJobWatcher {
+    public func submit(
+        jobID: Int, serverURL: String, runnerToken: String, gracePeriod: Duration, usesDockerEngine: Bool = false
+    ) async throws -> NomadJobWatcher {
         let spec = NomadJobSpec(
             jobID: jobID, instanceID: instanceID, serverURL: serverURL, runnerToken: runnerToken, gracePeriod: gracePeriod,
-            configuration: client.configuration
+            configuration: client.configuration, usesDockerEngine: usesDockerEngine
         )
         let registration = try await client.registerJob(spec)
         return watcher(nomadJobID: spec.id, evaluationID: registration.evaluationID)

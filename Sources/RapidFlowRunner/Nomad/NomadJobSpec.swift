@@ -28,10 +28,16 @@ public struct NomadJobSpec: Sendable {
     /// The file in the task's secrets directory that the template writes the runner's token to.
     public static let tokenFile = "rapidflow-runner-token"
 
+    /// The job's steps talk to the node's Docker engine (an image job): with the `docker` driver
+    /// the engine's socket is mounted into the runner's container (the node's docker plugin
+    /// needs `volumes { enabled = true }`); `raw_exec` reaches it as it is.
+    public let usesDockerEngine: Bool
+
     public init(
         jobID: Int, instanceID: String, serverURL: String, runnerToken: String, gracePeriod: Duration,
-        configuration: NomadConfiguration, uniqueSuffix: String = NomadJobSpec.randomSuffix()
+        configuration: NomadConfiguration, uniqueSuffix: String = NomadJobSpec.randomSuffix(), usesDockerEngine: Bool = false
     ) {
+        self.usesDockerEngine = usesDockerEngine
         let instance = String(instanceID.lowercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }.prefix(8))
         self.id = "rapidflow-\(instance)-job-\(jobID)-\(uniqueSuffix)"
         self.jobID = jobID
@@ -68,7 +74,10 @@ public struct NomadJobSpec: Sendable {
         let config =
             switch configuration.driver {
             case .rawExec: DriverConfig(image: nil, command: configuration.runnerCommand, args: runnerArguments)
-            case .docker: DriverConfig(image: configuration.dockerImage, command: configuration.runnerCommand, args: runnerArguments)
+            case .docker:
+                DriverConfig(
+                    image: configuration.dockerImage, command: configuration.runnerCommand, args: runnerArguments,
+                    volumes: usesDockerEngine ? ["/var/run/docker.sock:/var/run/docker.sock"] : nil)
             }
         let task = TaskBody(
             name: Self.taskName, driver: configuration.driver.rawValue, config: config,
@@ -172,6 +181,7 @@ extension NomadJobSpec {
         var image: String?
         var command: String
         var args: [String]
+        var volumes: [String]? = nil
     }
 
     private struct Resources: Encodable {

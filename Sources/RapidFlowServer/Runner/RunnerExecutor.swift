@@ -6,8 +6,9 @@ import RapidFlowRunner
 /// Starts and stops the `rapidflow runner` of one job somewhere.
 protocol RunnerLauncher: Sendable {
     var name: String { get }
-    /// Starts the runner of `jobID`, which reaches the service at `serverURL` with `token`.
-    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle
+    /// Starts the runner of `jobID`, which reaches the service at `serverURL` with `token`;
+    /// `usesDockerEngine` for an image job, whose steps talk to the engine of the runner's machine.
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration, usesDockerEngine: Bool) async throws -> any RunnerHandle
 }
 
 /// One launched runner.
@@ -61,7 +62,8 @@ final class RunnerExecutor: JobExecutor {
         let grace = job.snapshot.killTimeoutSeconds.map { Duration.clampedSeconds($0) } ?? gracePeriod
         let handle: any RunnerHandle
         do {
-            handle = try await launcher.launch(jobID: job.id, serverURL: serverURL(), token: session.tokenText, gracePeriod: grace)
+            handle = try await launcher.launch(
+                jobID: job.id, serverURL: serverURL(), token: session.tokenText, gracePeriod: grace, usesDockerEngine: job.snapshot.imageJob != nil)
         } catch {
             await session.fail(reason: "the runner could not be started on \(launcher.name): \(error)")
             return session
@@ -93,7 +95,9 @@ struct LocalRunnerLauncher: RunnerLauncher {
 
     var name: String { "runner" }
 
-    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration, usesDockerEngine: Bool) async throws -> any RunnerHandle {
+        // This service's own runner workspaces: whatever an earlier job of this number left goes.
+        try? FileManager.default.removeItem(atPath: "\(workspaces)/job-\(jobID)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
@@ -149,8 +153,10 @@ struct NomadRunnerLauncher: RunnerLauncher {
 
     var name: String { "nomad" }
 
-    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration) async throws -> any RunnerHandle {
-        NomadRunnerHandle(watcher: try await nomad.submit(jobID: jobID, serverURL: serverURL, runnerToken: token, gracePeriod: gracePeriod))
+    func launch(jobID: Int, serverURL: String, token: String, gracePeriod: Duration, usesDockerEngine: Bool) async throws -> any RunnerHandle {
+        NomadRunnerHandle(
+            watcher: try await nomad.submit(
+                jobID: jobID, serverURL: serverURL, runnerToken: token, gracePeriod: gracePeriod, usesDockerEngine: usesDockerEngine))
     }
 }
 
