@@ -98,7 +98,9 @@ public struct DockerImageExecutor: StepExecutor {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }
-        let instance = step.labels["rapidflow.instance"]?.prefix(8) ?? "local"
+        // Runners label their jobs with an instance of their own each, and share the layers of
+        // their machine's engine under one name (`rapidflow.layers`).
+        let instance = (step.labels["rapidflow.layers"] ?? step.labels["rapidflow.instance"])?.prefix(8) ?? "local"
         return "\(DockerEngine.layerCacheRepository)/\(instance)-\(String(hash, radix: 16)):latest"
     }
 

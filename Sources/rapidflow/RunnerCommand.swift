@@ -114,6 +114,9 @@ struct RunnerCommand: AsyncParsableCommand {
                 credentials = try JobCredentials.unpack(bundle, into: URL(fileURLWithPath: root).standardizedFileURL.path + "/credentials-\(job)")
             }
             named.credentialEnvironment = credentials?.environment ?? [:]
+            // An image job's build tag and containers are named and labelled after this runner:
+            // several runners (of several services) share one engine, and their job numbers repeat.
+            named.labels = ["rapidflow.job": String(job), "rapidflow.instance": String(instance), "rapidflow.layers": "runner"]
             let outcome = await runStep(named, control: control, executor: local, api: api)
             control.endStep()
             if let orphaned = api.orphaned.withLock({ $0 }) {

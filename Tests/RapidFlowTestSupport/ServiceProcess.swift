@@ -43,7 +43,8 @@ public struct ServiceProcess {
             try await eventually("rapidflow listens") {
                 let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 if let range = text.range(of: "listening on http://") {
-                    let address = text[range.upperBound...].prefix { $0 != " " && $0 != "\n" }
+                    // The address only (the line may be inside a JSON log record).
+                    let address = text[range.upperBound...].prefix { $0.isNumber || $0.isLetter || ".:-[]".contains($0) }
                     guard let colon = address.lastIndex(of: ":") else { return false }
                     host = String(address[..<colon])
                     port = Int(address[address.index(after: colon)...]) ?? 0
