@@ -187,6 +187,14 @@ struct NomadServiceTests {
                 #expect(logs.map(\.type) == [.git, .dockerBuild, .dockerRun, .dockerPush])
                 #expect(logs[2].output == "built on the node\n")
                 #expect(logs[3].output.contains("1.0: digest: sha256:"))
+                #expect(logs.map(\.status) == [.success, .success, .success, .success])
+                // Phase timings as on the local executor: every phase started and ended, in order.
+                let timestamps = try await server.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self).phaseTimestamps
+                let ordered = [
+                    timestamps.jobStart, timestamps.buildStart, timestamps.buildEnd, timestamps.testStart, timestamps.testEnd,
+                    timestamps.publishStart, timestamps.publishEnd, timestamps.jobEnd,
+                ].compactMap { $0 }
+                #expect(ordered.count == 8 && ordered == ordered.sorted(), "\(timestamps)")
             }
             let requests = agent.requests
             #expect(requests.contains { $0.line == "POST /v1/jobs" }, "the job went to Nomad")
