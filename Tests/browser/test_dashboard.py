@@ -307,11 +307,13 @@ def check_live_log(browser, api, proxy, job):
     step_id = browser.js("return document.querySelectorAll('#step-list li')[1].dataset.stepId")
     browser.click(f'#step-list li[data-step-id="{step_id}"] a')
     wait_until(lambda: browser.driver.current_url.endswith(f"/jobs/{job}/steps/{step_id}"), 5, "the step address")
-    offset = browser.js(
-        f"""const head = document.getElementById('log-step-{step_id}');
+    offset_js = f"""const head = document.getElementById('log-step-{step_id}');
         return head ? Math.abs(head.getBoundingClientRect().top - document.getElementById('log').getBoundingClientRect().top) : null;"""
-    )
-    assert offset is not None and offset <= 2, f"the log scrolled to step {step_id} (off by {offset}px)"
+    # Scrolled once the page has handled the new address (a redraw may come a frame later).
+    def scrolled():
+        offset = browser.js(offset_js)
+        return offset is not None and offset <= 2
+    wait_until(scrolled, 5, f"the log scrolled to step {step_id}")
 
     browser.js("document.getElementById('log').scrollTop = 0;")
     path = os.path.join(ARTIFACTS, "dashboard-job.png")
