@@ -537,7 +537,8 @@ def test_job_list_pages_filters_and_searches_on_the_service(browser, api):
     wait_until(lambda: job_rows(browser) == [other_job], 10, "the search by branch")
     search.clear()
     search.send_keys(str(jobs[7]))
-    wait_until(lambda: jobs[7] in job_rows(browser), 10, "the search by job id")
+    # (A loaded CI machine once took longer than 10 s here.)
+    wait_until(lambda: jobs[7] in job_rows(browser), 30, "the search by job id")
     assert browser.js("return window.__sameDocument === true && document.activeElement.id === 'job-search'")
 
 
