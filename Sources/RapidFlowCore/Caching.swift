@@ -169,3 +169,107 @@ public enum WorkspaceStepContent {
         try JSONDecoder().decode(type, from: Data(content.utf8))
     }
 }
+
+/// What a runner on another machine needs to run a job's `cache-restore`, `cache-save` or
+/// `artifacts` step itself: whose caches they are (the keys' placeholders) and the service's
+/// limits. The service still decides which cache is found and keeps what is saved.
+public struct WorkspaceFilesContext: Codable, Sendable, Equatable {
+    public var owner: String
+    /// The job's stored pipeline; caches belong to one (nil: nothing is restored or saved).
+    public var pipelineID: Int?
+    public var pipelineName: String
+    public var branch: String?
+    public var limits: Limits
+
+    public struct Limits: Codable, Sendable, Equatable {
+        /// What one cache may unpack to.
+        public var cacheEntryMaxBytes: Int
+        /// Entries one cache may hold.
+        public var cacheMaxFiles: Int
+        /// A job's artifacts, together.
+        public var artifactMaxBytes: Int
+
+        public init(cacheEntryMaxBytes: Int, cacheMaxFiles: Int, artifactMaxBytes: Int) {
+            self.cacheEntryMaxBytes = cacheEntryMaxBytes
+            self.cacheMaxFiles = cacheMaxFiles
+            self.artifactMaxBytes = artifactMaxBytes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case cacheEntryMaxBytes = "cache_entry_max_bytes", cacheMaxFiles = "cache_max_files", artifactMaxBytes = "artifact_max_bytes"
+        }
+    }
+
+    public init(owner: String, pipelineID: Int?, pipelineName: String, branch: String?, limits: Limits) {
+        self.owner = owner
+        self.pipelineID = pipelineID
+        self.pipelineName = pipelineName
+        self.branch = branch
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case owner, branch, limits
+        case pipelineID = "pipeline_id", pipelineName = "pipeline_name"
+    }
+}
+
+/// A cache the keeper found for a restore.
+public struct FoundCache: Codable, Sendable, Equatable {
+    public var id: Int
+    public var key: String
+    /// Found by its exact key (not by a `restore_keys` prefix).
+    public var exact: Bool
+    public var sizeBytes: Int
+    /// `zst` or `gz`.
+    public var format: String
+
+    public init(id: Int, key: String, exact: Bool, sizeBytes: Int, format: String) {
+        self.id = id
+        self.key = key
+        self.exact = exact
+        self.sizeBytes = sizeBytes
+        self.format = format
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, key, exact, format
+        case sizeBytes = "size_bytes"
+    }
+}
+
+/// What keeping a saved cache did.
+public struct SavedCache: Codable, Sendable, Equatable {
+    /// The archives' size on disk.
+    public var storedBytes: Int
+    /// Keys of the least recently used caches removed to stay under the size limit.
+    public var evicted: [String]
+
+    public init(storedBytes: Int, evicted: [String]) {
+        self.storedBytes = storedBytes
+        self.evicted = evicted
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case evicted
+        case storedBytes = "stored_bytes"
+    }
+}
+
+/// One kept artifact.
+public struct KeptArtifact: Codable, Sendable, Equatable {
+    public var path: String
+    public var sizeBytes: Int
+    public var sha256: String
+
+    public init(path: String, sizeBytes: Int, sha256: String) {
+        self.path = path
+        self.sizeBytes = sizeBytes
+        self.sha256 = sha256
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, sha256
+        case sizeBytes = "size_bytes"
+    }
+}

@@ -14,6 +14,9 @@ public struct StepPayload: Codable, Sendable {
     /// travel only over the runner's own authenticated channel, and the runner keeps them in a
     /// directory of its own (mode 0700) until the job ends.
     public var credentials: CredentialBundle?
+    /// A `cache-restore`, `cache-save` or `artifacts` step's job: the runner runs these itself
+    /// and moves the archives and files over this channel.
+    public var workspaceFiles: WorkspaceFilesContext?
 
     /// Credential files and the variables that point git and docker at them.
     public struct CredentialBundle: Codable, Sendable, Equatable {
@@ -56,6 +59,7 @@ public struct StepPayload: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case jobID = "job_id", stepID = "step_id", type, name, content, environment, snapshot
         case allowLocalRepos = "allow_local_repos", credentials
+        case workspaceFiles = "workspace_files"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -70,5 +74,6 @@ public struct StepPayload: Codable, Sendable {
         // A service that does not send it never allowed local clones.
         allowLocalRepos = try container.decodeIfPresent(Bool.self, forKey: .allowLocalRepos) ?? false
         credentials = try container.decodeIfPresent(CredentialBundle.self, forKey: .credentials)
+        workspaceFiles = try container.decodeIfPresent(WorkspaceFilesContext.self, forKey: .workspaceFiles)
     }
 }

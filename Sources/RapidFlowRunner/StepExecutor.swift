@@ -30,6 +30,9 @@ public struct StepInvocation: Sendable {
     /// Whether a `git` step may clone from this machine: it decides git's allowed transports
     /// when the step runs, whatever was accepted when the job was created.
     public var repositories = RepositoryPolicy.remoteOnly
+    /// A workspace step's job (its caches' owner and pipeline, the service's limits), for a
+    /// runner elsewhere that runs it.
+    public var workspaceFiles: WorkspaceFilesContext? = nil
 
     public init(
         jobID: Int, stepID: Int, type: StepType, content: String, workspace: String, workingDirectory: String,

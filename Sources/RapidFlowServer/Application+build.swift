@@ -92,7 +92,7 @@ public func buildApplication(
                 LocalRunnerLauncher(
                     binary: configuration.runnerBinary ?? ownExecutable(), workspaces: "\(dataDirectory)/runner-workspaces",
                     executor: engineAnswers ? "auto" : "shell", stepUser: stepIdentity?.name,
-                    leaseSeconds: configuration.leaseDuration.inSeconds)
+                    leaseSeconds: configuration.leaseDuration.inSeconds, sharesWorkspaces: !configuration.runnerFilesOverChannel)
             }
         executor = RunnerExecutor(
             hub: hub, launcher: runnerLauncher, local: localExecutor, serverURL: { configuration.runnerURL ?? advertised.withLock { $0 } },
@@ -244,7 +244,7 @@ func buildRouter(
     if let files { WorkspaceFilesController(store: store, files: files).addRoutes(to: router) }
     StaticAssetsController().addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, scheduler: scheduler).addRoutes(to: router)
-    RunnerController(hub: hub).addRoutes(to: router)
+    RunnerController(hub: hub, files: files).addRoutes(to: router)
     let trigger = PipelineTrigger(
         store: store, scheduler: scheduler, limits: configuration.limits, repositories: configuration.repositories, secrets: vault)
     if let webhookStore = store as? any JobStore & WebhookStore {

@@ -73,6 +73,9 @@ public struct ServerConfiguration: Sendable {
     public var runnerURL: String?
     /// The `rapidflow` binary local runners start (`--executor runner`); default this process's own.
     public var runnerBinary: String?
+    /// Local runners' caches and artifacts go over the runner's channel, as a runner's on
+    /// another machine do, instead of the service reading their workspaces directly.
+    public var runnerFilesOverChannel = false
     /// The user pipeline steps run as (a name or uid); nil: the service's own user.
     public var stepUser: String?
     /// `--executor nomad`: the cluster and how the runner task is started there.

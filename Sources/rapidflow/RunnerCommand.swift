@@ -72,11 +72,16 @@ struct RunnerCommand: AsyncParsableCommand {
         let docker = DockerEngine()
         let containers = executor == "shell" ? nil : ContainerStepExecutor(launcher: launcher, languageImages: ContainerStepExecutor.defaultLanguageImages)
         let engineAnswers = containers != nil ? await docker.isReachable() : false
-        let local = RoutingExecutor(
-            shell: ShellExecutor(launcher: launcher, identity: try stepUser.map { user in
-                do { return try StepIdentity(user: user) } catch { throw ValidationError("\(error)") }
-            }), image: DockerImageExecutor(launcher: launcher, engine: docker),
+        let identity = try stepUser.map { user in
+            do { return try StepIdentity(user: user) } catch { throw ValidationError("\(error)") }
+        }
+        let routing = RoutingExecutor(
+            shell: ShellExecutor(launcher: launcher, identity: identity), image: DockerImageExecutor(launcher: launcher, engine: docker),
             containers: engineAnswers ? containers : nil, containersRequired: executor == "docker")
+        // Caches and artifacts: downloads and drafts wait beside the workspaces, removed at the end.
+        let scratch = URL(fileURLWithPath: root).standardizedFileURL.path + "/files-\(job)"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let local = RunnerStepExecutor(local: routing, api: api, scratch: scratch, identity: identity)
 
         // SIGTERM (Nomad's kill, a local stop) stops the running step, which is reported.
         signal(SIGTERM, SIG_IGN)
@@ -109,6 +114,7 @@ struct RunnerCommand: AsyncParsableCommand {
             }
             // The service's --allow-local-repos decides what this machine's git may clone.
             named.repositories = RepositoryPolicy(allowsLocal: next.allowLocalRepos)
+            named.workspaceFiles = next.workspaceFiles
             if credentials == nil, let bundle = next.credentials {
                 // Beside the workspaces, not in one: the job's steps never see these files.
                 credentials = try JobCredentials.unpack(bundle, into: URL(fileURLWithPath: root).standardizedFileURL.path + "/credentials-\(job)")
@@ -339,16 +345,26 @@ struct RunnerAPI: Sendable {
         return body.signal
     }
 
-    private func call<T: Decodable>(
+    func call<T: Decodable>(
         _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [String: String] = [:], timeout: TimeAmount
     ) async throws -> T {
+        let response = try await send(method, path, body: body.map { bytes in { .bytes(bytes) } }, headers: headers, timeout: timeout)
+        return try await Self.decode(response, method, path)
+    }
+
+    /// Sends the call to the replica running the job (following its redirect once); `body`
+    /// makes the request's body, again for the redirect.
+    func send(
+        _ method: HTTPMethod, _ path: String, body: (() throws -> HTTPClientRequest.Body)? = nil, headers: [String: String] = [:],
+        timeout: TimeAmount
+    ) async throws -> HTTPClientResponse {
         let route = "/runner/jobs/\(jobID)\(path)"
         func send(to url: String) async throws -> HTTPClientResponse {
             var request = HTTPClientRequest(url: url)
             request.method = method
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             for (name, value) in headers { request.headers.add(name: name, value: value) }
-            if let body { request.body = .bytes(body) }
+            if let body { request.body = try body() }
             return try await Self.client.execute(request, timeout: timeout)
         }
         let base = owner.withLock { $0 } ?? baseURL
@@ -361,12 +377,19 @@ struct RunnerAPI: Sendable {
             throw error
         }
         // Another replica runs the job: it says where (307, the same method and body).
-        if response.status == .temporaryRedirect, let location = response.headers.first(name: "Location"), location.hasSuffix(route),
+        let routePath = String(route.prefix { $0 != "?" })
+        if response.status == .temporaryRedirect, let location = response.headers.first(name: "Location"),
+            let at = location.range(of: routePath, options: .backwards),
             ["http", "https"].contains(URLComponents(string: location)?.scheme ?? "")
         {
-            owner.withLock { $0 = String(location.dropLast(route.count)) }
+            owner.withLock { $0 = String(location[..<at.lowerBound]) }
             response = try await send(to: location)
         }
+        return response
+    }
+
+    /// The service's envelope of `response`, its data or its refusal.
+    static func decode<T: Decodable>(_ response: HTTPClientResponse, _ method: HTTPMethod, _ path: String) async throws -> T {
         let bytes = try await response.body.collect(upTo: 16 << 20)
         let status = Int(response.status.code)
         guard let envelope = try? JSONDecoder().decode(API.Envelope<T>.self, from: Data(buffer: bytes)) else {

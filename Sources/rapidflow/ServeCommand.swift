@@ -43,6 +43,8 @@ struct ServeCommand: AsyncParsableCommand {
     var advertiseURL: String?
     @Option(name: .customLong("runner-binary"), help: "The program local runners (`--executor runner`) are started with, given `runner` and its options (RAPIDFLOW_RUNNER_BINARY; default this rapidflow).")
     var runnerBinary: String?
+    @Option(name: .customLong("runner-files"), help: "How caches and artifacts reach local runners' workspaces (`--executor runner`): direct (the service reads and writes them on this machine) or channel (over the runner's HTTP channel, as for runners on other machines) (RAPIDFLOW_RUNNER_FILES; default direct).")
+    var runnerFiles: String?
     @Option(name: .customLong("runner-url"), help: "The address runners are told to call, when it is not this replica's own: a load balancer in front of the replicas (RAPIDFLOW_RUNNER_URL; default the advertise URL). A replica that does not run a runner's job redirects it to the one that does.")
     var runnerURL: String?
     @Option(name: .customLong("nomad-datacenters"), help: "Comma-separated datacenters for Nomad jobs (RAPIDFLOW_NOMAD_DATACENTERS, default *). The cluster itself: NOMAD_ADDR, NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_REGION, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY, NOMAD_SKIP_VERIFY.")
@@ -208,7 +210,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ("host", configuration.host), ("port", "\(configuration.port)"), ("data-dir", configuration.dataDirectory),
                 ("database", configuration.database.map(Self.redactedURL) ?? ""), ("executor", configuration.executor.rawValue),
                 ("advertise-url", configuration.advertiseURL ?? ""), ("runner-url", configuration.runnerURL ?? ""),
-                ("runner-binary", configuration.runnerBinary ?? ""),
+                ("runner-binary", configuration.runnerBinary ?? ""), ("runner-files", configuration.runnerFilesOverChannel ? "channel" : "direct"),
                 ("nomad-datacenters", configuration.nomad.datacenters.joined(separator: ",")),
                 ("nomad-driver", configuration.nomad.driver.rawValue), ("nomad-image", configuration.nomad.dockerImage ?? ""),
                 ("nomad-runner-command", configuration.nomad.runnerCommand),
@@ -321,6 +323,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let binary = value(runnerBinary, "RUNNER_BINARY") {
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("--runner-binary must name an executable file, got '\(binary)'") }
             configuration.runnerBinary = binary
+        }
+        if let files = value(runnerFiles, "RUNNER_FILES") {
+            guard ["direct", "channel"].contains(files) else { throw ValidationError("--runner-files must be direct or channel, got '\(files)'") }
+            configuration.runnerFilesOverChannel = files == "channel"
         }
         if let url = value(runnerURL, "RUNNER_URL") {
             guard let components = URLComponents(string: url), ["http", "https"].contains(components.scheme ?? ""), components.host != nil else {

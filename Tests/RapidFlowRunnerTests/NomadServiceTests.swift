@@ -149,6 +149,42 @@ struct NomadServiceTests {
         }
     }
 
+    /// Caches and artifacts of jobs on a node: the runner restores, saves and collects in its
+    /// own workspace, and the archives and files travel over its channel to the service.
+    @Test func cachesAndArtifactsOfJobsOnTheNodeTravelOverTheRunnersChannel() async throws {
+        let node = Node()
+        defer { node.endAll() }
+        try await FakeNomadAgent.run { agent in
+            try Self.play(node, on: agent, evaluation: try NomadFixtures.evaluation(status: "complete"))
+            try await Self.withService(agent: agent) { server in
+                let pipeline = try await server.createPipeline(
+                    name: "nomad-cached",
+                    config: """
+                        cache:
+                          - key: "deps-${branch}"
+                            paths: [.deps]
+                        artifacts:
+                          paths: [report.txt]
+                        steps:
+                          - "echo restored=$(cat .deps/runs 2>/dev/null | tr '\\n' ,)"
+                          - "mkdir -p .deps && echo $RAPIDFLOW_JOB_ID >> .deps/runs && echo report-$RAPIDFLOW_JOB_ID > report.txt"
+                        """)
+                let first = try await server.trigger(pipeline)
+                let firstStatus = try await server.waitForJob(first).status
+                let firstLogs = try await server.get("/jobs/\(first)/logs").text
+                #expect(firstStatus == .success, "\(firstLogs)")
+                let second = try await server.trigger(pipeline)
+                #expect(try await server.waitForJob(second).status == .success)
+                let logs = try await server.logs(second)
+                #expect(logs.build.contains("restored=\(first),\n"), "\(logs.build)")
+                let restore = logs.logs.filter { $0.type == .cacheRestore }.map(\.output).joined()
+                #expect(restore.contains(": hit, restoring"), "\(restore)")
+                #expect(try await server.get("/jobs/\(second)/artifacts/report.txt").text == "report-\(second)\n")
+                #expect(try await server.get("/caches").decoded([API.Cache].self).map(\.jobID) == [first])
+            }
+        }
+    }
+
     /// An image job on Nomad: its clone, build, test and push run in the runner the node starts,
     /// against the node's Docker engine, with the registry login that reached the runner over
     /// its own channel: no request the service made to Nomad carries it.

@@ -38,7 +38,7 @@ final class RunnerExecutor: JobExecutor {
     var name: String { launcher.name }
 
     var workspaceLocation: WorkspaceLocation {
-        if let local = launcher as? LocalRunnerLauncher { return .directory(local.workspaces) }
+        if let local = launcher as? LocalRunnerLauncher, local.sharesWorkspaces { return .directory(local.workspaces) }
         return .elsewhere
     }
 
@@ -92,6 +92,9 @@ struct LocalRunnerLauncher: RunnerLauncher {
     var stepUser: String?
     /// The service's `--lease-seconds`: a runner that hears from no replica this long stops its step.
     var leaseSeconds: Double = 30
+    /// The service reads and writes the runners' workspaces for caches and artifacts (false:
+    /// they go over the runner's channel).
+    var sharesWorkspaces = true
 
     var name: String { "runner" }
 

@@ -45,6 +45,10 @@ actor RunnerSession: JobSession {
     /// Set when the runner went away (its process or allocation ended), or never started.
     private var failure: String?
     private let onClose: @Sendable () -> Void
+    /// Cache drafts the runner is uploading (name → folder), removed if the job ends first.
+    private var drafts: [String: String] = [:]
+    /// Artifacts the runner uploaded for the current step, not yet recorded, and their bytes.
+    private var uploadedArtifacts: [String: KeptArtifact] = [:]
 
     /// The runner's token as it is given to the runner.
     nonisolated var tokenText: String { String(decoding: token, as: UTF8.self) }
@@ -77,6 +81,7 @@ actor RunnerSession: JobSession {
         // An image job's git and registry logins: on this channel only, never in the runner's
         // start (a Nomad job spec, its environment or arguments).
         if step.snapshot.imageJob != nil { payload.credentials = try step.credentials?.bundle() }
+        payload.workspaceFiles = step.workspaceFiles
         return try await withCheckedThrowingContinuation { continuation in
             current = HandOff(step: payload, events: events, exit: continuation)
             signal = nil
@@ -126,6 +131,8 @@ actor RunnerSession: JobSession {
         signalWaiters.takeAll().forEach { $0.resume(returning: nil) }
         current?.exit.resume(throwing: RapidFlowError(.internalError, "the job ended while its runner held a step"))
         current = nil
+        for directory in drafts.values { try? FileManager.default.removeItem(atPath: directory) }
+        drafts = [:]
         if let runner {
             self.runner = nil
             await runner.handle.stop(grace: runner.grace)
@@ -173,6 +180,43 @@ actor RunnerSession: JobSession {
         } else {
             held.exit.resume(throwing: RapidFlowError(.internalError, error ?? "the runner reported no exit code"))
         }
+    }
+
+    // MARK: - Caches and artifacts moved by the runner
+
+    /// The job whose caches and artifacts the runner's current step moves: it must hold
+    /// `stepID`, a `cache-restore`, `cache-save` or `artifacts` step.
+    func workspaceJob(stepID: Int) throws -> WorkspaceFiles.Owner {
+        guard let held = current, held.step.stepID == stepID, let context = held.step.workspaceFiles else {
+            throw RapidFlowError(.invalidRequest, "step \(stepID) is not a cache or artifacts step job \(jobID)'s runner holds")
+        }
+        return WorkspaceFiles.Owner(jobID: jobID, owner: context.owner, pipelineID: context.pipelineID)
+    }
+
+    /// Notes a cache draft the runner uploads into; a name another job uses is refused.
+    func useDraft(_ name: String, directory: String) -> Bool {
+        if let known = drafts[name] { return known == directory }
+        drafts[name] = directory
+        return true
+    }
+
+    /// Whether `name` is a draft of this job's runner; it is forgotten when `release`.
+    func ownsDraft(_ name: String, release: Bool = false) -> Bool {
+        guard drafts[name] != nil else { return false }
+        if release { drafts[name] = nil }
+        return true
+    }
+
+    /// An artifact file the runner uploaded; the step's total so far.
+    func uploadedArtifact(_ artifact: KeptArtifact) -> Int {
+        uploadedArtifacts[artifact.path] = artifact
+        return uploadedArtifacts.values.reduce(0) { $0 + $1.sizeBytes }
+    }
+
+    /// The uploaded artifacts, in path order, forgotten here.
+    func takeUploadedArtifacts() -> [KeptArtifact] {
+        defer { uploadedArtifacts = [:] }
+        return uploadedArtifacts.values.sorted { $0.path < $1.path }
     }
 
     /// A stop signal for `stepID`, waiting up to `wait` for one (nil: none yet).

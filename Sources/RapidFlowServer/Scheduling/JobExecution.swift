@@ -150,7 +150,7 @@ struct JobExecution {
                     return nil
                 }
             }
-            let keys = WorkspaceFiles.CacheKeys()
+            let keys = WorkspaceFileSteps.CacheKeys()
             group.addTask {
                 var failed = false
                 for step in steps where step.status == .pending {
@@ -197,7 +197,7 @@ struct JobExecution {
     }
 
     private func runStep(
-        _ step: Step, in session: any JobSession, _ prepared: PreparedJob, keys: WorkspaceFiles.CacheKeys
+        _ step: Step, in session: any JobSession, _ prepared: PreparedJob, keys: WorkspaceFileSteps.CacheKeys
     ) async throws -> StepStatus {
         let started = Date()
         guard try await store.startStep(id: step.id, at: started, processGroup: nil, lease: lease) else { throw LeaseLost(jobID: jobID) }
@@ -223,7 +223,7 @@ struct JobExecution {
         var exitCode: Int?
         do {
             if step.type.isWorkspaceStep {
-                exitCode = try await runWorkspaceStep(step, prepared, keys: keys, out: recorder)
+                exitCode = try await runWorkspaceStep(step, invocation, in: session, prepared, keys: keys, out: recorder)
             } else if step.type != .git, !FileManager.default.fileExists(atPath: prepared.workingDirectory) {
                 await recorder.note("working directory '\(job.snapshot.folder ?? ".")' does not exist in the workspace")
             } else {
@@ -251,42 +251,35 @@ struct JobExecution {
         return status
     }
 
-    /// A cache restore or save, or the collection of artifacts: the service does these on the
-    /// workspace itself, whichever executor runs the job's other steps.
-    private func runWorkspaceStep(_ step: Step, _ prepared: PreparedJob, keys: WorkspaceFiles.CacheKeys, out: any StepEvents) async throws -> Int {
+    /// A cache restore or save, or the collection of artifacts: run where the workspace is.
+    /// On this machine the service does them itself; a runner elsewhere does them on its own
+    /// machine and moves the archives and files over its channel.
+    private func runWorkspaceStep(
+        _ step: Step, _ invocation: StepInvocation, in session: any JobSession, _ prepared: PreparedJob, keys: WorkspaceFileSteps.CacheKeys,
+        out: any StepEvents
+    ) async throws -> Int {
         guard let files = settings.workspaceFiles else {
             try await out.output(ByteBuffer(string: "caches and artifacts are not available on this service\n"))
             return 1
         }
+        let context = WorkspaceFilesContext(
+            owner: job.account, pipelineID: job.pipelineID, pipelineName: job.pipelineName ?? "job-\(jobID)", branch: job.snapshot.branch,
+            limits: files.limits)
         let workspace: String
         switch executor.workspaceLocation {
         case .service: workspace = prepared.workspace
         case .directory(let root): workspace = "\(root)/job-\(jobID)"
         case .elsewhere:
-            try await out.output(
-                ByteBuffer(string: "skipped: caches and artifacts are kept only where the workspace is on the service's machine, and this job's runner is on a \(executor.name) node\n"))
-            return 0
+            var remote = invocation
+            remote.workspaceFiles = context
+            return try await session.run(remote, events: out)
         }
-        let context = WorkspaceFiles.JobContext(
-            jobID: jobID, owner: job.account, pipelineID: job.pipelineID,
-            pipelineName: job.pipelineName ?? "job-\(jobID)", branch: job.snapshot.branch, workspace: workspace,
-            home: Self.home(ofWorkspace: workspace))
-        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
-        do {
-            switch step.type {
-            case .cacheRestore:
-                return try await files.restore(WorkspaceStepContent.decode([CacheSpec].self, from: step.content), job: context, keys: keys, out: out)
-            case .cacheSave:
-                return try await files.save(WorkspaceStepContent.decode([CacheSpec].self, from: step.content), job: context, keys: keys, out: out)
-            case .artifacts:
-                return try await files.collect(WorkspaceStepContent.decode(ArtifactSpec.self, from: step.content), job: context, out: out)
-            default:
-                return 1
-            }
-        } catch let error as DecodingError {
-            try await out.output(ByteBuffer(string: "the step's stored description could not be read: \(error)\n"))
-            return 1
-        }
+        let steps = WorkspaceFileSteps(
+            keeper: LocalWorkspaceKeeper(files: files, job: .init(jobID: jobID, owner: job.account, pipelineID: job.pipelineID)),
+            identity: files.settings.identity)
+        return try await steps.run(
+            step.type, content: step.content, job: .init(context: context, workspace: workspace, home: Self.home(ofWorkspace: workspace)), keys: keys,
+            out: out)
     }
 
     /// The step's own flood is the likeliest reason the disk is full: its head is kept, the

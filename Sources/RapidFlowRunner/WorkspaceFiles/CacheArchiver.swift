@@ -6,8 +6,8 @@ import RapidFlowRunner
 /// the step user when there is one, so a cache holds only what the job's steps could read,
 /// and a restore writes only where they could write. On the way in, every header passes a
 /// `TarStreamGuard` before `tar -x` sees it.
-struct CacheArchiver: Sendable {
-    enum Compression: String, Sendable {
+public struct CacheArchiver: Sendable {
+    public enum Compression: String, Sendable {
         case zstd = "zst"
         case gzip = "gz"
 
@@ -15,7 +15,7 @@ struct CacheArchiver: Sendable {
         var decompress: [String] { self == .zstd ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"] }
 
         /// zstd when it is on the PATH.
-        static func available() -> Compression {
+        public static func available() -> Compression {
             let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
             for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/zstd") {
                 return .zstd
@@ -24,17 +24,24 @@ struct CacheArchiver: Sendable {
         }
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
-    let compression: Compression
+    public let compression: Compression
     /// The user `tar` runs as; nil: the service's own.
-    let identity: StepIdentity?
+    public let identity: StepIdentity?
+
+    public init(compression: Compression, identity: StepIdentity?) {
+        self.compression = compression
+        self.identity = identity
+    }
 
     /// Writes `paths` (relative to `root`) into `archive` and returns the bytes of the tar
     /// stream (what the archive unpacks to, headers included). Refuses past `maxBytes`.
-    func pack(root: String, paths: [String], into archive: String, maxBytes: Int) async throws -> Int {
+    public func pack(root: String, paths: [String], into archive: String, maxBytes: Int) async throws -> Int {
         try await Self.blocking {
             guard FileManager.default.createFile(atPath: archive, contents: nil) else {
                 throw Failure(description: "could not create \(archive)")
@@ -75,10 +82,12 @@ struct CacheArchiver: Sendable {
         }
     }
 
-    /// Unpacks `archive` into `target` (which exists), through the guard.
-    func unpack(_ archive: String, into target: String, maxFiles: Int, maxBytes: Int) async throws -> (files: Int, bytes: Int) {
+    /// Unpacks `archive` (compressed as `format`) into `target` (which exists), through the guard.
+    public func unpack(
+        _ archive: String, format: Compression, into target: String, maxFiles: Int, maxBytes: Int
+    ) async throws -> (files: Int, bytes: Int) {
         try await Self.blocking {
-            let decompressor = process(asStepUser: compression.decompress + ["--", archive], asService: true)
+            let decompressor = process(asStepUser: format.decompress + ["--", archive], asService: true)
             let tar = process(
                 asStepUser: ["tar", "--extract", "--file=-", "--no-same-owner", "--no-overwrite-dir", "--directory", target])
             let compressed = Pipe()
@@ -152,7 +161,7 @@ struct CacheArchiver: Sendable {
     /// `F_SETPIPE_SZ` (Linux).
     static let setPipeSize: Int32 = 1031
 
-    static func megabytes(_ bytes: Int) -> String {
+    public static func megabytes(_ bytes: Int) -> String {
         bytes >= 10 << 20 ? "\(bytes >> 20) MiB" : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
     }
 
@@ -162,7 +171,7 @@ struct CacheArchiver: Sendable {
     }
 
     /// Runs blocking pipe work on a thread of its own, off the concurrency pool.
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(with: Result { try body() })
