@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pipeline caches: what a cache hit saves a real project, and what a cache costs beside tar by hand.
 
-  scripts/bench-caches.py [--binary .build/debug/rapidflow] [--runs 3]
+  scripts/bench-caches.py [--binary .build/debug/rapidflow] [--runs 3] [--part all|venv|big|channel]
 
 Starts its own service (shell executor, 127.0.0.1, a fresh data directory in a temporary
 folder, removed at the end) and measures, each figure beside a baseline taken in the same
@@ -42,6 +42,12 @@ invocation:
    <= 1.2). The service also fsyncs a saved archive: an extra row shows the by-hand save
    plus an fsync of its file. In round 1 the restored trees (the job's and the by-hand one)
    are checked (file count and bytes) against the original.
+
+3. Local runners (`--executor runner`), the same 500 MiB cache: `--runner-files direct` (the
+   service packs and unpacks the runner's workspace itself) against `--runner-files channel`
+   (the runner packs and unpacks on its side; the archive travels over its HTTP channel, as
+   for a runner on another machine). Two services, rounds interleaved; the cache-save and
+   cache-restore steps' durations, medians, and channel / direct.
 
 Tables are markdown, ready for BENCHMARKS.md. The page cache is not dropped. Timings on a
 busy machine are noisy; the load average is printed at the start and the end.
@@ -129,12 +135,12 @@ def call(base, method, path, body=None):
     return json.loads(raw)["data"] if raw else None
 
 
-def start_service(binary, work):
-    data_dir = os.path.join(work, "data")
-    log_path = os.path.join(work, "service.log")
+def start_service(binary, work, name="data", executor=("--executor", "shell")):
+    data_dir = os.path.join(work, name)
+    log_path = os.path.join(work, f"{name}-service.log")
     log = open(log_path, "w")
     service = subprocess.Popen(
-        [binary, "serve", "--host", "127.0.0.1", "--data-dir", data_dir, "--port", "0", "--executor", "shell",
+        [binary, "serve", "--host", "127.0.0.1", "--data-dir", data_dir, "--port", "0", *executor,
          "--allow-local-repos", "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -317,10 +323,10 @@ steps:
     sys.stdout.flush()
 
 
-def part_big(base, work, data_dir, python, runs):
+def big_config(python):
     # `sync`: the tree's writeback is over before cache-save reads it, as for the by-hand runs.
     generate = f"test -d data || {python} - <<'EOF'\n{GENERATOR}EOF\nsync\n"
-    config = f"""\
+    return f"""\
 cache:
   - key: "data-500mib-v1"
     paths: ["data"]
@@ -328,22 +334,72 @@ steps:
   - name: generate
     content: {yaml_string(generate)}
 """
-    pipeline = call(base, "POST", "/pipelines", {"name": "bench-caches-500mib", "config": config})["id"]
+
+
+def save_and_restore(base, pipeline):
+    """One round on a service: a job that generates the tree and saves it, one that restores it."""
+    delete_caches(base, pipeline)
+    cold, cold_details = run_job(base, pipeline, timeout=900)
+    save_entry, save_s = step(cold_details, kind="cache-save")
+    if " saved " not in save_entry["output"]:
+        fail_with_log(base, cold, "the generating job saved no cache")
+    warm, warm_details = run_job(base, pipeline, timeout=900)
+    restore_entry, restore_s = step(warm_details, kind="cache-restore")
+    if ": hit," not in restore_entry["output"]:
+        fail_with_log(base, warm, "the second job did not restore the cache by exact key")
+    return cold, warm, warm_details, save_entry, save_s, restore_entry, restore_s
+
+
+def part_channel(binary, work, python, runs):
+    """Local runners: caches read and written by the service directly, against over the runner's channel."""
+    services = []
+    try:
+        sides = {}
+        for name, files in (("direct", "direct"), ("channel", "channel")):
+            service, base, data_dir = start_service(binary, work, name=f"data-{name}", executor=("--executor", "runner", "--runner-files", files))
+            services.append(service)
+            pipeline = call(base, "POST", "/pipelines", {"name": f"bench-caches-{name}", "config": big_config(python)})["id"]
+            sides[name] = (base, data_dir, pipeline)
+        rows = []
+        for index in range(runs):
+            row = {}
+            for name, (base, data_dir, pipeline) in sides.items():
+                cold, warm, _, _, save_s, _, restore_s = save_and_restore(base, pipeline)
+                if index == 0:
+                    original = tree_size(os.path.join(data_dir, "runner-workspaces", f"job-{cold['id']}", "data"))
+                    restored = tree_size(os.path.join(data_dir, "runner-workspaces", f"job-{warm['id']}", "data"))
+                    if original != restored or original != (FILE_COUNT, TOTAL_BYTES):
+                        raise SystemExit(f"{name}: the trees differ: generated {original}, restored {restored}")
+                row[name] = (save_s, restore_s)
+            rows.append(row)
+        median = lambda name, i: statistics.median(row[name][i] for row in rows)
+        print(f"## Part 3: local runners, the {TOTAL_BYTES >> 20} MiB cache directly against over the runner's channel\n")
+        print("`--executor runner --runner-files direct` (the service reads and writes the runner's workspace) against "
+              "`--runner-files channel` (the runner packs and unpacks; the archive travels over its HTTP channel), rounds interleaved\n")
+        print("| round | direct: save (s) | channel: save (s) | direct: restore (s) | channel: restore (s) |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for number, row in enumerate(rows, 1):
+            print(f"| {number} | {row['direct'][0]:.2f} | {row['channel'][0]:.2f} | {row['direct'][1]:.2f} | {row['channel'][1]:.2f} |")
+        print()
+        print(f"| measure (median of {runs}) | direct | channel | channel / direct |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, i in (("cache-save (s)", 0), ("cache-restore (s)", 1)):
+            print(f"| {label} | {median('direct', i):.2f} | {median('channel', i):.2f} | {median('channel', i) / median('direct', i):.2f} |")
+        print()
+    finally:
+        for service in services:
+            stop_service(service)
+
+
+def part_big(base, work, data_dir, python, runs):
+    pipeline = call(base, "POST", "/pipelines", {"name": "bench-caches-500mib", "config": big_config(python)})["id"]
     scratch = os.path.join(work, "by-hand")
     os.makedirs(scratch)
     archive = os.path.join(scratch, "data.tar.zst")
     rows = []
     for index in range(runs):
         # RapidFlow: a job that generates the tree and saves it, then one that restores it.
-        delete_caches(base, pipeline)
-        cold, cold_details = run_job(base, pipeline, timeout=900)
-        save_entry, save_s = step(cold_details, kind="cache-save")
-        if " saved " not in save_entry["output"]:
-            fail_with_log(base, cold, "the generating job saved no cache")
-        warm, warm_details = run_job(base, pipeline, timeout=900)
-        restore_entry, restore_s = step(warm_details, kind="cache-restore")
-        if ": hit," not in restore_entry["output"]:
-            fail_with_log(base, warm, "the second job did not restore the cache by exact key")
+        cold, warm, warm_details, save_entry, save_s, restore_entry, restore_s = save_and_restore(base, pipeline)
         _, generate_warm_s = step(warm_details, name="generate")
         cache_size = call(base, "GET", f"/caches?pipeline_id={pipeline}")[0]["size_bytes"]
         workspace = os.path.join(data_dir, "workspaces", f"job-{cold['id']}")
@@ -404,7 +460,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/debug/rapidflow"))
     parser.add_argument("--runs", type=int, default=3, help="cold and warm jobs of part 1, rounds of part 2 (default 3)")
-    parser.add_argument("--part", choices=["all", "venv", "big"], default="all")
+    parser.add_argument("--part", choices=["all", "venv", "big", "channel"], default="all")
     args = parser.parse_args()
     if not os.access(args.binary, os.X_OK):
         raise SystemExit(f"{args.binary} is missing: build it (swift build) or pass --binary")
@@ -428,6 +484,8 @@ def main():
             part_venv(base, work, python, args.runs)
         if args.part in ("all", "big"):
             part_big(base, work, data_dir, python, args.runs)
+        if args.part in ("all", "channel"):
+            part_channel(args.binary, work, python, args.runs)
         print(f"load average at the end: {loadavg()}; total time of the benchmark: {time.time() - started:.0f} s")
     finally:
         stop_service(service)

@@ -251,3 +251,14 @@ int rapidflow_marked_processes(const char *needle, pid_t skip, pid_t *pids, int 
     closedir(proc);
     return found;
 }
+
+long rapidflow_splice(int in, int out, unsigned long length) {
+    for (;;) {
+        ssize_t moved = splice(in, NULL, out, NULL, length, SPLICE_F_MOVE);
+        if (moved >= 0 || errno != EINTR) return (long)moved;
+    }
+}
+
+int rapidflow_start_writeback(int fd) {
+    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+}

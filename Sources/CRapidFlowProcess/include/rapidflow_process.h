@@ -58,4 +58,13 @@ int rapidflow_epoll_add(int epoll_fd, int fd);
 /// `ready`. Returns how many, or -1 with errno set (EINTR is retried here).
 int rapidflow_epoll_wait_ready(int epoll_fd, int *ready, int capacity);
 
+/// Moves up to `length` bytes from the pipe `in` to the pipe `out` inside the kernel
+/// (splice(2)), without copying them through this process. Returns the bytes moved (0 at the
+/// end of `in`), or -1 with errno set (EINTR is retried here).
+long rapidflow_splice(int in, int out, unsigned long length);
+
+/// Starts writing `fd`'s dirty pages to its disk without waiting (sync_file_range(2)), so a
+/// later fsync has little left to do. Returns 0 or an errno value.
+int rapidflow_start_writeback(int fd);
+
 #endif

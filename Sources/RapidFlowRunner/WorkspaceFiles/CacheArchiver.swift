@@ -1,3 +1,4 @@
+import CRapidFlowProcess
 import Foundation
 import RapidFlowRunner
 
@@ -61,9 +62,20 @@ public struct CacheArchiver: Sendable {
             // `run` closes the parent's copy of each pipe end it hands a child.
             try ProcessSpawning.run(tar)
             try ProcessSpawning.run(compressor)
+            // The archive goes to the disk as it is written, so the flush before the cache is
+            // recorded has little left to wait for.
+            let flushing = DispatchQueue(label: "rapidflow.cache-writeback")
+            let writeback = DispatchSource.makeTimerSource(queue: flushing)
+            let fd = output.fileDescriptor
+            writeback.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
+            writeback.setEventHandler { _ = rapidflow_start_writeback(fd) }
+            writeback.resume()
             let errors = String(decoding: tarErrors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             tar.waitUntilExit()
             compressor.waitUntilExit()
+            // Cancelled and drained before `output` closes: the handler never sees a reused descriptor.
+            writeback.cancel()
+            flushing.sync {}
             guard tar.terminationStatus == 0 else {
                 throw Failure(description: "tar failed: " + Self.lastLines(errors))
             }
@@ -110,14 +122,11 @@ public struct CacheArchiver: Sendable {
             let reader = compressed.fileHandleForReading
             let writer = toTar.fileHandleForWriting
             do {
-                while true {
-                    guard let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty else { break }
-                    let passed = try guarded.pass(chunk)
-                    if !passed.isEmpty { try writer.write(contentsOf: passed) }
-                }
-                try guarded.finish()
+                try Self.pass(from: reader.fileDescriptor, to: writer.fileDescriptor, through: &guarded)
             } catch let error as TarStreamGuard.Refusal {
                 refusal = error
+            } catch {
+                // tar stopped reading (it failed: its own message says why, below).
             }
             if refusal != nil {
                 // Nothing past the refused header reached tar; stop both at once.
@@ -138,6 +147,49 @@ public struct CacheArchiver: Sendable {
                 throw Failure(description: "tar could not unpack the cache: " + Self.lastLines(message))
             }
             return (guarded.files, guarded.bytes)
+        }
+    }
+
+    /// Moves the tar stream from `input` to `output` (both pipes) through `guarded`: headers
+    /// (and extended headers) are read here and checked before they go on; the file data
+    /// between them, already allowed by its header, is moved inside the kernel (`splice`),
+    /// never copied through this process.
+    private static func pass(from input: Int32, to output: Int32, through guarded: inout TarStreamGuard) throws {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let plain = guarded.plainDataAhead
+            if plain > 0 {
+                let moved = rapidflow_splice(input, output, UInt(min(plain, 1 << 20)))
+                if moved > 0 {
+                    guarded.skippedPlainData(moved)
+                    continue
+                }
+                if moved == 0 { break }
+                // Not movable (EINVAL: not two pipes): read and write it instead, below.
+                guard errno == EINVAL else { throw Failure(description: "could not pass the archive on: \(String(cString: strerror(errno)))") }
+            }
+            let want = plain > 0 ? min(plain, buffer.count) : guarded.bytesWanted
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, want) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "could not read the archive: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            let passed = try guarded.pass(Data(buffer[0..<count]))
+            try passed.withUnsafeBytes { try writeAll($0, to: output) }
+        }
+        try guarded.finish()
+    }
+
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "could not pass the archive on: \(String(cString: strerror(errno)))")
+            }
+            offset += written
         }
     }
 

@@ -84,6 +84,25 @@ struct TarStreamGuard {
         return input[input.startIndex..<safe]
     }
 
+    /// Bytes of a checked entry's file data (with padding) that come next: they may go to the
+    /// extractor without being looked at (moved inside the kernel). 0 when a header, an
+    /// extended header's data or the end comes next.
+    var plainDataAhead: Int { collecting == nil && !ended && pending.isEmpty ? dataLeft : 0 }
+
+    /// `count` bytes of `plainDataAhead` went to the extractor unseen.
+    mutating func skippedPlainData(_ count: Int) {
+        precondition(count <= plainDataAhead)
+        dataLeft -= count
+    }
+
+    /// How many bytes to read next so that a read never takes data that could be moved unseen:
+    /// the rest of a header block, or of an extended header's data.
+    var bytesWanted: Int {
+        if ended { return 1 << 20 }
+        if dataLeft > 0 { return min(dataLeft, 1 << 20) }
+        return 512 - pending.count
+    }
+
     /// The stream ended: an archive cut short is refused too.
     func finish() throws(Refusal) {
         guard pending.isEmpty, dataLeft == 0 else { throw Refusal(description: "the archive is cut short") }
