@@ -17,11 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-if [ -z "$bin" ]; then
-  swift build -c release --scratch-path .build-release --product rapidflow 2>&1 | grep -E "error|Build" || true
-  swift build -c release --scratch-path .build-release --product rapidflow-bench 2>&1 | grep -E "error|Build" || true
-  bin=$(pwd)/.build-release/release
-fi
+. scripts/bench-common.sh
+release_binaries
 
 work=$(mktemp -d /tmp/rapidflow-bench-durability.XXXXXX)
 server=
@@ -30,12 +27,12 @@ ulimit -n 65536 2>/dev/null || true
 
 start() { # NAME [serve flags…]
   local name=$1; shift
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   mkdir -p "$work/$name"
   "$bin/rapidflow" serve --host 127.0.0.1 --port "$port" --data-dir "$work/$name" --executor shell --log-level error "$@" \
     > "$work/$name.log" 2>&1 &
   server=$!
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  wait_for_health "$port"
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=; }
 

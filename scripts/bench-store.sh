@@ -17,11 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-if [ -z "$bin" ]; then
-  swift build -c release --scratch-path .build-release --product rapidflow 2>&1 | grep -E "error|Build" || true
-  swift build -c release --scratch-path .build-release --product rapidflow-bench 2>&1 | grep -E "error|Build" || true
-  bin=$(pwd)/.build-release/release
-fi
+. scripts/bench-common.sh
+release_binaries
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 
 work=$(mktemp -d /tmp/rapidflow-bench-store.XXXXXX)
@@ -30,10 +27,10 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "
 
 echo "seeding $jobs jobs"
 "$bin/rapidflow-bench" seed --data-dir "$work/data" --jobs "$jobs"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin/rapidflow" serve --host 127.0.0.1 --port "$port" --data-dir "$work/data" --executor shell --log-level error > "$work/service.log" 2>&1 &
 server=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+wait_for_health "$port"
 base=http://127.0.0.1:$port
 echo "request = function() return wrk.format(nil, \"/jobs/\" .. math.random(1, $jobs) .. \"/status\") end" > "$work/status.lua"
 
