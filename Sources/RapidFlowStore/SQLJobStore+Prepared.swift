@@ -17,81 +17,66 @@ enum Prepared {
             + " AND j.owner = $\(owner) AND j.lease_epoch = $\(epoch))) RETURNING id"
     }
 
-    static func appendLease(_ lease: JobLease?, to bindings: inout PostgresBindings) {
-        bindings.append(lease?.owner)
-        bindings.append(lease?.epoch)
+    /// A write under a lease that answers the ids it changed: its own parameters come first,
+    /// the lease's owner and epoch last.
+    protocol FencedWrite: PostgresPreparedStatement where Row == Int {
+        var lease: JobLease? { get }
+        /// The statement's parameters before the lease's, in order.
+        func bind(into bindings: inout PostgresBindings) throws
     }
 
-    struct StartStep: PostgresPreparedStatement {
+    struct StartStep: FencedWrite {
         static let name = "rapidflow_start_step"
         static let sql = "UPDATE steps SET status = 'running', started_at = $1, process_group = $2 WHERE id = $3"
             + fence(owner: 4, epoch: 5)
         static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .int8, .text, .int8]
-        typealias Row = Int
         var id: Int
         var at: Int64
         var processGroup: Int?
         var lease: JobLease?
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 5)
+        func bind(into bindings: inout PostgresBindings) throws {
             bindings.append(at)
             bindings.append(processGroup)
             bindings.append(id)
-            appendLease(lease, to: &bindings)
-            return bindings
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct RecordProcessGroup: PostgresPreparedStatement {
+    struct RecordProcessGroup: FencedWrite {
         static let name = "rapidflow_record_process_group"
         static let sql = "UPDATE steps SET process_group = $1 WHERE id = $2" + fence(owner: 3, epoch: 4)
         static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .text, .int8]
-        typealias Row = Int
         var stepID: Int
         var processGroup: Int
         var lease: JobLease?
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 4)
+        func bind(into bindings: inout PostgresBindings) throws {
             bindings.append(processGroup)
             bindings.append(stepID)
-            appendLease(lease, to: &bindings)
-            return bindings
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct FinishStep: PostgresPreparedStatement {
+    struct FinishStep: FencedWrite {
         static let name = "rapidflow_finish_step"
         static let sql = "UPDATE steps SET status = $1, exit_code = $2, finished_at = $3 WHERE id = $4" + fence(owner: 5, epoch: 6)
         static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .int8, .int8, .text, .int8]
-        typealias Row = Int
         var id: Int
         var status: String
         var exitCode: Int?
         var at: Int64
         var lease: JobLease?
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 6)
+        func bind(into bindings: inout PostgresBindings) throws {
             bindings.append(status)
             bindings.append(exitCode)
             bindings.append(at)
             bindings.append(id)
-            appendLease(lease, to: &bindings)
-            return bindings
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
     /// The steps still pending are skipped and the job ends, in one statement; under a lease
     /// only while it holds.
-    struct FinishRanJob: PostgresPreparedStatement {
+    struct FinishRanJob: FencedWrite {
         static let name = "rapidflow_finish_ran_job"
         static let sql = """
             WITH ended AS (
@@ -102,25 +87,19 @@ enum Prepared {
             SELECT id FROM ended
             """
         static let bindingDataTypes: [PostgresDataType] = [.int8, .text, .int8, .text, .int8]
-        typealias Row = Int
         var id: Int
         var status: String
         var at: Int64
         var lease: JobLease?
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 5)
+        func bind(into bindings: inout PostgresBindings) throws {
             bindings.append(id)
             bindings.append(status)
             bindings.append(at)
-            appendLease(lease, to: &bindings)
-            return bindings
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct AppendOutput: PostgresPreparedStatement {
+    struct AppendOutput: FencedWrite {
         static let name = "rapidflow_append_output"
         static let sql = """
             INSERT INTO step_output (step_id, byte_offset, data) SELECT $1, $2, $3
@@ -129,21 +108,27 @@ enum Prepared {
             RETURNING step_id
             """
         static let bindingDataTypes: [PostgresDataType] = [.int8, .int8, .bytea, .text, .int8]
-        typealias Row = Int
         var stepID: Int
         var offset: Int
         var data: Data
         var lease: JobLease?
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 5)
+        func bind(into bindings: inout PostgresBindings) throws {
             bindings.append(stepID)
             bindings.append(offset)
             try bindings.append(data)
-            appendLease(lease, to: &bindings)
-            return bindings
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
+}
+
+extension Prepared.FencedWrite {
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: Self.bindingDataTypes.count)
+        try bind(into: &bindings)
+        bindings.append(lease?.owner)
+        bindings.append(lease?.epoch)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
 }
