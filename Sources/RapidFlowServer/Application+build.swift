@@ -261,7 +261,10 @@ func buildRouter(
 private func nomadExecutor(configuration: ServerConfiguration, instanceID: String) throws -> NomadExecutor? {
     guard configuration.executor == .nomad else { return nil }
     do {
-        return try NomadExecutor(configuration: configuration.nomad, instanceID: instanceID)
+        var nomad = configuration.nomad
+        // Runners on the nodes give up on a job as this replica's own lease does.
+        nomad.leaseSeconds = configuration.leaseDuration.inSeconds
+        return try NomadExecutor(configuration: nomad, instanceID: instanceID)
     } catch {
         throw RapidFlowError(.invalidConfig, "--executor nomad: \(error)")
     }

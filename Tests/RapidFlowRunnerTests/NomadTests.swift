@@ -161,7 +161,7 @@ struct NomadTests {
         #expect(template["Perms"] as? String == "0400")
         let config = try #require(task["Config"] as? [String: Any])
         #expect(config["command"] as? String == "/usr/local/bin/rapidflow")
-        #expect(config["args"] as? [String] == ["runner", "--server", "http://10.0.0.5:8080", "--job", "42", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token"])
+        #expect(config["args"] as? [String] == ["runner", "--server", "http://10.0.0.5:8080", "--job", "42", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token", "--lease-seconds", "30", "--grace-seconds", "7.5"])
         #expect(config["image"] == nil)
     }
 
@@ -185,7 +185,7 @@ struct NomadTests {
         let config = try #require(task["Config"] as? [String: Any])
         #expect(config["image"] as? String == "registry.example/rapidflow:1")
         #expect(config["command"] as? String == "/usr/local/bin/rapidflow")
-        #expect(config["args"] as? [String] == ["runner", "--server", "https://ci.example", "--job", "7", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token"])
+        #expect(config["args"] as? [String] == ["runner", "--server", "https://ci.example", "--job", "7", "--token-file", "${NOMAD_SECRETS_DIR}/rapidflow-runner-token", "--lease-seconds", "30", "--grace-seconds", "5"])
     }
 
     /// An image job's runner talks to the node's engine: with the docker driver its container

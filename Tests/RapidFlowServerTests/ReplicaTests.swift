@@ -180,22 +180,28 @@ struct ReplicaTests {
         try await ScratchDatabase.with { url in
             let a = try await Self.replica(url)
             defer { a.kill(signal: SIGTERM) }
+            // The job waits at its end for the test: it ends only once B follows it (under load
+            // B may take longer to start than 30 lines take to print).
+            let gate = TestFiles.temporaryDirectory() + "/gate"
             let pipeline = try await a.client.createPipeline(
-                config: "steps:\n  - for i in $(seq 1 30); do echo \"line $i\"; sleep 0.1; done\n  - echo second step\n")
+                config: "steps:\n  - for i in $(seq 1 30); do echo \"line $i\"; sleep 0.1; done; while [ ! -e \(gate) ]; do sleep 0.02; done\n  - echo second step\n")
             let jobID = try await a.client.trigger(pipeline)
             try await a.client.waitForOutput(jobID, containing: "line 1")
             // B starts once A runs the job, so A owns it.
             let b = try await Self.replica(url)
             defer { b.kill(signal: SIGTERM) }
             let started = ContinuousClock.now
-            let streamed = try await b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
+            async let streaming = b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
+            try await eventually(timeout: .seconds(30), "A hears that B follows the job") { try await Self.sent(a, "following") >= 1 }
+            FileManager.default.createFile(atPath: gate, contents: nil)
+            let streamed = try await streaming
             let elapsed = ContinuousClock.now - started
             let steps = try await b.client.get("/jobs/\(jobID)/status").decoded(API.JobStatusReport.self).steps.map(\.stepID)
             try #require(steps.count == 2)
             let lines = (1...30).map { "line \($0)" }
             let expected = "=== Step \(steps[0]) (bash) ===\n" + lines.joined(separator: "\n") + "\n\n=== Step \(steps[1]) (bash) ===\nsecond step\n\n=== Build completed ===\n"
             #expect(streamed == expected)
-            #expect(elapsed < .seconds(20), "the stream ended with the job, not at a timeout: \(elapsed)")
+            #expect(elapsed < .seconds(40), "the stream ended with the job, not at a timeout: \(elapsed)")
             #expect(try await Self.sent(a, "job_finished") == 1, "A told B, who follows the job, of its end")
             #expect(try await Self.withStore(url) { try await $0.owner(jobID: jobID) } != nil)
         }

@@ -61,6 +61,9 @@ public struct NomadConfiguration: Sendable, Equatable {
     public var runnerCommand: String
     public var resources: Resources?
     public var tls: TLS
+    /// The service's `--lease-seconds`: a runner that hears from no replica this long stops
+    /// its step and exits (passed to each runner).
+    public var leaseSeconds: Double = 30
 
     public static let defaultAddress = "http://127.0.0.1:4646"
 

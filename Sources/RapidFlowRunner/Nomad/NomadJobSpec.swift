@@ -55,7 +55,10 @@ public struct NomadJobSpec: Sendable {
 
     /// The runner's command line after the binary.
     public var runnerArguments: [String] {
-        ["runner", "--server", serverURL, "--job", String(jobID), "--token-file", "${NOMAD_SECRETS_DIR}/\(Self.tokenFile)"]
+        [
+            "runner", "--server", serverURL, "--job", String(jobID), "--token-file", "${NOMAD_SECRETS_DIR}/\(Self.tokenFile)",
+            "--lease-seconds", String(format: "%g", configuration.leaseSeconds), "--grace-seconds", String(format: "%g", gracePeriod.inSeconds),
+        ]
     }
 
     /// Ties the Nomad job to its RapidFlow job and service instance.
