@@ -93,6 +93,8 @@ struct CacheSafetyTests {
 
     @Test func aServiceKilledDuringASaveLeavesThePreviousCacheAndNoPartOfTheNewOne() async throws {
         let dataDirectory = TestFiles.temporaryDirectory()
+        // Last, once the service is gone: its 200 MB caches would pile up over repeated runs.
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         var service = try await ServiceProcess.start(dataDirectory: dataDirectory)
         defer { service.kill(signal: SIGKILL) }
         // The key follows the branch; `restore_keys` falls back to any `big-` cache.

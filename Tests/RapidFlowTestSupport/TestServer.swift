@@ -50,6 +50,9 @@ public struct TestServer: Sendable {
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw TestFailure("server did not start") }
+            // A data directory made here goes with the service: caches and workspaces of a
+            // whole suite would otherwise fill the disk over repeated runs.
+            defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
             do {
                 let result = try await body(TestServer(port: port, dataDirectory: directory, service: service))
                 await group.triggerGracefulShutdown()
