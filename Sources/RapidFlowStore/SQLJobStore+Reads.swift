@@ -49,6 +49,7 @@ extension SQLJobStore {
         if let pipelineID = filter.pipelineID { add("pipeline_id", .int(Int64(pipelineID))) }
         if let branch = filter.branch { add("branch", .text(branch)) }
         if let owner = filter.owner { add("account", .text(owner)) }
+        var exactID: Int?
         if let search = filter.search, !search.isEmpty {
             // A job id, or a part of the pipeline's name or the branch (LIKE's wildcards taken literally).
             let pattern = "%" + search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
@@ -58,10 +59,22 @@ extension SQLJobStore {
             if let id = Int(search.hasPrefix("#") ? String(search.dropFirst()) : search) {
                 sql += " OR id = ?"
                 values.append(.int(Int64(id)))
+                exactID = id
             }
             sql += ")"
         }
-        sql += " ORDER BY id DESC LIMIT ?"
+        if let exactID {
+            // The job of that id heads the first page (newer jobs of pipelines whose names hold
+            // its digits would otherwise push it off), and is not listed again on later ones.
+            if filter.before != nil {
+                sql += " AND id <> ?"
+                values.append(.int(Int64(exactID)))
+            }
+            sql += " ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, id DESC LIMIT ?"
+            values.append(.int(Int64(exactID)))
+        } else {
+            sql += " ORDER BY id DESC LIMIT ?"
+        }
         values.append(.int(Int64(filter.limit)))
         return try await read(sql, values, columns: Self.listedJobColumns, Self.listedJob(from:))
     }

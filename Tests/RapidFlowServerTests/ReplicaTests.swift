@@ -191,7 +191,8 @@ struct ReplicaTests {
             let b = try await Self.replica(url)
             defer { b.kill(signal: SIGTERM) }
             let started = ContinuousClock.now
-            async let streaming = b.client.get("/jobs/\(jobID)/logs/stream?follow=true").text
+            let follower = b.client
+            async let streaming = follower.get("/jobs/\(jobID)/logs/stream?follow=true").text
             try await eventually(timeout: .seconds(30), "A hears that B follows the job") { try await Self.sent(a, "following") >= 1 }
             FileManager.default.createFile(atPath: gate, contents: nil)
             let streamed = try await streaming

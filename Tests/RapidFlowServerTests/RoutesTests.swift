@@ -125,6 +125,16 @@ struct RoutesTests {
             #expect(try await ids("/jobs?q=_") == [d, c], "LIKE's wildcards are taken literally")
             #expect(try await ids("/jobs?q=%25").isEmpty)
             #expect(try await ids("/jobs?q=main&limit=1&before=\(c)") == [a], "with paging")
+
+            // An id whose digits newer jobs' pipeline names hold: the job of that id comes first,
+            // and is not repeated on the next page.
+            let named = try await server.createPipeline(name: "build-\(a)-\(a)", config: "steps:\n  - \"true\"\n")
+            var newer: [Int] = []
+            for _ in 0..<3 { newer.append(try await server.trigger(named)) }
+            for id in newer { try await server.waitForJob(id) }
+            let first = try await ids("/jobs?q=\(a)&limit=2")
+            #expect(first == [a, newer[2]], "\(first)")
+            #expect(try await ids("/jobs?q=\(a)&limit=2&before=\(newer[2])") == [newer[1], newer[0]], "job \(a) is not listed again")
         }
     }
 
