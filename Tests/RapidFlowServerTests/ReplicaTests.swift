@@ -203,7 +203,9 @@ struct ReplicaTests {
             let expected = "=== Step \(steps[0]) (bash) ===\n" + lines.joined(separator: "\n") + "\n\n=== Step \(steps[1]) (bash) ===\nsecond step\n\n=== Build completed ===\n"
             #expect(streamed == expected)
             #expect(elapsed < .seconds(40), "the stream ended with the job, not at a timeout: \(elapsed)")
-            #expect(try await Self.sent(a, "job_finished") == 1, "A told B, who follows the job, of its end")
+            // A counts a message once its NOTIFY returns, which may be after B has acted on it.
+            try await eventually(timeout: .seconds(30), "A counts the job_finished it sent") { try await Self.sent(a, "job_finished") >= 1 }
+            #expect(try await Self.sent(a, "job_finished") == 1, "A told B, who follows the job, of its end, once")
             #expect(try await Self.withStore(url) { try await $0.owner(jobID: jobID) } != nil)
         }
     }
@@ -242,7 +244,7 @@ struct ReplicaTests {
                 let count = try await Self.sent(a, kind) + Self.sent(b, kind)
                 #expect(count == 0, "no \(kind) for jobs nobody follows, sent \(count)")
             }
-            #expect(try await Self.sent(a, "wake") >= 1, "A knows B, so new jobs wake it")
+            try await eventually(timeout: .seconds(30), "A knows B, so new jobs wake it") { try await Self.sent(a, "wake") >= 1 }
 
             // Followed on B while A or B runs it: the stream is whole either way.
             let slow = try await b.client.createPipeline(config: "steps:\n  - for i in 1 2 3 4 5; do echo \"tick $i\"; sleep 0.2; done\n")

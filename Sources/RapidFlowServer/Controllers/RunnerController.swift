@@ -142,9 +142,9 @@ extension RunnerController {
     /// The body is one archive of a cache being saved (`:name`, a UUID the runner chose),
     /// written into the draft's folder; a draft never restores until it is kept.
     @Sendable func uploadDraft(_ request: Request, context: Context) async throws -> APIResponse {
-        let (session, _, files) = try await workspaceStep(request, context)
+        let (session, job, files) = try await workspaceStep(request, context)
         let name = context.parameters.get("name") ?? ""
-        guard UUID(uuidString: name) != nil, name == name.lowercased() else {
+        guard let draft = files.runnerDraft(named: name, jobID: job.jobID) else {
             throw RapidFlowError(.invalidRequest, "a draft's name is a lowercase UUID, got '\(name)'")
         }
         let root = try root(context)
@@ -152,7 +152,6 @@ extension RunnerController {
         guard CacheArchiver.Compression(rawValue: format) != nil else {
             throw RapidFlowError(.invalidRequest, "query parameter 'format' must be 'zst' or 'gz', got '\(format)'")
         }
-        let draft = CacheDraft(name: name, directory: "\(files.cachesDirectory)/.partial-\(name)")
         guard await session.useDraft(name, directory: draft.directory) else {
             throw RapidFlowError(.invalidRequest, "draft \(name) is not this job's")
         }
@@ -169,7 +168,7 @@ extension RunnerController {
         guard let body = try await request.decodeJSON(as: API.RunnerCacheKeep.self, limits: .default) else {
             throw RapidFlowError(.invalidRequest, "send the cache's 'key' and its archives' 'format'")
         }
-        guard await session.ownsDraft(name, release: true), let draft = files.draft(named: name) else {
+        guard await session.ownsDraft(name, release: true), let draft = files.runnerDraft(named: name, jobID: job.jobID) else {
             throw RapidFlowError(.invalidRequest, "draft '\(name)' is not one this job's runner uploaded")
         }
         do {
@@ -181,9 +180,9 @@ extension RunnerController {
     }
 
     @Sendable func discardDraft(_ request: Request, context: Context) async throws -> APIResponse {
-        let (session, _, files) = try await workspaceStep(request, context)
+        let (session, job, files) = try await workspaceStep(request, context)
         let name = context.parameters.get("name") ?? ""
-        guard await session.ownsDraft(name, release: true), let draft = files.draft(named: name) else {
+        guard await session.ownsDraft(name, release: true), let draft = files.runnerDraft(named: name, jobID: job.jobID) else {
             return try APIResponse(API.RunnerDiscarded(discarded: false))
         }
         files.discard(draft)

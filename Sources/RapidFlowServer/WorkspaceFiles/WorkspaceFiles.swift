@@ -95,11 +95,11 @@ struct WorkspaceFiles: Sendable {
         return draft
     }
 
-    /// The draft named `name` (a runner's upload), when it is one of this replica's.
-    func draft(named name: String) -> CacheDraft? {
+    /// The draft a job's runner uploads as `name` (a lowercase UUID it chose): its folder names
+    /// the job too, so one job's runner never writes into another's draft. Nil for a bad name.
+    func runnerDraft(named name: String, jobID: Int) -> CacheDraft? {
         guard UUID(uuidString: name) != nil, name == name.lowercased() else { return nil }
-        let draft = CacheDraft(name: name, directory: "\(cachesDirectory)/.partial-\(name)")
-        return FileManager.default.fileExists(atPath: draft.directory) ? draft : nil
+        return CacheDraft(name: name, directory: "\(cachesDirectory)/.partial-job-\(jobID)-\(name)")
     }
 
     /// Makes the draft's archives the cache of `key`: flushed, renamed to the real name, then
