@@ -108,12 +108,4 @@ extension RapidFlowError {
     public static func diskFull(_ detail: String) -> RapidFlowError {
         RapidFlowError(.insufficientStorage, "the data directory's disk is full (\(detail)); free space on it, the service resumes by itself")
     }
-
-    /// Whether `error` says a disk is full, as SQLite (SQLITE_FULL), PostgreSQL (53100) or the OS say it.
-    public static func isDiskFull(_ error: any Error) -> Bool {
-        if let error = error as? RapidFlowError { return error.code == .insufficientStorage }
-        let text = String(describing: error)
-        return text.contains("database or disk is full") || text.contains("No space left on device") || text.contains("53100")
-            || text.contains("disk full") || text.contains("SQLITE_FULL")
-    }
 }

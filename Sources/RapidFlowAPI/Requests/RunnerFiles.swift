@@ -24,9 +24,7 @@ extension API {
             let fields = try RequestFields(decoder, known: Self.fields)
             key = try fields.requiredString("key")
             restoreKeys = try fields.strings("restore_keys")
-            for value in [key] + restoreKeys where value.isEmpty || value.utf8.count > CacheSpec.maxKeyLength * 2 {
-                throw RapidFlowError(.invalidRequest, "a cache key must be 1 to \(CacheSpec.maxKeyLength * 2) bytes")
-            }
+            for value in [key] + restoreKeys { try checkFilledKey(value) }
         }
     }
 
@@ -47,9 +45,7 @@ extension API {
             let fields = try RequestFields(decoder, known: Self.fields)
             key = try fields.requiredString("key")
             format = try fields.requiredString("format")
-            guard !key.isEmpty, key.utf8.count <= CacheSpec.maxKeyLength * 2 else {
-                throw RapidFlowError(.invalidRequest, "a cache key must be 1 to \(CacheSpec.maxKeyLength * 2) bytes")
-            }
+            try checkFilledKey(key)
             guard ["zst", "gz"].contains(format) else { throw RapidFlowError(.invalidRequest, "'format' must be 'zst' or 'gz', got '\(format)'") }
         }
     }
@@ -117,5 +113,13 @@ extension API {
         public init(discarded: Bool) {
             self.discarded = discarded
         }
+    }
+}
+
+/// A cache key as a runner filled it in: 1 to twice a template's length in bytes (placeholders
+/// grow as they are filled).
+private func checkFilledKey(_ key: String) throws(RapidFlowError) {
+    guard !key.isEmpty, key.utf8.count <= CacheSpec.maxKeyLength * 2 else {
+        throw RapidFlowError(.invalidRequest, "a cache key must be 1 to \(CacheSpec.maxKeyLength * 2) bytes")
     }
 }

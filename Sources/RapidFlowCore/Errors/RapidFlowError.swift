@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error the domain reports to callers: a stable code and a sentence a person can act on.
 ///
 /// The code is a struct rather than an enum so that new codes never break callers
@@ -91,5 +93,17 @@ public struct RapidFlowError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public static func pipelineNotFound(_ id: Int) -> RapidFlowError {
         RapidFlowError(.pipelineNotFound, "pipeline \(id) does not exist")
+    }
+}
+
+extension RapidFlowError {
+    /// Whether `error` says a disk is full, as SQLite (SQLITE_FULL), PostgreSQL (53100), the OS
+    /// (ENOSPC) or the service's own answer (507, also as a runner reports it) say it.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        if let error = error as? RapidFlowError { return error.code == .insufficientStorage }
+        let text = String(describing: error)
+        return text.contains("database or disk is full") || text.contains("No space left") || text.contains("53100")
+            || text.contains("disk full") || text.contains("disk is full") || text.contains("SQLITE_FULL")
+            || (error as NSError).code == Int(ENOSPC)
     }
 }

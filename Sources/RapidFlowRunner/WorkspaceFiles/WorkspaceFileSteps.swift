@@ -208,7 +208,7 @@ public struct WorkspaceFileSteps: Sendable {
             } catch {
                 if let draft { await keeper.discard(draft) }
                 let text = "\(error)"
-                let full = Self.isDiskFull(error)
+                let full = RapidFlowError.isDiskFull(error)
                 try await say(out, "cache '\(key)': " + (full ? "the disk is full: the cache was not saved (\(text))" : "not saved: \(text)"))
                 return 1
             }
@@ -291,7 +291,7 @@ public struct WorkspaceFileSteps: Sendable {
             kept = try await keeper.keepArtifacts(chosen.map(\.file), expireInDays: spec.expireInDays)
         } catch {
             let text = "\(error)"
-            let full = Self.isDiskFull(error)
+            let full = RapidFlowError.isDiskFull(error)
             try await say(out, "artifacts: " + (full ? "the disk is full: no artifact was kept (\(text))" : "not kept: \(text)"))
             return 1
         }
@@ -362,22 +362,6 @@ public struct WorkspaceFileSteps: Sendable {
         }
         try output.synchronize()
         return (size, hex(Data(hasher.finalize())))
-    }
-
-    /// The SHA-256 of a file (hex).
-    public static func sha256(ofFile path: String) throws -> String {
-        guard let input = FileHandle(forReadingAtPath: path) else { throw CacheArchiver.Failure(description: "could not read '\(path)'") }
-        defer { try? input.close() }
-        var hasher = SHA256()
-        while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hex(Data(hasher.finalize()))
-    }
-
-    /// Whether `error` says a disk is full: here (ENOSPC), or the service's answer (507).
-    static func isDiskFull(_ error: any Error) -> Bool {
-        if let error = error as? RapidFlowError, error.code == .insufficientStorage { return true }
-        let text = "\(error)"
-        return text.contains("No space left") || text.contains("disk is full") || (error as NSError).code == Int(ENOSPC)
     }
 
     public static func hex(_ data: Data) -> String {

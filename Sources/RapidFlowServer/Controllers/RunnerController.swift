@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -152,13 +153,11 @@ extension RunnerController {
         guard CacheArchiver.Compression(rawValue: format) != nil else {
             throw RapidFlowError(.invalidRequest, "query parameter 'format' must be 'zst' or 'gz', got '\(format)'")
         }
-        guard await session.useDraft(name, directory: draft.directory) else {
-            throw RapidFlowError(.invalidRequest, "draft \(name) is not this job's")
-        }
+        await session.useDraft(name, directory: draft.directory)
         try FileManager.default.createDirectory(atPath: draft.directory, withIntermediateDirectories: true)
         let stored = try await Self.receive(
             request.body, into: "\(draft.directory)/\(root.rawValue).tar.\(format)", maxBytes: files.settings.cacheEntryMaxBytes, what: "a cache archive")
-        return try APIResponse(API.RunnerDraftReceived(storedBytes: stored))
+        return try APIResponse(API.RunnerDraftReceived(storedBytes: stored.size))
     }
 
     /// Keeps an uploaded draft as the cache of `key`, as a save on this machine does.
@@ -199,8 +198,7 @@ extension RunnerController {
         }
         let target = files.artifactFile(jobID: job.jobID, path: path)
         let limit = files.settings.artifactMaxBytes
-        let size = try await Self.receive(request.body, into: target, maxBytes: limit, what: "an artifact")
-        let digest = try await CacheArchiver.blocking { try WorkspaceFileSteps.sha256(ofFile: target) }
+        let (size, digest) = try await Self.receive(request.body, into: target, maxBytes: limit, what: "an artifact")
         let total = await session.uploadedArtifact(KeptArtifact(path: path, sizeBytes: size, sha256: digest))
         guard total <= limit else {
             await files.discardArtifacts(jobID: job.jobID)
@@ -233,20 +231,22 @@ extension RunnerController {
         return try APIResponse(API.RunnerDiscarded(discarded: !uploaded.isEmpty))
     }
 
-    /// Writes a request body to `path` (flushed), refusing past `maxBytes`; the bytes written.
-    private static func receive(_ body: RequestBody, into path: String, maxBytes: Int, what: String) async throws -> Int {
+    /// Writes a request body to `path` (flushed), refusing past `maxBytes`; its size and SHA-256.
+    private static func receive(_ body: RequestBody, into path: String, maxBytes: Int, what: String) async throws -> (size: Int, sha256: String) {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: path, contents: nil), let output = FileHandle(forWritingAtPath: path) else {
             throw RapidFlowError(.internalError, "could not write \(what) into the data directory")
         }
         defer { try? output.close() }
         var size = 0
+        var hasher = SHA256()
         do {
             for try await buffer in body {
                 size += buffer.readableBytes
                 guard size <= maxBytes else {
                     throw RapidFlowError(.bodyTooLarge, "\(what) over the limit of \(CacheArchiver.megabytes(maxBytes))")
                 }
+                hasher.update(data: buffer.readableBytesView)
                 try output.write(contentsOf: buffer.readableBytesView)
             }
             try output.synchronize()
@@ -256,7 +256,7 @@ extension RunnerController {
             if RapidFlowError.isDiskFull(error) { throw RapidFlowError.diskFull("\(what) could not be written") }
             throw error
         }
-        return size
+        return (size, WorkspaceFileSteps.hex(Data(hasher.finalize())))
     }
 }
 

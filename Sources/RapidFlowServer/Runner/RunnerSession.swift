@@ -193,11 +193,9 @@ actor RunnerSession: JobSession {
         return WorkspaceFiles.Owner(jobID: jobID, owner: context.owner, pipelineID: context.pipelineID)
     }
 
-    /// Notes a cache draft the runner uploads into; a name another job uses is refused.
-    func useDraft(_ name: String, directory: String) -> Bool {
-        if let known = drafts[name] { return known == directory }
+    /// Notes a cache draft the runner uploads into (its folder names this job).
+    func useDraft(_ name: String, directory: String) {
         drafts[name] = directory
-        return true
     }
 
     /// Whether `name` is a draft of this job's runner; it is forgotten when `release`.
